@@ -1,0 +1,1 @@
+//! The sparse autoencoder: architectures, encode/decode, SAELens and sparsify formats, evaluation metrics.

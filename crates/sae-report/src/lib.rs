@@ -1,0 +1,1 @@
+//! Reports: per-latent statistics, top contexts, explanations, neuron comparison, HTML dashboard.

@@ -1,0 +1,25 @@
+//! Activation store: a folder with a versioned `manifest.json` and sharded safetensors files holding
+//! `acts` [rows, d] (f32, f16 or bf16) plus optional `token_ids`, `doc_ids` and `positions` [rows] (u32).
+//!
+//! Harvest and `sae synth` write stores with [`StoreWriter`]; training, evaluation and reports read them
+//! with [`Store`]: in row order ([`Store::chunks`], one shard at a time, never the whole store in
+//! memory) or as seeded shuffled batches ([`Store::shuffled`], a mixing buffer across shards).
+//! The last `manifest.eval_rows` rows form the held-out split.
+
+mod atomic;
+mod error;
+mod manifest;
+mod reader;
+mod shard;
+mod shuffle;
+mod writer;
+
+pub use atomic::atomic_write;
+pub use error::StoreError;
+pub use manifest::{
+    DType, HarvestSource, Manifest, ShardMeta, Source, SynthSource, MANIFEST_FILE, MANIFEST_FORMAT,
+    MANIFEST_VERSION,
+};
+pub use reader::{Chunk, ChunkIter, Split, Store, GROUND_TRUTH_FILE};
+pub use shuffle::{ShuffleOptions, ShuffledBatches};
+pub use writer::{RowBatch, StoreSpec, StoreWriter};

@@ -1,0 +1,1 @@
+//! Synthetic superposition data with known ground-truth features.

@@ -1,0 +1,1 @@
+//! SAE trainer: TopK, BatchTopK, ReLU-L1 and JumpReLU recipes, Adam, checkpoints and resume.

@@ -1,0 +1,13 @@
+//! One module per subcommand: clap `Args` plus `run`.
+
+pub mod bench;
+pub mod bench_harvest;
+pub mod bench_train;
+pub mod eval;
+pub mod fetch;
+pub mod harvest;
+pub mod hooks;
+pub mod inspect;
+pub mod report;
+pub mod synth;
+pub mod train;

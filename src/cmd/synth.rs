@@ -1,0 +1,8 @@
+//! `sae synth` (being built; the owner of this file replaces this placeholder).
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("`synth` is not built yet")
+}
