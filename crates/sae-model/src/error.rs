@@ -1,0 +1,92 @@
+//! Typed errors of the SAE model crate: loading, saving, encoding and evaluating.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong with an SAE.
+#[derive(Debug, thiserror::Error)]
+pub enum SaeError {
+    /// A file system operation failed (reading, creating a folder, writing).
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The folder does not exist.
+    #[error("no SAE folder at {}", dir.display())]
+    MissingDir { dir: PathBuf },
+    /// A file the format needs is absent.
+    #[error("{} not found", path.display())]
+    MissingFile { path: PathBuf },
+    /// The folder holds neither a SAELens (`cfg.json` + `sae_weights.safetensors`) nor a sparsify
+    /// (`cfg.json` + `sae.safetensors`) SAE.
+    #[error("{} holds no SAE: expected cfg.json with sae_weights.safetensors (SAELens) or sae.safetensors (sparsify)", dir.display())]
+    NotAnSae { dir: PathBuf },
+    /// `cfg.json` could not be parsed or is inconsistent.
+    #[error("bad SAE config {}: {msg}", path.display())]
+    BadConfig { path: PathBuf, msg: String },
+    /// The config names an architecture this crate cannot run.
+    #[error("{}: unknown or unsupported SAE architecture {name:?} (supported: standard, topk, jumprelu)", path.display())]
+    UnknownArchitecture { path: PathBuf, name: String },
+    /// The config asks for an input normalization this crate cannot apply.
+    #[error("{}: unsupported normalize_activations {name:?} (supported: none, expected_average_only_in)", path.display())]
+    UnsupportedNormalization { path: PathBuf, name: String },
+    /// A safetensors file could not be parsed.
+    #[error("bad safetensors file {}: {msg}", path.display())]
+    BadSafetensors { path: PathBuf, msg: String },
+    /// A tensor the format needs is absent from a safetensors file.
+    #[error("{}: tensor {name:?} not found", path.display())]
+    MissingTensor { path: PathBuf, name: String },
+    /// A tensor has the wrong shape.
+    #[error("{}: tensor {name:?} has shape {found:?}, expected {expected:?}", path.display())]
+    BadShape {
+        path: PathBuf,
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    /// A tensor is stored in an element type this crate does not read.
+    #[error("{}: tensor {name:?} has dtype {dtype}; expected F32, F16, BF16 or F64", path.display())]
+    UnsupportedDtype {
+        path: PathBuf,
+        name: String,
+        dtype: String,
+    },
+    /// A weight is NaN or infinite.
+    #[error("{}: tensor {name:?} holds a non-finite value at flat index {index}", path.display())]
+    NonFiniteWeight {
+        path: PathBuf,
+        name: String,
+        index: usize,
+    },
+    /// The SAE's parameters are inconsistent (shapes disagree with the config, bad k).
+    #[error("invalid SAE: {0}")]
+    Invalid(String),
+    /// An input to encode/decode has the wrong width.
+    #[error("{what} has width {found}, the SAE expects {expected}")]
+    InputWidth {
+        what: &'static str,
+        expected: usize,
+        found: usize,
+    },
+    /// The store's row width differs from the SAE's d_in.
+    #[error("the store at {} holds rows of width d = {store_d}, but the SAE has d_in = {sae_d_in}", store.display())]
+    StoreWidth {
+        store: PathBuf,
+        store_d: usize,
+        sae_d_in: usize,
+    },
+    /// The ground-truth features' width differs from the SAE's d_in.
+    #[error("ground truth {} has features of width {found}, but the SAE has d_in = {expected}", path.display())]
+    GroundTruthWidth {
+        path: PathBuf,
+        expected: usize,
+        found: usize,
+    },
+    /// Reading the activation store failed.
+    #[error(transparent)]
+    Store(#[from] sae_store::StoreError),
+    /// A tensor operation failed.
+    #[error("tensor operation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+}

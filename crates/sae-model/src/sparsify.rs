@@ -1,0 +1,87 @@
+//! The EleutherAI sparsify folder format: `cfg.json` (num_latents / expansion_factor, k, d_in) +
+//! `sae.safetensors` (`encoder.weight` [d_sae, d_in], `encoder.bias`, `W_dec` [d_sae, d_in], `b_dec`).
+//! sparsify encodes with ReLU then TopK, which is our [`Activation::TopK`].
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::json::CfgObject;
+use crate::saelens::CFG_FILE;
+use crate::weights::WeightFile;
+use crate::{Activation, Sae, SaeConfig, SaeError, SaeMetadata};
+
+/// sparsify weights file name.
+pub const SPARSIFY_WEIGHTS_FILE: &str = "sae.safetensors";
+
+/// Keys of a sparsify config that [`load`] interprets; the rest go to `metadata.extra`.
+const KNOWN_KEYS: &[&str] = &[
+    "d_in",
+    "num_latents",
+    "expansion_factor",
+    "k",
+    "activation",
+    "transcode",
+];
+
+/// Loads a sparsify folder.
+pub fn load(dir: &Path) -> Result<Sae, SaeError> {
+    let obj = CfgObject::read(&dir.join(CFG_FILE))?;
+    let weights = WeightFile::read(&dir.join(SPARSIFY_WEIGHTS_FILE))?;
+    if let Some(act) = obj.opt_str("activation")? {
+        if act != "topk" {
+            return Err(SaeError::UnknownArchitecture {
+                path: obj.path.clone(),
+                name: format!("sparsify activation {act:?}"),
+            });
+        }
+    }
+    if weights.has("W_skip") {
+        return Err(SaeError::UnknownArchitecture {
+            path: weights.path().to_path_buf(),
+            name: "sparsify with a skip connection (W_skip)".into(),
+        });
+    }
+    // d_in is written by sparsify's save_to_disk; older folders may lack it, so fall back to the encoder.
+    let enc_shape = weights.shape("encoder.weight")?;
+    let d_in = match obj.opt_usize("d_in")? {
+        Some(d) => d,
+        None => *enc_shape
+            .get(1)
+            .ok_or_else(|| obj.bad("no d_in and encoder.weight is not 2-D"))?,
+    };
+    let d_sae = match obj.opt_usize("num_latents")? {
+        Some(n) if n > 0 => n,
+        _ => match obj.get("expansion_factor").and_then(Value::as_f64) {
+            Some(f) if f > 0.0 => (d_in as f64 * f).round() as usize,
+            _ => *enc_shape.first().unwrap_or(&0),
+        },
+    };
+    let k = obj.usize("k")?;
+    let transcode = obj.opt_bool("transcode")?.unwrap_or(false);
+    let w_enc = weights
+        .tensor("encoder.weight", &[d_sae, d_in])?
+        .t()?
+        .contiguous()?;
+    let b_enc = weights.tensor("encoder.bias", &[d_sae])?;
+    let w_dec = weights.tensor("W_dec", &[d_sae, d_in])?;
+    let b_dec = weights.tensor("b_dec", &[d_in])?;
+    let mut extra: std::collections::BTreeMap<String, Value> = obj
+        .map
+        .iter()
+        .filter(|(key, _)| !KNOWN_KEYS.contains(&key.as_str()))
+        .map(|(key, v)| (key.clone(), v.clone()))
+        .collect();
+    extra.insert("format".into(), Value::String("sparsify".into()));
+    if transcode {
+        extra.insert("transcode".into(), Value::Bool(true));
+    }
+    let mut cfg = SaeConfig::new(d_in, d_sae, Activation::TopK { k });
+    // sparsify subtracts b_dec from the input unless the coder is a transcoder.
+    cfg.apply_b_dec_to_input = !transcode;
+    cfg.metadata = SaeMetadata {
+        extra,
+        ..SaeMetadata::default()
+    };
+    Sae::new(cfg, w_enc, b_enc, w_dec, b_dec, None)
+}
