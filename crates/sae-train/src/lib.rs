@@ -1,1 +1,21 @@
 //! SAE trainer: TopK, BatchTopK, ReLU-L1 and JumpReLU recipes, Adam, checkpoints and resume.
+//! It knows activation rows only (no transformers, no tokenizers).
+
+pub mod adam;
+pub mod autograd;
+pub mod config;
+pub mod dead;
+pub mod error;
+pub mod geomedian;
+pub mod params;
+pub mod schedule;
+pub mod select;
+pub mod sparse_topk;
+pub mod step;
+pub mod trainer;
+
+pub use config::{ArchConfig, ArchKind, Resolved, TrainConfig};
+pub use error::{Result, TrainError};
+pub use params::Params;
+pub use step::{Step, StepContext, StepOutput};
+pub use trainer::{Backend, StepMetrics, TrainState, Trainer};

@@ -1,0 +1,53 @@
+//! Typed errors of the trainer.
+
+use std::path::PathBuf;
+
+/// Everything that can stop a training run.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The configuration file could not be parsed (unknown key, wrong type, bad TOML).
+    #[error("bad training config: {0}")]
+    Config(String),
+    /// A configuration value is out of range (e.g. k larger than the dictionary).
+    #[error("invalid training setting: {0}")]
+    Invalid(String),
+    /// Reading the activation store failed (missing, truncated, NaN/Inf rows).
+    #[error(transparent)]
+    Store(#[from] sae_store::StoreError),
+    /// A tensor operation failed.
+    #[error("tensor error: {0}")]
+    Tensor(#[from] candle_core::Error),
+    /// A file in the output folder could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The operating-system error.
+        source: std::io::Error,
+    },
+    /// The checkpoint is missing, damaged or belongs to a different run.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Training diverged (the loss became NaN or infinite).
+    #[error("training diverged at step {step}: loss is {loss}")]
+    Diverged {
+        /// The step whose loss was not finite.
+        step: u64,
+        /// The loss value.
+        loss: f64,
+    },
+}
+
+/// Result alias for this crate.
+pub type Result<T> = std::result::Result<T, TrainError>;
+
+/// Wraps an io error with the path it concerns.
+pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TrainError {
+    let path = path.into();
+    move |source| TrainError::Io { path, source }
+}
