@@ -1,1 +1,19 @@
-//! Harvest activations from pretrained transformers (GPT-2, Llama, BERT) at named hook points.
+//! Harvest activations from pretrained transformers (GPT-2, Llama family incl. GGUF, BERT) at named hook
+//! points, from models resolved through the Hugging Face hub cache or local folders.
+
+pub mod attention;
+pub mod error;
+pub mod files;
+pub mod hooks;
+pub mod hub;
+pub mod lens;
+pub mod models;
+pub mod tokenizer;
+
+pub use error::{HarvestError, Result};
+pub use files::ModelFiles;
+pub use hooks::{all_hooks, Capture, Hook, HookPoint, HookSink};
+pub use hub::{download, resolve_model, ModelSpec, ResolvedModel};
+pub use lens::{LogitLens, TokenText};
+pub use models::{Model, ModelDims};
+pub use tokenizer::TextTokenizer;
