@@ -1,0 +1,166 @@
+//! Evaluating an SAE on a store's held-out split, streaming batch by batch, plus ground-truth recovery.
+
+use std::path::Path;
+
+use candle_core::{DType, Tensor};
+use sae_store::{Split, Store};
+use serde::Serialize;
+
+use crate::cosine::{matrix, max_cosines};
+use crate::metrics::{mmcs, recovered_frac, FiringStats, ReconStats};
+use crate::weights::WeightFile;
+use crate::{Sae, SaeError};
+
+/// Name of the tensor holding the true features in a ground-truth file.
+pub const GROUND_TRUTH_TENSOR: &str = "features";
+
+/// Metrics of one evaluation (see [`crate::metrics`] for the exact definitions).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EvalMetrics {
+    /// Mean squared error per element.
+    pub mse: f64,
+    /// Fraction of variance unexplained (against the eval set's per-dimension mean).
+    pub fvu: f64,
+    /// Mean nonzero latents per row.
+    pub l0: f64,
+    /// Fraction of latents that never fire on the eval set.
+    pub dead_frac: f64,
+    /// Fraction of latents firing on more than 10% of the eval rows.
+    pub dense_frac: f64,
+    /// Mean over rows of ||x_hat|| / ||x||.
+    pub l2_ratio: f64,
+    /// Mean over true features of the best decoder cosine (with ground truth only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mmcs: Option<f64>,
+    /// Fraction of true features with best decoder cosine > 0.9 (with ground truth only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered_frac: Option<f64>,
+}
+
+/// Streams rows through an SAE and accumulates every metric.
+pub struct Evaluator<'a> {
+    sae: &'a Sae,
+    recon: ReconStats,
+    firing: FiringStats,
+}
+
+impl<'a> Evaluator<'a> {
+    /// Rows per forward pass: keeps the dense latents of a batch near 16 MB.
+    pub fn batch_rows(sae: &Sae) -> usize {
+        ((1usize << 22) / sae.d_sae()).clamp(64, 4096)
+    }
+
+    /// An empty evaluator.
+    pub fn new(sae: &'a Sae) -> Evaluator<'a> {
+        Evaluator {
+            sae,
+            recon: ReconStats::new(sae.d_in()),
+            firing: FiringStats::new(sae.d_sae()),
+        }
+    }
+
+    /// Adds rows x: [n, d_in] row-major, in batches of [`Evaluator::batch_rows`].
+    pub fn push(&mut self, x: &[f32]) -> Result<(), SaeError> {
+        let d = self.sae.d_in();
+        if x.len() % d != 0 {
+            return Err(SaeError::InputWidth {
+                what: "evaluation rows",
+                expected: d,
+                found: x.len() % d,
+            });
+        }
+        for batch in x.chunks(Evaluator::batch_rows(self.sae) * d) {
+            let n = batch.len() / d;
+            let xt = matrix(batch.to_vec(), n, d)?;
+            let (f, x_hat) = self.sae.forward(&xt)?;
+            let x_hat = x_hat.flatten_all()?.to_vec1::<f32>()?;
+            self.recon.push(batch, &x_hat);
+            let counts = f.ne(0f32)?.to_dtype(DType::F32)?.sum(0)?.to_vec1::<f32>()?;
+            let counts: Vec<u64> = counts.into_iter().map(|c| c as u64).collect();
+            self.firing.add_counts(&counts, n as u64);
+        }
+        Ok(())
+    }
+
+    /// Rows seen so far.
+    pub fn rows(&self) -> u64 {
+        self.recon.rows()
+    }
+
+    /// Firing counts so far.
+    pub fn firing(&self) -> &FiringStats {
+        &self.firing
+    }
+
+    /// The metrics, with ground-truth recovery when `features` [n_true, d_in] is given.
+    pub fn finish(&self, features: Option<&Tensor>) -> Result<EvalMetrics, SaeError> {
+        let (mmcs_v, recovered) = match features {
+            Some(t) => {
+                let best = max_cosines(t, &self.sae.w_dec)?;
+                (Some(mmcs(&best)), Some(recovered_frac(&best)))
+            }
+            None => (None, None),
+        };
+        Ok(EvalMetrics {
+            mse: self.recon.mse(),
+            fvu: self.recon.fvu(),
+            l0: self.firing.l0(),
+            dead_frac: self.firing.dead_frac(),
+            dense_frac: self.firing.dense_frac(),
+            l2_ratio: self.recon.l2_ratio(),
+            mmcs: mmcs_v,
+            recovered_frac: recovered,
+        })
+    }
+}
+
+/// Reads ground-truth features `features` [n, d] from a safetensors file and checks d == `d_in`.
+pub fn load_ground_truth(path: &Path, d_in: usize) -> Result<Tensor, SaeError> {
+    let file = WeightFile::read(path)?;
+    let shape = file.shape(GROUND_TRUTH_TENSOR)?;
+    match shape.as_slice() {
+        [n, d] if *d == d_in => file.tensor(GROUND_TRUTH_TENSOR, &[*n, d_in]),
+        [_, d] => Err(SaeError::GroundTruthWidth {
+            path: path.to_path_buf(),
+            expected: d_in,
+            found: *d,
+        }),
+        _ => Err(SaeError::BadShape {
+            path: path.to_path_buf(),
+            name: GROUND_TRUTH_TENSOR.into(),
+            expected: vec![0, d_in],
+            found: shape,
+        }),
+    }
+}
+
+/// Evaluates `sae` on the held-out split of `store`, one shard and one batch at a time.
+/// `ground_truth`: a safetensors file with `features` [n_true, d_in] for mmcs / recovered_frac.
+pub fn evaluate(
+    sae: &Sae,
+    store: &Store,
+    ground_truth: Option<&Path>,
+) -> Result<EvalMetrics, SaeError> {
+    if store.d() != sae.d_in() {
+        return Err(SaeError::StoreWidth {
+            store: store.dir().to_path_buf(),
+            store_d: store.d(),
+            sae_d_in: sae.d_in(),
+        });
+    }
+    let features = match ground_truth {
+        Some(p) => Some(load_ground_truth(p, sae.d_in())?),
+        None => None,
+    };
+    if store.split_rows(Split::Eval) == 0 {
+        return Err(SaeError::Store(sae_store::StoreError::EmptySplit {
+            dir: store.dir().to_path_buf(),
+            split: "eval",
+        }));
+    }
+    let mut ev = Evaluator::new(sae);
+    for chunk in store.chunks(Split::Eval) {
+        ev.push(&chunk?.acts)?;
+    }
+    ev.finish(features.as_ref())
+}
