@@ -62,12 +62,11 @@ impl<'a> Evaluator<'a> {
     /// Adds rows x: [n, d_in] row-major, in batches of [`Evaluator::batch_rows`].
     pub fn push(&mut self, x: &[f32]) -> Result<(), SaeError> {
         let d = self.sae.d_in();
-        if x.len() % d != 0 {
-            return Err(SaeError::InputWidth {
-                what: "evaluation rows",
-                expected: d,
-                found: x.len() % d,
-            });
+        if !x.len().is_multiple_of(d) {
+            return Err(SaeError::Invalid(format!(
+                "{} values are not whole rows of width d_in = {d}",
+                x.len()
+            )));
         }
         for batch in x.chunks(Evaluator::batch_rows(self.sae) * d) {
             let n = batch.len() / d;
