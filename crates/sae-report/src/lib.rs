@@ -1,1 +1,51 @@
 //! Reports: per-latent statistics, top contexts, explanations, neuron comparison, HTML dashboard.
+//!
+//! Data flow: [`build_report`] streams an activation store batch by batch (never the whole store
+//! in memory) through a [`GroupAnalyzer`] per group of units (SAE latents, the input's basis
+//! directions, optionally the model's MLP neurons); each analyzer keeps bounded per-unit state
+//! (moments, histogram, Misra–Gries token counters, top-N and reservoir contexts). The result is
+//! a versioned [`Report`] (`report.json`), rendered by [`write_dashboard`] into a self-contained
+//! `index.html` and by [`card`] into a terminal card.
+//!
+//! Definitions: a latent is active where its activation is > 0; a dense unit (neuron or basis
+//! direction) where its value is > `dense_active_fraction` x its maximum over the rows analysed
+//! (and > 0). The score of a unit is the F1 of its best token hypothesis (see [`explain`]).
+
+mod analyzer;
+mod build;
+mod card;
+mod checks;
+mod contexts;
+mod cooccur;
+mod error;
+mod explain;
+mod heavy;
+mod histogram;
+mod html;
+mod logits;
+mod moments;
+mod schema;
+mod summary;
+mod tokens;
+mod window;
+
+#[cfg(test)]
+mod tests_synthetic;
+
+pub use analyzer::{round_sig, AnalysisSettings, GroupAnalyzer, UnitStats};
+pub use build::{attach_words, build_report, encode_rows, LensFn, Progress, ReportInputs};
+pub use card::card;
+pub use checks::{check_inputs, hook_layer};
+pub use contexts::{Context, QuantileBand};
+pub use cooccur::{GlobalCounts, UnitCooccur};
+pub use error::ReportError;
+pub use explain::{explain, Explanation, Hypothesis};
+pub use heavy::MisraGries;
+pub use histogram::{density_histogram, Bin, DensityHistogram, LogHistogram};
+pub use html::{dashboard_html, write_dashboard, write_report};
+pub use logits::logit_effects;
+pub use moments::{accumulate_block, Moments};
+pub use schema::*;
+pub use summary::{quantile, spearman, summarize, GroupSummary};
+pub use tokens::TokenizerText;
+pub use window::UnitBatch;

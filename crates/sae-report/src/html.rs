@@ -1,0 +1,107 @@
+//! The static dashboard: one self-contained `index.html` (CSS, JS and the report inlined) that
+//! opens from the file system. The report JSON is embedded in a `<script type="application/json">`
+//! block with `<`, `>`, `&` and the JS line separators escaped, so no corpus text can end the block;
+//! the page script reads it with `textContent` + `JSON.parse` and builds the DOM with text nodes.
+
+use std::path::Path;
+
+use crate::schema::{Report, REPORT_FILE};
+use crate::ReportError;
+
+const TEMPLATE: &str = include_str!("../assets/template.html");
+const CSS: &str = include_str!("../assets/dashboard.css");
+const JS: &str = include_str!("../assets/dashboard.js");
+
+/// File name of the dashboard inside the output folder.
+pub const DASHBOARD_FILE: &str = "index.html";
+
+/// JSON text safe to place inside an HTML `<script>` element.
+pub fn json_for_script(json: &str) -> String {
+    let mut out = String::with_capacity(json.len() + 64);
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The dashboard page for `report`.
+pub fn dashboard_html(report: &Report) -> Result<String, ReportError> {
+    let json = serde_json::to_string(report).map_err(|e| ReportError::BadReport {
+        path: DASHBOARD_FILE.into(),
+        msg: e.to_string(),
+    })?;
+    // Fill the data last so that nothing inside it is taken for a marker.
+    Ok(TEMPLATE
+        .replacen("{{CSS}}", CSS, 1)
+        .replacen("{{JS}}", JS, 1)
+        .replacen("{{DATA}}", &json_for_script(&json), 1))
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `report.json` (atomically) into `dir`, creating the folder.
+pub fn write_report(dir: &Path, report: &Report) -> Result<(), ReportError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let path = dir.join(REPORT_FILE);
+    let json = serde_json::to_vec(report).map_err(|e| ReportError::BadReport {
+        path: path.clone(),
+        msg: e.to_string(),
+    })?;
+    sae_store::atomic_write(&path, &json)?;
+    Ok(())
+}
+
+/// Writes `index.html` (atomically) into `dir`, creating the folder.
+pub fn write_dashboard(dir: &Path, report: &Report) -> Result<(), ReportError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let html = dashboard_html(report)?;
+    sae_store::atomic_write(&dir.join(DASHBOARD_FILE), html.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_json_cannot_close_the_block() {
+        let json = serde_json::to_string(
+            &serde_json::json!({"t": "</script><img src=x onerror=alert(1)>&\u{2028}"}),
+        )
+        .unwrap();
+        let safe = json_for_script(&json);
+        assert!(!safe.contains('<') && !safe.contains('>') && !safe.contains('&'));
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["t"], "</script><img src=x onerror=alert(1)>&\u{2028}");
+    }
+
+    #[test]
+    fn assets_hold_no_script_end_or_html_sinks() {
+        assert!(!JS.to_lowercase().contains("</script"));
+        assert!(!CSS.to_lowercase().contains("</style"));
+        for sink in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+        ] {
+            assert!(!JS.contains(sink), "dashboard.js uses {sink}");
+        }
+        for marker in ["{{CSS}}", "{{JS}}", "{{DATA}}"] {
+            assert_eq!(TEMPLATE.matches(marker).count(), 1);
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! `report.json`: the versioned report format (what `sae report` writes and `sae inspect` reads).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::analyzer::{AnalysisSettings, UnitStats};
+use crate::histogram::DensityHistogram;
+use crate::summary::GroupSummary;
+use crate::ReportError;
+
+/// Value of the `format` field.
+pub const REPORT_FORMAT: &str = "sae-report";
+/// Layout version this build writes and reads.
+pub const REPORT_VERSION: u32 = 1;
+/// File name of the report inside the output folder.
+pub const REPORT_FILE: &str = "report.json";
+
+/// Which kind of units a group holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnitKind {
+    /// The SAE's latents.
+    Latents,
+    /// The model's MLP neurons (`blocks.{i}.mlp.hook_post`).
+    Neurons,
+    /// The standard basis directions of the SAE's input space (the store's columns).
+    Basis,
+}
+
+/// When a unit counts as active.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+pub enum ActiveRule {
+    /// Activation > 0 (SAE latents: their zero is the encoder's decision).
+    Positive,
+    /// Activation > `fraction` x the unit's maximum over the rows analysed (and > 0): for dense
+    /// units (GELU neurons, residual coordinates) that are rarely exactly zero.
+    FractionOfMax {
+        /// The fraction of the maximum.
+        fraction: f64,
+    },
+}
+
+/// Top promoted and suppressed tokens of a decoder direction (logit lens).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogitEffects {
+    /// Largest logits, largest first: (token id, logit).
+    pub promoted: Vec<(u32, f32)>,
+    /// Smallest logits, smallest first: (token id, logit).
+    pub suppressed: Vec<(u32, f32)>,
+}
+
+/// Statistics of one group of units.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupReport {
+    /// Kind of unit.
+    pub kind: UnitKind,
+    /// Human-readable label, e.g. "SAE latents" or "MLP neurons (blocks.3.mlp.hook_post)".
+    pub label: String,
+    /// Store folder the group was measured on.
+    pub store: String,
+    /// Hook point of that store, when harvested.
+    pub hook: Option<String>,
+    /// Rows analysed.
+    pub rows: u64,
+    /// When a unit counts as active.
+    pub active_rule: ActiveRule,
+    /// Score distribution and counts.
+    pub summary: GroupSummary,
+    /// Histogram of log10 firing density.
+    pub density_histogram: DensityHistogram,
+    /// Every unit, by id.
+    pub units: Vec<UnitStats>,
+    /// Logit-lens effects per unit (latents of a causal LM only), by id.
+    pub logits: Option<Vec<LogitEffects>>,
+}
+
+/// About the SAE the report is for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SaeInfo {
+    /// SAE folder.
+    pub path: String,
+    /// Input width.
+    pub d_in: usize,
+    /// Number of latents.
+    pub d_sae: usize,
+    /// SAELens architecture name.
+    pub architecture: String,
+    /// Model the SAE was trained on, per its metadata.
+    pub model_name: Option<String>,
+    /// Hook point, per its metadata.
+    pub hook_name: Option<String>,
+}
+
+/// Settings the report was built with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSettings {
+    /// Per-unit analysis settings.
+    pub analysis: AnalysisSettings,
+    /// F1 at or above which a unit counts as monosemantic.
+    pub mono_threshold: f64,
+    /// Fraction of the maximum above which a dense unit (neuron, basis direction) is active.
+    pub dense_active_fraction: f64,
+    /// Rows analysed at most per store (from the start).
+    pub max_rows: Option<u64>,
+    /// Rows encoded per batch.
+    pub batch_rows: usize,
+    /// Promoted / suppressed tokens kept per latent by the logit lens.
+    pub logit_tokens: usize,
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        ReportSettings {
+            analysis: AnalysisSettings::default(),
+            mono_threshold: 0.5,
+            dense_active_fraction: 0.5,
+            max_rows: None,
+            batch_rows: 1024,
+            logit_tokens: 10,
+        }
+    }
+}
+
+/// The whole report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Always [`REPORT_FORMAT`].
+    pub format: String,
+    /// [`REPORT_VERSION`].
+    pub version: u32,
+    /// The SAE.
+    pub sae: SaeInfo,
+    /// Settings used.
+    pub settings: ReportSettings,
+    /// Groups: latents first, then basis directions, then neurons when given.
+    pub groups: Vec<GroupReport>,
+    /// Text of every token id the report mentions.
+    pub vocab: BTreeMap<u32, String>,
+}
+
+impl Report {
+    /// The group of a kind, if present.
+    pub fn group(&self, kind: UnitKind) -> Option<&GroupReport> {
+        self.groups.iter().find(|g| g.kind == kind)
+    }
+
+    /// Text of a token id ("<id N>" when unknown).
+    pub fn token(&self, id: u32) -> String {
+        self.vocab
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("<id {id}>"))
+    }
+
+    /// Reads and checks `dir/report.json`.
+    pub fn read(dir: &Path) -> Result<Report, ReportError> {
+        let path = dir.join(REPORT_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let bad = |msg: String| ReportError::BadReport {
+            path: path.clone(),
+            msg,
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if value.get("format").and_then(|f| f.as_str()) != Some(REPORT_FORMAT) {
+            return Err(bad(format!("not an {REPORT_FORMAT} file")));
+        }
+        let version = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
+        if version != REPORT_VERSION as u64 {
+            return Err(bad(format!(
+                "version {version}; this build reads version {REPORT_VERSION}"
+            )));
+        }
+        serde_json::from_value(value).map_err(|e| bad(e.to_string()))
+    }
+}

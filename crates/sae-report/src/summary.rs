@@ -1,0 +1,161 @@
+//! Comparison of unit groups (latents vs neurons vs basis directions): score distributions,
+//! monosemantic counts, and how score relates to kurtosis and sparsity.
+
+use serde::{Deserialize, Serialize};
+
+use crate::analyzer::UnitStats;
+
+/// Summary of one group's scores.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    /// Units in the group.
+    pub units: usize,
+    /// Units active at least once.
+    pub alive: usize,
+    /// Units never active.
+    pub dead: usize,
+    /// Units active on more than 10% of rows.
+    pub dense: usize,
+    /// F1 quantiles (0.1, 0.25, 0.5, 0.75, 0.9) over alive units.
+    pub f1_quantiles: Vec<(f64, f64)>,
+    /// Median F1 over alive units.
+    pub median_f1: Option<f64>,
+    /// Mean F1 over alive units.
+    pub mean_f1: Option<f64>,
+    /// Alive units with F1 >= `mono_threshold`.
+    pub monosemantic: usize,
+    /// monosemantic / alive.
+    pub monosemantic_frac: Option<f64>,
+    /// The F1 threshold used.
+    pub mono_threshold: f64,
+    /// Median kurtosis over alive units.
+    pub median_kurtosis: Option<f64>,
+    /// Median firing density over alive units.
+    pub median_density: Option<f64>,
+    /// Spearman rank correlation of kurtosis with F1 (alive units).
+    pub spearman_kurtosis_f1: Option<f64>,
+    /// Spearman rank correlation of log density with F1 (alive units).
+    pub spearman_density_f1: Option<f64>,
+}
+
+/// Quantile `q` of sorted values by linear interpolation between order statistics.
+pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    Some(sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64))
+}
+
+/// Average ranks (1-based; ties share their mean rank).
+fn ranks(x: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..x.len()).collect();
+    idx.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
+    let mut r = vec![0.0; x.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && x[idx[j + 1]] == x[idx[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &idx[i..=j] {
+            r[k] = avg;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Spearman rank correlation (Pearson correlation of average ranks); `None` if undefined.
+pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
+    if x.len() != y.len() || x.len() < 3 {
+        return None;
+    }
+    let (rx, ry) = (ranks(x), ranks(y));
+    let n = x.len() as f64;
+    let (mx, my) = (rx.iter().sum::<f64>() / n, ry.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in rx.iter().zip(&ry) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx) * (a - mx);
+        syy += (b - my) * (b - my);
+    }
+    (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// Summarises a group's unit statistics.
+pub fn summarize(units: &[UnitStats], mono_threshold: f64) -> GroupSummary {
+    let alive: Vec<&UnitStats> = units.iter().filter(|u| u.active > 0).collect();
+    let f1 = |u: &UnitStats| u.explanation.as_ref().map_or(0.0, |e| e.f1);
+    let scores = sorted(alive.iter().map(|u| f1(u)).collect());
+    let qs = [0.1, 0.25, 0.5, 0.75, 0.9];
+    let monosemantic = scores.iter().filter(|&&s| s >= mono_threshold).count();
+    let with_kurt: Vec<(f64, f64)> = alive
+        .iter()
+        .filter_map(|u| u.kurtosis.map(|k| (k, f1(u))))
+        .collect();
+    let (kx, ky): (Vec<f64>, Vec<f64>) = with_kurt.iter().copied().unzip();
+    let dens: Vec<f64> = alive.iter().map(|u| u.density.log10()).collect();
+    GroupSummary {
+        units: units.len(),
+        alive: alive.len(),
+        dead: units.len() - alive.len(),
+        dense: units.iter().filter(|u| u.density > 0.1).count(),
+        f1_quantiles: qs
+            .iter()
+            .filter_map(|&q| quantile(&scores, q).map(|v| (q, v)))
+            .collect(),
+        median_f1: quantile(&scores, 0.5),
+        mean_f1: (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64),
+        monosemantic,
+        monosemantic_frac: (!alive.is_empty()).then(|| monosemantic as f64 / alive.len() as f64),
+        mono_threshold,
+        median_kurtosis: quantile(&sorted(kx.clone()), 0.5),
+        median_density: quantile(&sorted(alive.iter().map(|u| u.density).collect()), 0.5),
+        spearman_kurtosis_f1: spearman(&kx, &ky),
+        spearman_density_f1: spearman(&dens, &scores_in_order(&alive, f1)),
+    }
+}
+
+fn scores_in_order(alive: &[&UnitStats], f1: impl Fn(&UnitStats) -> f64) -> Vec<f64> {
+    alive.iter().map(|u| f1(u)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_by_hand() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(quantile(&v, 0.5), Some(2.5));
+        assert_eq!(quantile(&v, 0.0), Some(1.0));
+        assert_eq!(quantile(&v, 1.0), Some(4.0));
+        // pos = 0.25 * 3 = 0.75 -> 1 + 0.75 * 1 = 1.75
+        assert_eq!(quantile(&v, 0.25), Some(1.75));
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn spearman_by_hand() {
+        assert!(
+            (spearman(&[1.0, 2.0, 3.0, 4.0], &[10.0, 20.0, 30.0, 40.0]).unwrap() - 1.0).abs()
+                < 1e-12
+        );
+        assert!(
+            (spearman(&[1.0, 2.0, 3.0, 4.0], &[4.0, 3.0, 2.0, 1.0]).unwrap() + 1.0).abs() < 1e-12
+        );
+        // x ranks 1,2,3; y = [1, 3, 2] ranks 1,3,2: d = 0,-1,1; rho = 1 - 6*2/(3*8) = 0.5.
+        assert!((spearman(&[1.0, 2.0, 3.0], &[1.0, 3.0, 2.0]).unwrap() - 0.5).abs() < 1e-12);
+        // Ties get average ranks: [1, 1, 2] -> 1.5, 1.5, 3.
+        assert_eq!(ranks(&[1.0, 1.0, 2.0]), vec![1.5, 1.5, 3.0]);
+        assert_eq!(spearman(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]), None);
+    }
+}
