@@ -174,9 +174,11 @@ impl TextTokenizer {
                     PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, false)),
                 ]))
             }
-            Some(other) => return Err(err(format!(
+            Some(other) => {
+                return Err(err(format!(
                 "GGUF pre-tokenizer `{other}` is not supported (gpt2, smollm, llama-bpe, qwen2)"
-            ))),
+            )))
+            }
         };
         let mut inner = Tokenizer::new(bpe);
         inner.with_pre_tokenizer(Some(pre));

@@ -38,6 +38,12 @@ pub struct RawLlamaConfig {
     /// Rotary frequency scaling (`llama3`, `linear`, `default`).
     #[serde(default)]
     pub rope_scaling: Option<RawRopeScaling>,
+    /// transformers >= 5 writes the rotary base and scaling here instead.
+    #[serde(default)]
+    pub rope_parameters: Option<RawRopeScaling>,
+    /// Qwen2 sliding-window attention (not supported when on).
+    #[serde(default)]
+    pub use_sliding_window: Option<bool>,
     /// Whether lm_head shares the embedding matrix.
     #[serde(default)]
     pub tie_word_embeddings: Option<bool>,
@@ -56,8 +62,11 @@ pub struct RawLlamaConfig {
 #[derive(Debug, Clone, Deserialize)]
 pub struct RawRopeScaling {
     /// `llama3`, `linear` or `default` (older configs call it `type`).
-    #[serde(alias = "type")]
+    #[serde(alias = "type", default = "default_rope_type")]
     pub rope_type: String,
+    /// Rotary base (in `rope_parameters` only).
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
     /// Scaling factor.
     #[serde(default)]
     pub factor: Option<f64>,
@@ -70,6 +79,10 @@ pub struct RawRopeScaling {
     /// llama3: the pre-training context length.
     #[serde(default)]
     pub original_max_position_embeddings: Option<f64>,
+}
+
+fn default_rope_type() -> String {
+    "default".into()
 }
 
 /// How rotary frequencies are rescaled.
@@ -150,7 +163,15 @@ impl RawLlamaConfig {
         let head_dim = self
             .head_dim
             .unwrap_or(self.hidden_size / self.num_attention_heads);
-        let rope_scaling = match &self.rope_scaling {
+        if self.use_sliding_window == Some(true) {
+            return Err("sliding-window attention is not supported".into());
+        }
+        let rope = self.rope_scaling.as_ref().or(self.rope_parameters.as_ref());
+        let rope_theta = self
+            .rope_theta
+            .or(self.rope_parameters.as_ref().and_then(|p| p.rope_theta))
+            .unwrap_or(10_000.0);
+        let rope_scaling = match rope {
             None => RopeScaling::None,
             Some(s) => match s.rope_type.as_str() {
                 "default" => RopeScaling::None,
@@ -177,7 +198,7 @@ impl RawLlamaConfig {
             n_kv_heads,
             head_dim,
             eps: self.rms_norm_eps,
-            rope_theta: self.rope_theta.unwrap_or(10_000.0),
+            rope_theta,
             rope_scaling,
             rope_interleaved: false,
             tied_embeddings: self.tie_word_embeddings.unwrap_or(false),
