@@ -1,1 +1,11 @@
 //! Synthetic superposition data with known ground-truth features.
+
+pub mod bernoulli;
+pub mod config;
+pub mod error;
+pub mod generate;
+pub mod probs;
+
+pub use config::{SynthConfig, MAGNITUDE};
+pub use error::SynthError;
+pub use generate::{generate, true_features};

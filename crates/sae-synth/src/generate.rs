@@ -1,0 +1,182 @@
+//! Generating a synthetic store: unit-norm true features, sparse samples x = sum_i m_i f_i over the
+//! firing features (m_i ~ U[0, 1)), written through the store writer plus `ground_truth.safetensors`.
+//!
+//! Determinism: the features come from one seeded stream; the rows of shard b come from their own
+//! stream seeded by (seed, b), so the output depends only on the settings (and shards can be
+//! regenerated independently, which is how `resume` continues an interrupted run).
+
+use std::path::Path;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+use sae_store::{Manifest, RowBatch, StoreSpec, StoreWriter, GROUND_TRUTH_FILE};
+
+use crate::bernoulli::SparseBernoulli;
+use crate::probs::{firing_probs, Groups};
+use crate::{SynthConfig, SynthError};
+
+/// SplitMix64 finaliser: decorrelates (seed, stream) pairs into independent seeds.
+fn mix(seed: u64, stream: u64) -> u64 {
+    let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Stream id of the feature directions (the row blocks use 0, 1, 2, ...).
+const FEATURE_STREAM: u64 = u64::MAX;
+
+/// The true features: [features, dim] row-major, each row Gaussian then scaled to unit norm.
+pub fn true_features(cfg: &SynthConfig) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(mix(cfg.seed, FEATURE_STREAM));
+    let mut out = Vec::with_capacity(cfg.features * cfg.dim);
+    let mut row = vec![0f64; cfg.dim];
+    for _ in 0..cfg.features {
+        loop {
+            row.iter_mut().for_each(|v| *v = rng.sample(StandardNormal));
+            let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
+            if norm > 1e-12 {
+                out.extend(row.iter().map(|v| (v / norm) as f32));
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Which features fire in one sample.
+enum Firing {
+    Independent(SparseBernoulli),
+    Grouped {
+        groups: SparseBernoulli,
+        members: Vec<SparseBernoulli>,
+    },
+}
+
+impl Firing {
+    fn new(cfg: &SynthConfig) -> Firing {
+        let probs = firing_probs(cfg.features, cfg.firing_prob, cfg.zipf_exponent);
+        match cfg.correlated_groups {
+            None => {
+                let ids: Vec<u32> = (0..cfg.features as u32).collect();
+                Firing::Independent(SparseBernoulli::new(&ids, &probs))
+            }
+            Some(g) => {
+                let groups = Groups::new(&probs, g);
+                let gids: Vec<u32> = (0..g as u32).collect();
+                Firing::Grouped {
+                    groups: SparseBernoulli::new(&gids, &groups.on_prob),
+                    members: groups
+                        .members
+                        .iter()
+                        .zip(&groups.member_prob)
+                        .map(|(m, p)| SparseBernoulli::new(m, p))
+                        .collect(),
+                }
+            }
+        }
+    }
+
+    fn sample(&self, rng: &mut StdRng, out: &mut Vec<u32>, scratch: &mut Vec<u32>) {
+        out.clear();
+        match self {
+            Firing::Independent(s) => s.sample(rng, out),
+            Firing::Grouped { groups, members } => {
+                scratch.clear();
+                groups.sample(rng, scratch);
+                // Groups in id order so the output does not depend on the sampler's block order.
+                scratch.sort_unstable();
+                for &g in scratch.iter() {
+                    members[g as usize].sample(rng, out);
+                }
+            }
+        }
+    }
+}
+
+/// Fills `rows` [n, dim] for block `block`: each row is the sum of its firing features times
+/// U[0, 1) magnitudes.
+fn fill_block(cfg: &SynthConfig, features: &[f32], firing: &Firing, block: u64, rows: &mut [f32]) {
+    let d = cfg.dim;
+    let mut rng = StdRng::seed_from_u64(mix(cfg.seed, block));
+    let (mut on, mut scratch) = (Vec::new(), Vec::new());
+    rows.fill(0.0);
+    for row in rows.chunks_exact_mut(d) {
+        firing.sample(&mut rng, &mut on, &mut scratch);
+        for &i in &on {
+            let m: f32 = rng.random();
+            let f = &features[i as usize * d..(i as usize + 1) * d];
+            for (x, v) in row.iter_mut().zip(f) {
+                *x += m * v;
+            }
+        }
+    }
+}
+
+/// Serializes the ground truth `features` [n, d] as safetensors bytes.
+pub fn ground_truth_bytes(features: &[f32], n: usize, d: usize) -> Result<Vec<u8>, SynthError> {
+    let bytes: Vec<u8> = features.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![n, d], &bytes)?;
+    Ok(safetensors::serialize([("features", view)], None)?)
+}
+
+/// Writes the store described by `cfg` into `out` (see the module doc). With `resume`, an
+/// incomplete store left in `out` by the same settings is continued after its last shard.
+/// `progress` is called with the number of rows written so far.
+pub fn generate(
+    cfg: &SynthConfig,
+    out: &Path,
+    resume: bool,
+    mut progress: impl FnMut(u64),
+) -> Result<Manifest, SynthError> {
+    cfg.validate()?;
+    let mut writer = if resume && out.join(sae_store::MANIFEST_FILE).exists() {
+        let w = StoreWriter::resume(out, cfg.shard_rows)?;
+        let m = w.manifest();
+        let same = m.source == cfg.source() && m.d == cfg.dim && m.dtype == cfg.dtype;
+        let aligned = w.rows() % cfg.shard_rows as u64 == 0;
+        if !same || !aligned {
+            return Err(SynthError::ResumeMismatch {
+                dir: out.display().to_string(),
+            });
+        }
+        w
+    } else {
+        let spec = StoreSpec {
+            d: cfg.dim,
+            dtype: cfg.dtype,
+            shard_rows: cfg.shard_rows,
+            source: cfg.source(),
+            with_token_ids: false,
+            with_doc_ids: false,
+            with_positions: false,
+        };
+        StoreWriter::create(out, spec)?
+    };
+    let features = true_features(cfg);
+    let gt = ground_truth_bytes(&features, cfg.features, cfg.dim)?;
+    sae_store::atomic_write(&out.join(GROUND_TRUTH_FILE), &gt)?;
+    let firing = Firing::new(cfg);
+    let shard = cfg.shard_rows as u64;
+    let mut block = writer.rows() / shard;
+    let mut rows = vec![0f32; cfg.shard_rows * cfg.dim];
+    progress(writer.rows());
+    while block * shard < cfg.samples {
+        let n = (cfg.samples - block * shard).min(shard) as usize;
+        let buf = &mut rows[..n * cfg.dim];
+        fill_block(cfg, &features, &firing, block, buf);
+        let next = block * shard + n as u64;
+        let cursor = serde_json::json!({ "next_sample": next });
+        writer.push(
+            RowBatch {
+                acts: buf,
+                ..Default::default()
+            },
+            Some(cursor),
+        )?;
+        block += 1;
+        progress(next);
+    }
+    Ok(writer.finish(cfg.eval_rows())?)
+}
