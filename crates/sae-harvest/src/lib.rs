@@ -2,16 +2,22 @@
 //! points, from models resolved through the Hugging Face hub cache or local folders.
 
 pub mod attention;
+pub mod contexts;
+pub mod corpus;
 pub mod error;
 pub mod files;
+pub mod harvest;
 pub mod hooks;
 pub mod hub;
 pub mod lens;
 pub mod models;
 pub mod tokenizer;
 
+pub use contexts::{Context, Contexts, Cursor};
+pub use corpus::{Corpus, Document};
 pub use error::{HarvestError, Result};
 pub use files::ModelFiles;
+pub use harvest::{harvest, HarvestConfig, HarvestProgress, HarvestSummary};
 pub use hooks::{all_hooks, Capture, Hook, HookPoint, HookSink};
 pub use hub::{download, resolve_model, ModelSpec, ResolvedModel};
 pub use lens::{LogitLens, TokenText};
