@@ -1,8 +1,78 @@
-//! `sae eval` (being built; the owner of this file replaces this placeholder).
+//! `sae eval`: reconstruction, sparsity and (for synthetic stores) ground-truth recovery metrics of
+//! an SAE on a store's held-out split.
 
+use std::path::PathBuf;
+
+use anyhow::Context;
+use sae_model::{evaluate, EvalMetrics, Sae};
+use sae_store::{Split, Store};
+
+/// Evaluate an SAE on the held-out (eval) split of an activation store.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// SAE folder (ours, SAELens or sparsify).
+    #[arg(long)]
+    sae: PathBuf,
+    /// Activation store folder.
+    #[arg(long)]
+    store: PathBuf,
+    /// Ground-truth features (safetensors, `features` [n, d_in]); defaults to the store's
+    /// ground_truth.safetensors when present.
+    #[arg(long)]
+    ground_truth: Option<PathBuf>,
+    /// Print one JSON object: mse, fvu, l0, dead_frac, dense_frac, l2_ratio (+ mmcs, recovered_frac).
+    #[arg(long)]
+    json: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`eval` is not built yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let sae =
+        Sae::load(&args.sae).with_context(|| format!("loading SAE {}", args.sae.display()))?;
+    let store = Store::open(&args.store)
+        .with_context(|| format!("opening store {}", args.store.display()))?;
+    let ground_truth = match args.ground_truth {
+        Some(p) => Some(p),
+        None => Some(store.ground_truth_path()).filter(|p| p.exists()),
+    };
+    let metrics = evaluate(&sae, &store, ground_truth.as_deref()).with_context(|| {
+        format!(
+            "evaluating {} on {}",
+            args.sae.display(),
+            args.store.display()
+        )
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string(&metrics)?);
+    } else {
+        print_table(&metrics, store.split_rows(Split::Eval), &sae);
+    }
+    Ok(())
+}
+
+fn print_table(m: &EvalMetrics, rows: u64, sae: &Sae) {
+    println!(
+        "SAE {} (d_in {}, d_sae {}) on {rows} held-out rows",
+        sae.cfg.activation.architecture(),
+        sae.d_in(),
+        sae.d_sae()
+    );
+    let mut lines = vec![
+        ("mse", m.mse, "mean squared error per element"),
+        ("fvu", m.fvu, "fraction of variance unexplained"),
+        ("l0", m.l0, "mean active latents per row"),
+        ("dead_frac", m.dead_frac, "latents that never fire"),
+        (
+            "dense_frac",
+            m.dense_frac,
+            "latents firing on > 10% of rows",
+        ),
+        ("l2_ratio", m.l2_ratio, "mean ||x_hat|| / ||x||"),
+    ];
+    if let (Some(mmcs), Some(rec)) = (m.mmcs, m.recovered_frac) {
+        lines.push(("mmcs", mmcs, "mean max cosine of true features"));
+        lines.push(("recovered_frac", rec, "true features with cosine > 0.9"));
+    }
+    for (name, value, what) in lines {
+        println!("  {name:<15} {value:>12.6}   {what}");
+    }
 }

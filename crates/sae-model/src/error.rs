@@ -5,13 +5,10 @@ use std::path::PathBuf;
 /// Everything that can go wrong with an SAE.
 #[derive(Debug, thiserror::Error)]
 pub enum SaeError {
-    /// A file system operation failed (reading, creating a folder, writing).
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file system operation failed (reading, creating a folder, writing). The message already
+    /// names the OS error, so it is not repeated as a source in error chains.
+    #[error("{}: {err}", path.display())]
+    Io { path: PathBuf, err: std::io::Error },
     /// The folder does not exist.
     #[error("no SAE folder at {}", dir.display())]
     MissingDir { dir: PathBuf },

@@ -25,7 +25,7 @@ impl CfgObject {
             } else {
                 SaeError::Io {
                     path: path.to_path_buf(),
-                    source,
+                    err: source,
                 }
             }
         })?;

@@ -37,7 +37,7 @@ struct CfgOut<'a> {
 /// Writes `bytes` to `path` atomically, as a typed [`SaeError`].
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SaeError> {
     sae_store::atomic_write(path, bytes).map_err(|e| match e {
-        sae_store::StoreError::Io { path, source } => SaeError::Io { path, source },
+        sae_store::StoreError::Io { path, source } => SaeError::Io { path, err: source },
         other => SaeError::Store(other),
     })
 }
@@ -47,9 +47,9 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SaeError> {
 /// to `sparsity.safetensors`.
 pub fn save(sae: &Sae, dir: &Path, log10_density: Option<&[f32]>) -> Result<(), SaeError> {
     sae.validate()?;
-    std::fs::create_dir_all(dir).map_err(|source| SaeError::Io {
+    std::fs::create_dir_all(dir).map_err(|err| SaeError::Io {
         path: dir.to_path_buf(),
-        source,
+        err,
     })?;
     let d_sae = sae.cfg.d_sae;
     if let Some(density) = log10_density {

@@ -24,7 +24,7 @@ impl WeightFile {
             } else {
                 SaeError::Io {
                     path: path.to_path_buf(),
-                    source,
+                    err: source,
                 }
             }
         })?;
