@@ -96,7 +96,11 @@ mod tests {
         assert!((p.w_enc[0] - 0.9).abs() < 1e-6);
         assert!((p.b_enc[0] - 2.1).abs() < 1e-6);
         assert_eq!(p.w_dec[0], -1.0);
-        assert!((p.b_dec[0] + 0.1 * 1e-3 / (1e-3 + 1e-8)).abs() < 1e-6, "{}", p.b_dec[0]);
+        assert!(
+            (p.b_dec[0] + 0.1 * 1e-3 / (1e-3 + 1e-8)).abs() < 1e-6,
+            "{}",
+            p.b_dec[0]
+        );
         assert!((adam.m.w_enc[0] - 0.05).abs() < 1e-7);
         assert!((adam.v.w_enc[0] / 0.00025 - 1.0).abs() < 1e-4);
         // Step 2 with gradient 1.0 on w_enc: m = 0.045 + 0.1 = 0.145, v = 0.00024975 + 0.001 = 0.00124975;
@@ -106,6 +110,10 @@ mod tests {
         let m_hat = 0.145f64 / 0.19;
         let v_hat = 0.00124975f64 / (1.0 - 0.999f64 * 0.999);
         let want = 0.9 - 0.1 * m_hat / (v_hat.sqrt() + 1e-8);
-        assert!((p.w_enc[0] as f64 - want).abs() < 1e-5, "{} vs {want}", p.w_enc[0]);
+        assert!(
+            (p.w_enc[0] as f64 - want).abs() < 1e-5,
+            "{} vs {want}",
+            p.w_enc[0]
+        );
     }
 }

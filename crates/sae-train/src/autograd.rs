@@ -72,7 +72,9 @@ impl Step for AutogradStep {
         let v = vars(p)?;
         let xt = Tensor::from_slice(x, (b, d_in), &dev)?;
         let xc = xt.broadcast_sub(v.b_dec.as_tensor())?;
-        let z = xc.matmul(v.w_enc.as_tensor())?.broadcast_add(v.b_enc.as_tensor())?;
+        let z = xc
+            .matmul(v.w_enc.as_tensor())?
+            .broadcast_add(v.b_enc.as_tensor())?;
         let zv = flat(&z)?;
         let var_x = total_variance(x, d_in).max(1e-30);
         let mut min_kept = None;
@@ -136,7 +138,9 @@ impl Step for AutogradStep {
                 (f, mask, Some(pen))
             }
         };
-        let x_hat = f.matmul(v.w_dec.as_tensor())?.broadcast_add(v.b_dec.as_tensor())?;
+        let x_hat = f
+            .matmul(v.w_dec.as_tensor())?
+            .broadcast_add(v.b_dec.as_tensor())?;
         let err = xt.sub(&x_hat)?;
         let sse = err.sqr()?.sum_all()?;
         let sse_v = sse.to_scalar::<f32>()? as f64;

@@ -324,7 +324,9 @@ impl TrainConfig {
         }
         let fracs = [self.lr_warmup_frac, self.lr_decay_frac];
         if fracs.iter().any(|f| !(0.0..=1.0).contains(f)) || fracs[0] + fracs[1] > 1.0 {
-            return bad("lr_warmup_frac and lr_decay_frac must lie in [0, 1] and sum to <= 1".into());
+            return bad(
+                "lr_warmup_frac and lr_decay_frac must lie in [0, 1] and sum to <= 1".into(),
+            );
         }
         let k_aux_default = (d_in / 2).clamp(1, defaults::K_AUX_MAX).min(d_sae);
         let mut k_aux = 0;

@@ -14,16 +14,19 @@ pub enum TrainError {
     /// Reading the activation store failed (missing, truncated, NaN/Inf rows).
     #[error(transparent)]
     Store(#[from] sae_store::StoreError),
+    /// Building or saving the SAE failed.
+    #[error(transparent)]
+    Model(#[from] sae_model::SaeError),
     /// A tensor operation failed.
     #[error("tensor error: {0}")]
     Tensor(#[from] candle_core::Error),
     /// A file in the output folder could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{}: {err}", path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
         /// The operating-system error.
-        source: std::io::Error,
+        err: std::io::Error,
     },
     /// The checkpoint is missing, damaged or belongs to a different run.
     #[error("checkpoint {path}: {reason}")]
@@ -49,5 +52,5 @@ pub type Result<T> = std::result::Result<T, TrainError>;
 /// Wraps an io error with the path it concerns.
 pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TrainError {
     let path = path.into();
-    move |source| TrainError::Io { path, source }
+    move |err| TrainError::Io { path, err }
 }

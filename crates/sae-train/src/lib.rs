@@ -3,11 +3,16 @@
 
 pub mod adam;
 pub mod autograd;
+pub mod checkpoint;
 pub mod config;
 pub mod dead;
+pub mod dense_step;
 pub mod error;
+pub mod export;
 pub mod geomedian;
+pub mod kernels;
 pub mod params;
+pub mod run;
 pub mod schedule;
 pub mod select;
 pub mod sparse_topk;
@@ -17,5 +22,6 @@ pub mod trainer;
 pub use config::{ArchConfig, ArchKind, Resolved, TrainConfig};
 pub use error::{Result, TrainError};
 pub use params::Params;
+pub use run::{train, Observer, RunSpec, RunSummary};
 pub use step::{Step, StepContext, StepOutput};
 pub use trainer::{Backend, StepMetrics, TrainState, Trainer};

@@ -94,7 +94,9 @@ mod tests {
 
     #[test]
     fn topk_on_a_hand_example() {
-        let z = [0.5, -1.0, 3.0, 2.0, 0.1, /* row 2 */ -1.0, -2.0, 0.3, -0.5, -0.1];
+        let z = [
+            0.5, -1.0, 3.0, 2.0, 0.1, /* row 2 */ -1.0, -2.0, 0.3, -0.5, -0.1,
+        ];
         let m = topk_mask(&z, 5, 2);
         assert_eq!(m, vec![0., 0., 1., 1., 0., 0., 0., 1., 0., 0.]);
         let mut idx = Vec::new();

@@ -7,8 +7,6 @@
 //!   db_dec = sum_r g_r - W_enc db_enc   (b_dec enters the decoder and, negated, the encoder).
 //! AuxK adds the same terms with h_r = -2 coef (e_r - e_hat_r) / V_e over the dead latents A_r.
 
-use candle_core::{Device, Tensor};
-
 use crate::config::ArchConfig;
 use crate::error::Result;
 use crate::params::Params;
@@ -32,7 +30,11 @@ struct Sparse {
 }
 
 impl Sparse {
-    fn from_rows(z: &[f32], d_sae: usize, mut pick: impl FnMut(usize, &[f32], &mut Vec<u32>)) -> Self {
+    fn from_rows(
+        z: &[f32],
+        d_sae: usize,
+        mut pick: impl FnMut(usize, &[f32], &mut Vec<u32>),
+    ) -> Self {
         let rows = z.len() / d_sae;
         let mut s = Sparse {
             off: vec![0],
@@ -91,7 +93,14 @@ impl Sparse {
     }
 
     /// Adds the encoder gradients of the sparse dz: dW_enc^T[j] += xc_r dz_rj, db_enc[j] += dz_rj.
-    fn encoder_grads(&self, dz: &[f32], xc: &[f32], d_in: usize, dw_enc_t: &mut [f32], db_enc: &mut [f32]) {
+    fn encoder_grads(
+        &self,
+        dz: &[f32],
+        xc: &[f32],
+        d_in: usize,
+        dw_enc_t: &mut [f32],
+        db_enc: &mut [f32],
+    ) {
         for (r, xr) in xc.chunks(d_in).enumerate() {
             let (idx, _) = self.row(r);
             let base = self.off[r];
@@ -111,16 +120,7 @@ impl Step for SparseTopKStep {
         let (d_in, d_sae) = (p.d_in, p.d_sae);
         let b = x.len() / d_in;
         // Dense encoder: z = (x - b_dec) W_enc + b_enc.
-        let xc: Vec<f32> = x
-            .chunks(d_in)
-            .flat_map(|r| r.iter().zip(&p.b_dec).map(|(a, c)| a - c))
-            .collect();
-        let dev = Device::Cpu;
-        let xct = Tensor::from_slice(&xc, (b, d_in), &dev)?;
-        let w_enc = Tensor::from_slice(&p.w_enc, (d_in, d_sae), &dev)?;
-        let b_enc = Tensor::from_slice(&p.b_enc, d_sae, &dev)?;
-        let z = xct.matmul(&w_enc)?.broadcast_add(&b_enc)?;
-        let z: Vec<f32> = z.flatten_all()?.to_vec1()?;
+        let (xc, z) = crate::kernels::pre_acts(x, p);
         let mut min_kept = None;
         let (act, auxk_coef) = match &self.arch {
             ArchConfig::TopK { k, auxk_coef, .. } => (
@@ -162,7 +162,9 @@ impl Step for SparseTopKStep {
         }
         // AuxK over dead latents.
         let mut aux = 0.0;
-        let dead_idx: Vec<u32> = (0..d_sae as u32).filter(|&j| ctx.dead[j as usize]).collect();
+        let dead_idx: Vec<u32> = (0..d_sae as u32)
+            .filter(|&j| ctx.dead[j as usize])
+            .collect();
         if !dead_idx.is_empty() && self.k_aux > 0 {
             let mut buf = vec![0f32; dead_idx.len()];
             let auxs = Sparse::from_rows(&z, d_sae, |_, row, out| {

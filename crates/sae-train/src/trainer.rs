@@ -6,6 +6,7 @@ use crate::adam::{Adam, AdamConfig};
 use crate::autograd::AutogradStep;
 use crate::config::{ArchConfig, Resolved, TrainConfig};
 use crate::dead::DeadTracker;
+use crate::dense_step::DenseStep;
 use crate::error::{Result, TrainError};
 use crate::geomedian::geometric_median;
 use crate::params::{project_out_parallel, Params};
@@ -59,8 +60,8 @@ pub struct StepMetrics {
 pub enum Backend {
     /// candle autograd (reference, all architectures).
     Autograd,
-    /// Hand-derived sparse backward (TopK family); other architectures fall back to autograd.
-    Sparse,
+    /// Hand-derived backward: sparse for the TopK family, dense gemm for ReLU-L1 and JumpReLU.
+    Fast,
 }
 
 /// A training run in memory.
@@ -103,7 +104,9 @@ impl Trainer {
         let (dec_norm, log_thr) = match &cfg.arch {
             // Anthropic: decoder columns start at norm 0.1 and are free afterwards.
             ArchConfig::ReluL1 { .. } => (0.1, None),
-            ArchConfig::JumpRelu { init_threshold, .. } => (1.0, Some((*init_threshold as f32).ln())),
+            ArchConfig::JumpRelu { init_threshold, .. } => {
+                (1.0, Some((*init_threshold as f32).ln()))
+            }
             _ => (1.0, None),
         };
         let params = Params::init(d, res.d_sae, b_dec, dec_norm, log_thr, cfg.seed);
@@ -120,14 +123,22 @@ impl Trainer {
     }
 
     /// Continues from a saved state.
-    pub fn from_state(cfg: TrainConfig, res: Resolved, state: TrainState, backend: Backend) -> Self {
+    pub fn from_state(
+        cfg: TrainConfig,
+        res: Resolved,
+        state: TrainState,
+        backend: Backend,
+    ) -> Self {
         let step_impl: Box<dyn Step + Send> = match (&cfg.arch, backend) {
-            (ArchConfig::TopK { .. } | ArchConfig::BatchTopK { .. }, Backend::Sparse) => {
+            (ArchConfig::TopK { .. } | ArchConfig::BatchTopK { .. }, Backend::Fast) => {
                 Box::new(SparseTopKStep {
                     arch: cfg.arch.clone(),
                     k_aux: res.k_aux,
                 })
             }
+            (_, Backend::Fast) => Box::new(DenseStep {
+                arch: cfg.arch.clone(),
+            }),
             _ => Box::new(AutogradStep {
                 arch: cfg.arch.clone(),
                 k_aux: res.k_aux,
@@ -180,7 +191,11 @@ impl Trainer {
         }
         let unit = self.cfg.arch.unit_decoder();
         if unit {
-            project_out_parallel(&self.state.params.w_dec, &mut out.grads.w_dec, self.res.d_in);
+            project_out_parallel(
+                &self.state.params.w_dec,
+                &mut out.grads.w_dec,
+                self.res.d_in,
+            );
         }
         let lr = lr_at(
             s,

@@ -1,0 +1,68 @@
+//! The trained SAE as a [`sae_model::Sae`] for raw activations (input scale folded in), with
+//! provenance taken from the activation store's manifest.
+
+use candle_core::{Device, Tensor};
+use sae_model::{Activation, Sae, SaeConfig, SaeMetadata};
+use sae_store::Source;
+
+use crate::config::ArchConfig;
+use crate::error::Result;
+use crate::trainer::Trainer;
+
+/// Provenance of an SAE trained on the store at `store_path` produced by `source`.
+pub fn metadata(source: &Source, store_path: &str) -> SaeMetadata {
+    let mut m = SaeMetadata {
+        dataset_path: Some(store_path.to_string()),
+        ..SaeMetadata::default()
+    };
+    match source {
+        Source::Synthetic(_) => m.model_name = Some("synthetic".into()),
+        Source::Harvest(h) => {
+            m.model_name = Some(h.model_id.clone());
+            m.hook_name = Some(h.hook.clone());
+            m.context_size = Some(h.ctx_len);
+        }
+    }
+    m
+}
+
+impl Trainer {
+    /// The inference SAE: TopK -> topk; BatchTopK -> jumprelu with its EMA threshold in every entry;
+    /// ReLU-L1 -> standard (ReLU); JumpReLU -> jumprelu with exp(log_threshold).
+    pub fn to_sae(&self, mut meta: SaeMetadata) -> Result<Sae> {
+        let p = &self.state.params;
+        let d_sae = p.d_sae;
+        let (activation, threshold): (Activation, Option<Vec<f32>>) = match &self.cfg.arch {
+            ArchConfig::TopK { k, .. } => (Activation::TopK { k: *k }, None),
+            ArchConfig::BatchTopK { .. } => (
+                Activation::JumpRelu,
+                Some(vec![self.state.threshold; d_sae]),
+            ),
+            ArchConfig::ReluL1 { .. } => (Activation::Relu, None),
+            ArchConfig::JumpRelu { .. } => {
+                let t = p
+                    .log_threshold
+                    .as_ref()
+                    .map(|lt| lt.iter().map(|v| v.exp()).collect());
+                (Activation::JumpRelu, t)
+            }
+        };
+        meta.trained_arch = Some(self.cfg.arch.name().to_string());
+        meta.extra.insert(
+            "input_scale_folded".into(),
+            serde_json::json!(self.state.scale),
+        );
+        meta.extra
+            .insert("training_steps".into(), serde_json::json!(self.state.step));
+        let mut cfg = SaeConfig::new(p.d_in, d_sae, activation);
+        cfg.metadata = meta;
+        let w = p.to_tensors(self.state.scale)?;
+        let threshold = match threshold {
+            Some(t) => Some(Tensor::from_vec(t, d_sae, &Device::Cpu)?),
+            None => None,
+        };
+        Ok(Sae::new(
+            cfg, w.w_enc, w.b_enc, w.w_dec, w.b_dec, threshold,
+        )?)
+    }
+}
