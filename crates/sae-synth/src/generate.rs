@@ -180,3 +180,85 @@ pub fn generate(
     }
     Ok(writer.finish(cfg.eval_rows())?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts of each feature's firings, and of features `a` and `b` firing together.
+    fn count(cfg: &SynthConfig, trials: u32, a: u32, b: u32) -> (Vec<u32>, u32) {
+        let firing = Firing::new(cfg);
+        let mut rng = StdRng::seed_from_u64(11);
+        let (mut counts, mut pair) = (vec![0u32; cfg.features], 0u32);
+        let (mut on, mut scratch) = (Vec::new(), Vec::new());
+        for _ in 0..trials {
+            firing.sample(&mut rng, &mut on, &mut scratch);
+            on.iter().for_each(|&i| counts[i as usize] += 1);
+            pair += (on.contains(&a) && on.contains(&b)) as u32;
+        }
+        (counts, pair)
+    }
+
+    /// Firing frequencies of every feature match the marginals, with Zipf and groups.
+    #[test]
+    fn firing_frequencies_match_with_zipf_and_groups() {
+        let mut cfg = SynthConfig::new(40, 4, 0.05, 1);
+        cfg.zipf_exponent = Some(1.0);
+        cfg.correlated_groups = Some(4);
+        let probs = firing_probs(40, 0.05, Some(1.0));
+        let trials = 100_000;
+        let (counts, _) = count(&cfg, trials, 0, 1);
+        for (i, p) in probs.iter().enumerate() {
+            let f = counts[i] as f64 / trials as f64;
+            let tol = 5.0 * (p * (1.0 - p) / trials as f64).sqrt();
+            assert!((f - p).abs() <= tol, "feature {i}: {f} vs {p}");
+        }
+    }
+
+    /// Members of one group co-fire about 1/q = 4 times more often than independent features.
+    #[test]
+    fn grouped_features_co_fire() {
+        let mut cfg = SynthConfig::new(40, 4, 0.05, 1);
+        cfg.correlated_groups = Some(4);
+        let trials = 200_000;
+        // Features 4 and 8 share group 0 (q = 0.25); 4 and 5 are in different groups.
+        let (_, same) = count(&cfg, trials, 4, 8);
+        let (_, apart) = count(&cfg, trials, 4, 5);
+        let (same, apart) = (same as f64 / trials as f64, apart as f64 / trials as f64);
+        assert!(
+            (same - 0.01).abs() < 0.0015,
+            "same group: {same}, want 0.05^2/0.25 = 0.01"
+        );
+        assert!(
+            (apart - 0.0025).abs() < 0.0008,
+            "different groups: {apart}, want 0.0025"
+        );
+    }
+
+    /// A row is the magnitude-weighted sum of its features: E[x] = sum_i p_i / 2 * f_i.
+    #[test]
+    fn rows_are_sparse_sums_of_the_features() {
+        let cfg = SynthConfig::new(8, 6, 0.2, 40_000);
+        let features = true_features(&cfg);
+        let mut rows = vec![0f32; 40_000 * 6];
+        fill_block(&cfg, &features, &Firing::new(&cfg), 0, &mut rows);
+        for j in 0..6 {
+            let mean = rows
+                .iter()
+                .skip(j)
+                .step_by(6)
+                .map(|v| *v as f64)
+                .sum::<f64>()
+                / 40_000.0;
+            let want: f64 = (0..8).map(|i| 0.2 * 0.5 * features[i * 6 + j] as f64).sum();
+            assert!((mean - want).abs() < 0.01, "dim {j}: {mean} vs {want}");
+        }
+        let zero_rows = rows
+            .chunks(6)
+            .filter(|r| r.iter().all(|v| *v == 0.0))
+            .count();
+        // P(no feature fires) = 0.8^8 = 0.168.
+        let frac = zero_rows as f64 / 40_000.0;
+        assert!((frac - 0.8f64.powi(8)).abs() < 0.01, "{frac}");
+    }
+}
