@@ -1,8 +1,42 @@
-//! `sae inspect` (being built; the owner of this file replaces this placeholder).
+//! `sae inspect`: print one unit's card (statistics, explanation, contexts) from a report.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use sae_report::{card, Report, UnitKind};
+
+/// Which group of units to look in.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Group {
+    /// The SAE's latents.
+    Latents,
+    /// The model's MLP neurons (when the report was built with --neurons).
+    Neurons,
+    /// The basis directions of the SAE's input space.
+    Basis,
+}
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Report folder written by `sae report`.
+    #[arg(long)]
+    pub report: PathBuf,
+    /// Unit index.
+    #[arg(long)]
+    pub latent: usize,
+    /// Group the index refers to.
+    #[arg(long, value_enum, default_value = "latents")]
+    pub group: Group,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`inspect` is not built yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let report = Report::read(&args.report)
+        .with_context(|| format!("reading the report in {}", args.report.display()))?;
+    let kind = match args.group {
+        Group::Latents => UnitKind::Latents,
+        Group::Neurons => UnitKind::Neurons,
+        Group::Basis => UnitKind::Basis,
+    };
+    print!("{}", card(&report, kind, args.latent)?);
+    Ok(())
 }

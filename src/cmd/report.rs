@@ -1,8 +1,199 @@
-//! `sae report` (being built; the owner of this file replaces this placeholder).
+//! `sae report`: per-unit statistics, explanations and scores for an SAE's latents (and the
+//! model's own units for comparison), written as `report.json` plus a static `index.html`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use sae_harvest::{resolve_model, LogitLens, ModelSpec, TokenText};
+use sae_model::Sae;
+use sae_report::{
+    build_report, write_dashboard, write_report, ReportError, ReportInputs, ReportSettings,
+    TokenizerText,
+};
+use sae_store::{Source, Store};
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// SAE folder (SAELens or sparsify format).
+    #[arg(long)]
+    pub sae: PathBuf,
+    /// Activation store the SAE reads; it must hold token ids.
+    #[arg(long)]
+    pub store: PathBuf,
+    /// Store of the model's MLP neurons at the same layer (`blocks.{i}.mlp.hook_post`), for the
+    /// neuron-vs-latent comparison.
+    #[arg(long)]
+    pub neurons: Option<PathBuf>,
+    /// Model (hub id or local folder) for token text and, for causal LMs, the logit lens.
+    /// Without it, token text comes from the store's model (from the local cache).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// A tokenizer.json to read token text from instead of the model's.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Output folder: report.json and index.html.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Top-activating contexts kept per unit [default: 10].
+    #[arg(long)]
+    pub top: Option<usize>,
+    /// Analyse at most this many rows of each store (from the start).
+    #[arg(long)]
+    pub max_rows: Option<u64>,
+    /// F1 at or above which a unit counts as monosemantic [default: 0.5].
+    #[arg(long)]
+    pub mono_threshold: Option<f64>,
+    /// A neuron or basis direction is active above this fraction of its maximum [default: 0.5].
+    #[arg(long)]
+    pub dense_fraction: Option<f64>,
+    /// Seed of the sampling of quantile examples [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`report` is not built yet")
+/// Token text: an explicit tokenizer.json, the given model's, or the store's model's.
+enum Text {
+    File(TokenizerText),
+    Model(TokenText),
+}
+
+impl Text {
+    fn token(&self, id: u32) -> String {
+        match self {
+            Text::File(t) => t.token(id),
+            Text::Model(t) => t.token(id),
+        }
+    }
+}
+
+fn offline_spec(id: &str) -> ModelSpec {
+    ModelSpec {
+        offline: true,
+        ..ModelSpec::new(id)
+    }
+}
+
+fn token_text(args: &Args, store: &Store) -> anyhow::Result<Text> {
+    if let Some(path) = &args.tokenizer {
+        return Ok(Text::File(TokenizerText::load(path)?));
+    }
+    let model = match (&args.model, &store.manifest().source) {
+        (Some(m), _) => m.clone(),
+        (None, Source::Harvest(h)) => h.model_id.clone(),
+        (None, Source::Synthetic(_)) => {
+            return Err(ReportError::MissingTokenizer(format!(
+                "the store {} is synthetic; pass --tokenizer FILE (a tokenizer.json) or --model M",
+                store.dir().display()
+            ))
+            .into())
+        }
+    };
+    let resolved = resolve_model(&offline_spec(&model)).map_err(|e| {
+        ReportError::MissingTokenizer(format!(
+            "cannot find model {model:?} locally ({e}); run scripts/fetch-models.sh or `sae fetch`, or pass --tokenizer FILE"
+        ))
+    })?;
+    let text = TokenText::load(&resolved).map_err(|e| {
+        ReportError::MissingTokenizer(format!("model {model:?} has no usable tokenizer: {e}"))
+    })?;
+    Ok(Text::Model(text))
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let sae =
+        Sae::load(&args.sae).with_context(|| format!("loading the SAE {}", args.sae.display()))?;
+    let store = Store::open(&args.store)
+        .with_context(|| format!("opening the store {}", args.store.display()))?;
+    let neurons = match &args.neurons {
+        Some(p) => Some(
+            Store::open(p).with_context(|| format!("opening the neurons store {}", p.display()))?,
+        ),
+        None => None,
+    };
+    // Check compatibility before loading anything heavy.
+    sae_report::check_inputs(&sae, &store, neurons.as_ref())?;
+    let text = token_text(&args, &store)?;
+    let lens = match &args.model {
+        Some(m) => {
+            let resolved = resolve_model(&offline_spec(m))
+                .with_context(|| format!("resolving model {m:?}"))?;
+            LogitLens::load(&resolved)
+                .with_context(|| format!("loading model {m:?} for the logit lens"))?
+        }
+        None => None,
+    };
+    if let Some(l) = &lens {
+        anyhow::ensure!(
+            l.d_model() == sae.cfg.d_in,
+            "the model's residual width is {} but the SAE's d_in is {}: the logit lens needs a residual-stream SAE",
+            l.d_model(),
+            sae.cfg.d_in
+        );
+    }
+    let mut settings = ReportSettings::default();
+    settings.analysis.top_n = args.top.unwrap_or(settings.analysis.top_n);
+    settings.analysis.seed = args.seed.unwrap_or(settings.analysis.seed);
+    settings.max_rows = args.max_rows;
+    settings.mono_threshold = args.mono_threshold.unwrap_or(settings.mono_threshold);
+    settings.dense_active_fraction = args
+        .dense_fraction
+        .unwrap_or(settings.dense_active_fraction);
+    anyhow::ensure!(settings.analysis.top_n > 0, "--top must be at least 1");
+    anyhow::ensure!(
+        (0.0..1.0).contains(&settings.dense_active_fraction),
+        "--dense-fraction must be in [0, 1)"
+    );
+    let text_fn = |id: u32| text.token(id);
+    let lens_fn = |dir: &[f32]| -> Result<Vec<f32>, String> {
+        match &lens {
+            Some(l) => l.logits(dir).map_err(|e| e.to_string()),
+            None => Err("no model".into()),
+        }
+    };
+    let inputs = ReportInputs {
+        sae: &sae,
+        sae_dir: &args.sae,
+        store: &store,
+        neurons: neurons.as_ref(),
+        settings,
+        text: &text_fn,
+        lens: lens.as_ref().map(|_| &lens_fn as sae_report::LensFn),
+    };
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>18} [{bar:40}] {percent:>3}% {per_sec} ETA {eta}")
+            .expect("valid progress template")
+            .progress_chars("=> "),
+    );
+    let report = build_report(&inputs, &mut |p| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+        bar.set_message(p.phase.to_string());
+    })?;
+    bar.finish_and_clear();
+    write_report(&args.out, &report)
+        .with_context(|| format!("writing the report into {}", args.out.display()))?;
+    write_dashboard(&args.out, &report)
+        .with_context(|| format!("writing the dashboard into {}", args.out.display()))?;
+    for g in &report.groups {
+        let s = &g.summary;
+        println!(
+            "{:<48} units {:>6}  dead {:>5}  median F1 {}  monosemantic (F1 >= {}) {} ({})",
+            g.label,
+            s.units,
+            s.dead,
+            s.median_f1.map_or("-".into(), |v| format!("{v:.3}")),
+            s.mono_threshold,
+            s.monosemantic,
+            s.monosemantic_frac
+                .map_or("-".into(), |v| format!("{:.1}%", 100.0 * v)),
+        );
+    }
+    println!(
+        "report: {}",
+        args.out.join(sae_report::REPORT_FILE).display()
+    );
+    println!("dashboard: {}", args.out.join("index.html").display());
+    Ok(())
 }

@@ -1,0 +1,203 @@
+//! `sae harvest` end to end on the packaged real models (scripts/fetch-models.sh) over the Debian text corpus
+//! (scripts/fetch-corpus.sh), and `sae train` reading what it wrote.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sae_store::{Split, Store};
+
+const MINILM: &str = "sentence-transformers/all-MiniLM-L6-v2";
+const SMOLLM2: &str = "HuggingFaceTB/SmolLM2-135M-Instruct";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn hf_cache() -> PathBuf {
+    let p = std::env::var_os("SAE_HF_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".cache/huggingface/hub"));
+    assert!(
+        p.join("models--sentence-transformers--all-MiniLM-L6-v2")
+            .is_dir(),
+        "no models in {}: run scripts/fetch-models.sh",
+        p.display()
+    );
+    p
+}
+
+fn corpus() -> PathBuf {
+    let p = std::env::var_os("SAE_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".cache/corpus"));
+    assert!(
+        p.join("jargon.txt").is_file(),
+        "no corpus in {}: run scripts/fetch-corpus.sh",
+        p.display()
+    );
+    p
+}
+
+fn sae(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sae"))
+        .args(args)
+        .env("SAE_HF_CACHE", hf_cache())
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn minilm_harvest_writes_stores_that_train_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("acts");
+    let corpus = corpus().join("fortunes-science.jsonl");
+    ok(sae(&[
+        "harvest",
+        "--model",
+        MINILM,
+        "--hook",
+        "blocks.2.hook_resid_post",
+        "--hook",
+        "blocks.1.mlp.hook_post",
+        "--corpus",
+        s(&corpus),
+        "--out",
+        s(&out),
+        "--max-tokens",
+        "1500",
+        "--ctx-len",
+        "64",
+        "--batch",
+        "8",
+    ]));
+    let store = Store::open(&out.join("blocks.2.hook_resid_post")).unwrap();
+    let m = store.manifest();
+    assert!(m.complete);
+    assert_eq!((m.rows, m.d), (1500, 384));
+    assert_eq!(
+        Store::open(&out.join("blocks.1.mlp.hook_post"))
+            .unwrap()
+            .d(),
+        1536
+    );
+    let sae_store::Source::Harvest(src) = &m.source else {
+        panic!("not a harvest source")
+    };
+    assert_eq!(
+        (src.model_id.as_str(), src.hook.as_str(), src.ctx_len),
+        (MINILM, "blocks.2.hook_resid_post", 64)
+    );
+    assert_eq!(src.corpus, vec![corpus.display().to_string()]);
+    // No [CLS] (101) / [SEP] (102) rows; positions start after [CLS]; documents appear in order.
+    let mut prev_doc = 0;
+    for chunk in store.chunks(Split::All) {
+        let c = chunk.unwrap();
+        let (ids, docs, pos) = (
+            c.token_ids.unwrap(),
+            c.doc_ids.unwrap(),
+            c.positions.unwrap(),
+        );
+        assert!(ids.iter().all(|&t| t != 101 && t != 102));
+        assert!(pos.iter().all(|&p| (1..63).contains(&p)));
+        assert!(docs.iter().all(|&d| d >= prev_doc));
+        prev_doc = *docs.last().unwrap();
+        assert!(c.acts.iter().all(|x| x.is_finite()));
+    }
+    assert!(prev_doc > 5, "several documents were read");
+    let sae_out = tmp.path().join("sae");
+    ok(sae(&[
+        "train",
+        "--store",
+        s(&out.join("blocks.2.hook_resid_post")),
+        "--out",
+        s(&sae_out),
+        "--arch",
+        "topk",
+        "--k",
+        "8",
+        "--expansion",
+        "2",
+        "--steps",
+        "20",
+        "--batch",
+        "64",
+    ]));
+    assert!(sae_out.join("cfg.json").is_file());
+}
+
+#[test]
+fn smollm2_harvest_writes_a_store_that_train_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("acts");
+    ok(sae(&[
+        "harvest",
+        "--model",
+        SMOLLM2,
+        "--hook",
+        "blocks.4.hook_resid_post",
+        "--corpus",
+        s(&corpus().join("jargon.txt")),
+        "--out",
+        s(&out),
+        "--max-tokens",
+        "384",
+        "--ctx-len",
+        "64",
+        "--batch",
+        "6",
+        "--dtype",
+        "f16",
+    ]));
+    let store = Store::open(&out.join("blocks.4.hook_resid_post")).unwrap();
+    assert_eq!((store.manifest().rows, store.d()), (384, 576));
+    assert_eq!(store.manifest().dtype, sae_store::DType::F16);
+    // One long document split into 64-token windows (no BOS for SmolLM2): positions 0..63 in turn.
+    let c = store.chunks(Split::All).next().unwrap().unwrap();
+    let pos = c.positions.unwrap();
+    assert_eq!(&pos[..66], &(0..64).chain(0..2).collect::<Vec<u32>>()[..]);
+    assert!(c.doc_ids.unwrap().iter().all(|&d| d == 0));
+    let sae_out = tmp.path().join("sae");
+    ok(sae(&[
+        "train",
+        "--store",
+        s(&out.join("blocks.4.hook_resid_post")),
+        "--out",
+        s(&sae_out),
+        "--arch",
+        "topk",
+        "--k",
+        "8",
+        "--expansion",
+        "2",
+        "--steps",
+        "10",
+        "--batch",
+        "32",
+    ]));
+    assert!(sae_out.join("cfg.json").is_file());
+}
+
+#[test]
+fn hooks_lists_every_hook_point() {
+    let out = ok(sae(&["hooks", "--model", MINILM, "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["n_layers"], 6);
+    let hooks = v["hooks"].as_array().unwrap();
+    assert_eq!(hooks.len(), 30);
+    assert_eq!(hooks[2]["name"], "blocks.0.mlp.hook_post");
+    assert_eq!(hooks[2]["width"], 1536);
+}
