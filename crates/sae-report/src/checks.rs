@@ -56,7 +56,7 @@ pub fn check_inputs(sae: &Sae, store: &Store, neurons: Option<&Store>) -> Result
             .filter(|m| m.trim() != model.trim())
         {
             return Err(ReportError::SourceMismatch(format!(
-                "the SAE was trained on model {m:?} but the store {} was harvested from {model:?}",
+                "different models: the SAE was trained on {m:?} but the store {} was harvested from {model:?}",
                 store.dir().display()
             )));
         }
@@ -66,7 +66,7 @@ pub fn check_inputs(sae: &Sae, store: &Store, neurons: Option<&Store>) -> Result
             .filter(|h| h.trim() != hook.trim())
         {
             return Err(ReportError::SourceMismatch(format!(
-                "the SAE was trained at hook {h:?} but the store {} holds {hook:?}",
+                "different hook points: the SAE was trained at {h:?} but the store {} holds {hook:?}",
                 store.dir().display()
             )));
         }
@@ -81,7 +81,7 @@ pub fn check_inputs(sae: &Sae, store: &Store, neurons: Option<&Store>) -> Result
     if let Some((model, hook)) = harvest(n) {
         if let Some(m) = sae_model.filter(|m| m.trim() != model.trim()) {
             return Err(ReportError::SourceMismatch(format!(
-                "the neurons store {} comes from model {model:?} but the SAE's store from {m:?}",
+                "different models: the neurons store {} comes from {model:?} but the SAE's store from {m:?}",
                 n.dir().display()
             )));
         }
@@ -89,7 +89,7 @@ pub fn check_inputs(sae: &Sae, store: &Store, neurons: Option<&Store>) -> Result
         if let (Some(a), Some(b)) = (a, b) {
             if a != b {
                 return Err(ReportError::SourceMismatch(format!(
-                    "the neurons store {} is at layer {b} ({hook}) but the SAE is at layer {a}; compare units of the same layer",
+                    "different layers: the neurons store {} is at layer {b} ({hook}) but the SAE is at layer {a}; compare units of the same layer",
                     n.dir().display()
                 )));
             }

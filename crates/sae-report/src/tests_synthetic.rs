@@ -36,7 +36,7 @@ fn data() -> Data {
                 (prev == Some(9)) as u8 as f32 * mag,
                 (prev == Some(2) && t == 4) as u8 as f32 * mag,
                 0.0,
-                (lcg(&mut s) % 5 == 0) as u8 as f32 * mag,
+                lcg(&mut s).is_multiple_of(5) as u8 as f32 * mag,
             ];
             tokens.push(t);
             docs.push(doc);
@@ -119,22 +119,22 @@ fn windows_match_the_rows_and_respect_documents() {
         assert_eq!(c[u].top, b[u].top, "unit {u}");
         assert_eq!(a[u].quantiles, b[u].quantiles, "unit {u}");
     }
-    for u in 0..4 {
+    for (u, unit) in b.iter().enumerate().take(4) {
         // The bigram fires only ~5 times (some in overlapping windows); the others fire often.
-        assert!(!b[u].top.is_empty() && b[u].top.len() <= 5);
+        assert!(!unit.top.is_empty() && unit.top.len() <= 5);
         if u < 3 {
-            assert_eq!(b[u].top.len(), 5);
+            assert_eq!(unit.top.len(), 5);
         }
         // Distinct contexts: no two kept windows overlap.
-        for (i, x) in b[u].top.iter().enumerate() {
-            for y in &b[u].top[i + 1..] {
+        for (i, x) in unit.top.iter().enumerate() {
+            for y in &unit.top[i + 1..] {
                 assert!(
                     x.doc != y.doc || x.row.abs_diff(y.row) > 7,
                     "overlapping contexts"
                 );
             }
         }
-        for ctx in &b[u].top {
+        for ctx in &unit.top {
             let first = ctx.row as usize - ctx.center;
             for (k, (&t, &act)) in ctx.tokens.iter().zip(&ctx.acts).enumerate() {
                 let r = first + k;
@@ -147,6 +147,6 @@ fn windows_match_the_rows_and_respect_documents() {
             assert_eq!(ctx.tokens.len() - ctx.center - 1, (49 - pos).min(3));
         }
         // Strongest first.
-        assert!(b[u].top.windows(2).all(|w| w[0].act >= w[1].act));
+        assert!(unit.top.windows(2).all(|w| w[0].act >= w[1].act));
     }
 }

@@ -131,7 +131,7 @@ impl<'a> RowView<'a> {
     /// The previous token of batch row `i` in the same context, if any.
     pub fn prev_token(&self, i: usize) -> Option<u32> {
         let j = i as isize;
-        (self.cont(j) && j - 1 >= -self.tail_len()).then(|| self.token(j - 1))
+        (self.cont(j) && j > -self.tail_len()).then(|| self.token(j - 1))
     }
 
     /// The tail to keep for the next batch: the last `keep` rows of tail + batch.

@@ -1,0 +1,137 @@
+//! The dashboard in a real browser (Debian's chromium, headless): the latents table and a latent's
+//! contexts render, and corpus text holding `<script>` / `<img onerror>` shows as text and never runs.
+//! `scripts/browser-test.sh` installs chromium when missing and runs this test.
+
+mod report_common;
+
+use std::path::Path;
+use std::process::Command;
+
+use report_common::*;
+
+fn chromium() -> String {
+    if let Ok(p) = std::env::var("SAE_CHROMIUM") {
+        return p;
+    }
+    for name in ["chromium", "chromium-browser"] {
+        let found = Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {name}"))
+            .output();
+        if let Ok(o) = found {
+            if o.status.success() {
+                return String::from_utf8_lossy(&o.stdout).trim().to_string();
+            }
+        }
+    }
+    panic!(
+        "chromium not found: the dashboard's browser test needs Debian's chromium. \
+         Run scripts/browser-test.sh (installs it with apt-get) or `apt-get install -y chromium`, \
+         or set SAE_CHROMIUM to a chromium binary."
+    );
+}
+
+/// The DOM after the page's scripts ran, as chromium serialises it.
+fn dump_dom(url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let o = Command::new("timeout")
+        .arg("90")
+        .arg(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .expect("starting chromium");
+    assert!(
+        o.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn url(path: &Path, hash: &str) -> String {
+    format!("file://{}{hash}", path.canonicalize().unwrap().display())
+}
+
+/// The page changed itself the way the payload would: title or an injected element.
+fn payload_ran(dom: &str) -> bool {
+    dom.contains("<title>pwned</title>") || dom.contains("<pwned")
+}
+
+#[test]
+fn payload_detector_works_on_an_unsafe_page() {
+    // Control: a page that inserts the same corpus text as HTML must trip the detector,
+    // so that the real test below cannot pass by accident.
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("unsafe.html");
+    let js_string = serde_json::to_string(IMG).unwrap();
+    let html = format!(
+        "<!DOCTYPE html><html><head><title>t</title></head><body><div id=x></div>\
+         <script>document.getElementById('x').innerHTML = {js_string};</script></body></html>"
+    );
+    std::fs::write(&page, html).unwrap();
+    let dom = dump_dom(&url(&page, ""));
+    assert!(
+        payload_ran(&dom),
+        "the control page should have run the payload:\n{dom}"
+    );
+}
+
+#[test]
+fn dashboard_renders_and_escapes_corpus_text() {
+    let f = fixture();
+    let out = f.dir.path().join("out");
+    report(&f, &out, &["--top", "5"]);
+    let index = out.join("index.html");
+    for (latent, needle) in [
+        (3, "&lt;script&gt;alert(1)&lt;/script&gt;"),
+        (4, "&lt;img src=x onerror="),
+    ] {
+        let dom = dump_dom(&url(&index, &format!("#latents/{latent}")));
+        assert!(
+            dom.contains("data-rendered=\"true\""),
+            "page script did not finish:\n{dom}"
+        );
+        assert!(!payload_ran(&dom), "corpus text ran as HTML:\n{dom}");
+        assert!(
+            !dom.contains("<img src=x") && !dom.contains("<script>alert"),
+            "raw corpus HTML in the DOM"
+        );
+        assert!(dom.contains("<title>SAE report</title>"));
+        // The latents table: one row per latent.
+        assert!(dom.contains("id=\"units-table\""), "no units table");
+        assert_eq!(
+            dom.matches("class=\"unit-row").count(),
+            D_SAE,
+            "latents table rows"
+        );
+        // The latent's panel and its contexts, the payload visible as text inside them.
+        let title = format!("SAE latents ({D_SAE}) #{latent}");
+        assert!(dom.contains(&title), "panel title {title:?} missing");
+        let ctx = dom
+            .split("id=\"top-contexts\"")
+            .nth(1)
+            .expect("top contexts rendered");
+        assert!(
+            ctx.matches("class=\"ctx\"").count() >= 5,
+            "five top contexts expected"
+        );
+        assert!(
+            ctx.contains(needle),
+            "escaped corpus text {needle:?} not shown in the contexts"
+        );
+        // The comparison table and plots.
+        assert!(dom.contains("id=\"comparison\"") && dom.contains("<svg"));
+    }
+}
