@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
-use sae_store::{DType, HarvestSource, RowBatch, Source, StoreSpec, StoreWriter};
+use sae_store::{DType, HarvestSource, Manifest, RowBatch, Source, StoreSpec, StoreWriter};
 
 use crate::contexts::{Context, Contexts, Cursor};
 use crate::corpus::Corpus;
@@ -109,17 +109,21 @@ fn select_rows(batch: &[Context], t: usize, keep_special: bool, budget: u64) -> 
     rows
 }
 
+/// Opens (creates or resumes) the store of each hook; complete stores go to `done` with their row counts.
 fn open_sinks(
     model: &ResolvedModel,
     m: &Model,
     tok: &TextTokenizer,
     corpus: &Corpus,
     cfg: &HarvestConfig,
+    done: &mut Vec<(PathBuf, u64)>,
 ) -> Result<Vec<Sink>> {
     let mut sinks = Vec::new();
     for name in &cfg.hooks {
         let hook = m.hook(name)?;
-        if sinks.iter().any(|s: &Sink| s.hook == hook) {
+        if sinks.iter().any(|s: &Sink| s.hook == hook)
+            || done.iter().any(|(d, _)| d.ends_with(hook.name()))
+        {
             continue;
         }
         let source = Source::Harvest(HarvestSource {
@@ -134,15 +138,19 @@ fn open_sinks(
         });
         let dir = cfg.out.join(hook.name());
         let (writer, created) = if dir.join(sae_store::MANIFEST_FILE).exists() {
-            let w = StoreWriter::resume(&dir, cfg.shard_rows)?;
-            if w.manifest().source != source || w.manifest().dtype != cfg.dtype {
+            let m = Manifest::read(&dir)?;
+            if m.source != source || m.dtype != cfg.dtype {
                 return Err(HarvestError::Invalid(format!(
                     "{} holds a harvest with other settings (model, revision, hook, ctx len, corpus, tokenizer, \
                      special tokens or dtype); resume with the same arguments or choose another --out",
                     dir.display()
                 )));
             }
-            (w, false)
+            if m.complete {
+                done.push((dir, m.rows));
+                continue;
+            }
+            (StoreWriter::resume(&dir, cfg.shard_rows)?, false)
         } else {
             let spec = StoreSpec {
                 d: m.width(hook),
@@ -240,16 +248,24 @@ pub fn harvest(
             return Err(empty());
         }
     }
-    let mut sinks = open_sinks(model, m, tok, &corpus, cfg)?;
-    if sinks.iter().all(|s| s.writer.manifest().complete) {
-        let rows = sinks[0].writer.rows();
+    let mut done = Vec::new();
+    let mut sinks = open_sinks(model, m, tok, &corpus, cfg, &mut done)?;
+    if sinks.is_empty() {
+        let rows = done.iter().map(|(_, r)| *r).min().unwrap_or(0);
+        let stores = done.into_iter().map(|(d, _)| d).collect();
         return Ok(HarvestSummary {
             rows,
             resumed_rows: rows,
             tokens: 0,
-            stores: sinks.into_iter().map(|s| s.dir).collect(),
+            stores,
             complete: true,
         });
+    }
+    if let Some((dir, _)) = done.first() {
+        return Err(HarvestError::Invalid(format!(
+            "{} is complete but the other hooks' stores are not; harvest the missing hooks into another --out",
+            dir.display()
+        )));
     }
     // Start where the store that is furthest behind stopped; stores ahead skip rows they already hold.
     let mut start = Cursor::default();

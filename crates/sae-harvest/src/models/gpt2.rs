@@ -64,7 +64,7 @@ impl RawGpt2Config {
                 "activation_function `{act}` is not supported (only gelu_new)"
             ));
         }
-        if self.n_head == 0 || self.n_embd % self.n_head != 0 {
+        if self.n_head == 0 || !self.n_embd.is_multiple_of(self.n_head) {
             return Err(format!(
                 "n_embd {} is not a multiple of n_head {}",
                 self.n_embd, self.n_head

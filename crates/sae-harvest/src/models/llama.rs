@@ -153,7 +153,7 @@ impl RawLlamaConfig {
         let n_kv_heads = self.num_key_value_heads.unwrap_or(self.num_attention_heads);
         if self.num_attention_heads == 0
             || n_kv_heads == 0
-            || self.num_attention_heads % n_kv_heads != 0
+            || !self.num_attention_heads.is_multiple_of(n_kv_heads)
         {
             return Err(format!(
                 "num_attention_heads {} is not a multiple of num_key_value_heads {n_kv_heads}",
