@@ -37,7 +37,7 @@ struct CfgOut<'a> {
 /// Writes `bytes` to `path` atomically, as a typed [`SaeError`].
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SaeError> {
     sae_store::atomic_write(path, bytes).map_err(|e| match e {
-        sae_store::StoreError::Io { path, source } => SaeError::Io { path, err: source },
+        sae_store::StoreError::Io { path, err } => SaeError::Io { path, err },
         other => SaeError::Store(other),
     })
 }

@@ -9,17 +9,17 @@ use crate::StoreError;
 /// Writes `bytes` to `path` so that readers see either the old file or the whole new one, never a part.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let tmp = tmp_path(path);
-    let io = |source| StoreError::Io {
+    let io = |err| StoreError::Io {
         path: path.to_path_buf(),
-        source,
+        err,
     };
     let mut file = fs::File::create(&tmp).map_err(io)?;
     file.write_all(bytes).map_err(io)?;
     file.sync_all().map_err(io)?;
     drop(file);
-    fs::rename(&tmp, path).map_err(|source| {
+    fs::rename(&tmp, path).map_err(|err| {
         let _ = fs::remove_file(&tmp);
-        io(source)
+        io(err)
     })
 }
 

@@ -139,7 +139,7 @@ impl Manifest {
                     dir: dir.to_path_buf(),
                 })
             }
-            Err(source) => return Err(StoreError::Io { path, source }),
+            Err(err) => return Err(StoreError::Io { path, err }),
         };
         let bad = |msg: String| StoreError::BadManifest {
             path: path.clone(),

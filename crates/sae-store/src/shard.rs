@@ -80,14 +80,14 @@ impl ShardFile {
         dtype: DType,
         columns: &[&str],
     ) -> Result<ShardFile, StoreError> {
-        let file = File::open(path).map_err(|source| StoreError::Io {
+        let file = File::open(path).map_err(|err| StoreError::Io {
             path: path.to_path_buf(),
-            source,
+            err,
         })?;
         // SAFETY: the store's files are written once (atomically) and never modified in place.
-        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| StoreError::Io {
+        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|err| StoreError::Io {
             path: path.to_path_buf(),
-            source,
+            err,
         })?;
         let shard = ShardFile { mmap };
         let bad = |msg: String| StoreError::BadShard {

@@ -65,9 +65,9 @@ impl StoreWriter {
                 dir: dir.to_path_buf(),
             });
         }
-        fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+        fs::create_dir_all(dir).map_err(|err| StoreError::Io {
             path: dir.to_path_buf(),
-            source,
+            err,
         })?;
         let manifest = Manifest {
             format: MANIFEST_FORMAT.to_string(),
@@ -97,9 +97,9 @@ impl StoreWriter {
                 dir: dir.to_path_buf(),
             });
         }
-        let entries = fs::read_dir(dir).map_err(|source| StoreError::Io {
+        let entries = fs::read_dir(dir).map_err(|err| StoreError::Io {
             path: dir.to_path_buf(),
-            source,
+            err,
         })?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
