@@ -247,3 +247,88 @@ fn bad_inputs_give_one_clear_error_each() {
     );
     assert!(!out.exists(), "a failed report must write nothing");
 }
+
+#[test]
+fn neurons_of_the_same_layer_join_the_comparison() {
+    let f = fixture();
+    let src = |hook: &str| {
+        sae_store::Source::Harvest(sae_store::HarvestSource {
+            model_id: "org/model-a".into(),
+            revision: "local".into(),
+            hook: hook.into(),
+            ctx_len: 40,
+            corpus: vec![],
+            tokenizer: "tokenizer.json".into(),
+            keep_special: false,
+            dtype: "f32".into(),
+        })
+    };
+    let resid = f.dir.path().join("resid");
+    write_store(&resid, 6, 64, src("blocks.1.hook_resid_post"));
+    // "Neurons": the same one-hot rows, so each neuron is a token or previous-token detector.
+    let neurons = f.dir.path().join("neurons");
+    write_store(&neurons, 6, 100, src("blocks.1.mlp.hook_post"));
+    let sae_dir = f.dir.path().join("sae-a");
+    detector_sae(Some("org/model-a"), Some("blocks.1.hook_resid_post"))
+        .save(&sae_dir, None)
+        .unwrap();
+    let out = f.dir.path().join("out");
+    let args = [
+        "report",
+        "--sae",
+        s(&sae_dir),
+        "--store",
+        s(&resid),
+        "--neurons",
+        s(&neurons),
+        "--tokenizer",
+        s(&f.tokenizer),
+        "--out",
+        s(&out),
+        "--max-rows",
+        "200",
+    ];
+    let o = sae(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("MLP neurons of blocks.1.mlp.hook_post"),
+        "{stdout}"
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let kinds: Vec<&str> = r["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["latents", "basis", "neurons"]);
+    let n = &r["groups"][2];
+    assert_eq!(n["rows"], 200, "--max-rows caps every store");
+    assert_eq!(
+        n["active_rule"],
+        serde_json::json!({"rule": "fraction_of_max", "fraction": 0.5})
+    );
+    // Column 1 of the rows is the one-hot of token "cat": a perfect detector.
+    assert_eq!(
+        n["units"][1]["explanation"]["hypothesis"],
+        serde_json::json!({"kind": "token", "token": 1})
+    );
+    assert!((n["units"][1]["explanation"]["f1"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+    assert_eq!(n["summary"]["units"], 24);
+    let o = sae(&[
+        "inspect",
+        "--report",
+        s(&out),
+        "--latent",
+        "13",
+        "--group",
+        "neurons",
+    ]);
+    let card = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && card.contains("Neuron #13") && card.contains("after token \"cat\""),
+        "{card}"
+    );
+}
