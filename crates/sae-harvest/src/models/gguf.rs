@@ -103,7 +103,11 @@ impl GgufFile {
                 .map_err(|e| self.bad(e.to_string()))?
                 .len(),
         };
-        if n_heads == 0 || n_kv_heads == 0 || !n_heads.is_multiple_of(n_kv_heads) || !d_model.is_multiple_of(n_heads) {
+        if n_heads == 0
+            || n_kv_heads == 0
+            || !n_heads.is_multiple_of(n_kv_heads)
+            || !d_model.is_multiple_of(n_heads)
+        {
             return Err(self.bad(format!(
                 "inconsistent heads: {n_heads} query, {n_kv_heads} key/value, width {d_model}"
             )));

@@ -5,6 +5,7 @@ pub mod bert;
 pub mod gguf;
 pub mod gpt2;
 pub mod llama;
+pub mod llama_config;
 
 use std::path::{Path, PathBuf};
 
