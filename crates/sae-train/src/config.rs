@@ -29,7 +29,7 @@ pub mod defaults {
     /// Upper bound of the dead-latent window, in tokens (Gao et al.: 10M).
     pub const DEAD_TOKENS_MAX: u64 = 10_000_000;
     /// The dead-latent window is at most this fraction of all training tokens (small runs).
-    pub const DEAD_TOKENS_FRAC: f64 = 0.05;
+    pub const DEAD_TOKENS_FRAC: f64 = 0.5;
     /// Rows of the shuffling buffer.
     pub const SHUFFLE_BUFFER_ROWS: usize = 262_144;
     /// Rows sampled to estimate the input scale and the geometric median.
@@ -236,7 +236,7 @@ pub struct TrainConfig {
     /// Seed of the initialisation and of the data order.
     pub seed: u64,
     /// Tokens without firing after which a latent counts as dead; default
-    /// min(10M, 5% of all training tokens, at least one batch).
+    /// min(10M, half of all training tokens, at least one batch).
     pub dead_tokens: Option<u64>,
     /// Rows of the shuffling buffer (mixes rows across shards).
     pub shuffle_buffer_rows: usize,
