@@ -4,7 +4,7 @@
 /// Starts at the mean and runs `iters` Weiszfeld iterations; distances below 1e-8 are clamped so a
 /// sample point that coincides with the estimate cannot divide by zero.
 pub fn geometric_median(rows: &[f32], d: usize, iters: usize) -> Vec<f32> {
-    let n = if d == 0 { 0 } else { rows.len() / d };
+    let n = rows.len().checked_div(d).unwrap_or(0);
     let mut y = vec![0f64; d];
     if n == 0 {
         return vec![0.0; d];

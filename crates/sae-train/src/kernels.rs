@@ -112,6 +112,27 @@ pub fn matmul_ref(dst: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
     }
 }
 
+/// xc = x - b_dec [B, d_in] and z = xc W_enc + b_enc [B, d_sae] for x: [B, d_in].
+pub fn pre_acts(x: &[f32], p: &crate::params::Params) -> (Vec<f32>, Vec<f32>) {
+    let (d_in, d_sae) = (p.d_in, p.d_sae);
+    let b = x.len() / d_in;
+    let xc: Vec<f32> = x
+        .chunks(d_in)
+        .flat_map(|r| r.iter().zip(&p.b_dec).map(|(a, c)| a - c))
+        .collect();
+    let mut z: Vec<f32> = Vec::with_capacity(b * d_sae);
+    for _ in 0..b {
+        z.extend_from_slice(&p.b_enc);
+    }
+    matmul_into(
+        &mut z,
+        Mat::new(&xc, b, d_in),
+        Mat::new(&p.w_enc, d_in, d_sae),
+        true,
+    );
+    (xc, z)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,25 +180,4 @@ mod tests {
         );
         assert_eq!(d, [17.0, 39.0]);
     }
-}
-
-/// xc = x - b_dec [B, d_in] and z = xc W_enc + b_enc [B, d_sae] for x: [B, d_in].
-pub fn pre_acts(x: &[f32], p: &crate::params::Params) -> (Vec<f32>, Vec<f32>) {
-    let (d_in, d_sae) = (p.d_in, p.d_sae);
-    let b = x.len() / d_in;
-    let xc: Vec<f32> = x
-        .chunks(d_in)
-        .flat_map(|r| r.iter().zip(&p.b_dec).map(|(a, c)| a - c))
-        .collect();
-    let mut z: Vec<f32> = Vec::with_capacity(b * d_sae);
-    for _ in 0..b {
-        z.extend_from_slice(&p.b_enc);
-    }
-    matmul_into(
-        &mut z,
-        Mat::new(&xc, b, d_in),
-        Mat::new(&p.w_enc, d_in, d_sae),
-        true,
-    );
-    (xc, z)
 }

@@ -197,8 +197,8 @@ mod tests {
             let row = &p.w_dec[i * 3..i * 3 + 3];
             let n: f32 = row.iter().map(|v| v * v).sum();
             assert!((n - 1.0).abs() < 1e-5);
-            for j in 0..3 {
-                assert_eq!(p.w_enc[j * 5 + i], row[j]);
+            for (j, v) in row.iter().enumerate() {
+                assert_eq!(p.w_enc[j * 5 + i], *v);
             }
         }
         assert_eq!(p.b_enc, vec![0.0; 5]);
