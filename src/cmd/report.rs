@@ -44,6 +44,9 @@ pub struct Args {
     /// F1 at or above which a unit counts as monosemantic [default: 0.5].
     #[arg(long)]
     pub mono_threshold: Option<f64>,
+    /// Units active on fewer rows are left out of the score summaries [default: 10].
+    #[arg(long)]
+    pub min_active: Option<u64>,
     /// A neuron or basis direction is active above this fraction of its maximum [default: 0.5].
     #[arg(long)]
     pub dense_fraction: Option<f64>,
@@ -136,6 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     settings.analysis.seed = args.seed.unwrap_or(settings.analysis.seed);
     settings.max_rows = args.max_rows;
     settings.mono_threshold = args.mono_threshold.unwrap_or(settings.mono_threshold);
+    settings.min_active = args.min_active.unwrap_or(settings.min_active);
     settings.dense_active_fraction = args
         .dense_fraction
         .unwrap_or(settings.dense_active_fraction);
@@ -179,10 +183,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for g in &report.groups {
         let s = &g.summary;
         println!(
-            "{:<48} units {:>6}  dead {:>5}  median F1 {}  monosemantic (F1 >= {}) {} ({})",
+            "{:<48} units {:>6}  dead {:>5}  scored {:>6}  median F1 {}  monosemantic (F1 >= {}) {} ({})",
             g.label,
             s.units,
             s.dead,
+            s.scored,
             s.median_f1.map_or("-".into(), |v| format!("{v:.3}")),
             s.mono_threshold,
             s.monosemantic,

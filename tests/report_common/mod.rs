@@ -78,8 +78,8 @@ pub fn write_store(dir: &Path, docs: u32, shard_rows: usize, source: Source) -> 
         for p in 0..40u32 {
             // Make "the cat sat" common so that every detector has examples.
             let t = match prev {
-                Some(0) if lcg(&mut s) % 2 == 0 => 1,
-                Some(1) if lcg(&mut s) % 2 == 0 => 2,
+                Some(0) if lcg(&mut s).is_multiple_of(2) => 1,
+                Some(1) if lcg(&mut s).is_multiple_of(2) => 2,
                 _ => (lcg(&mut s) % v as u64) as usize,
             };
             let mut row = vec![0f32; d];

@@ -30,6 +30,7 @@
   const fmt = (x, d) => (x === null || x === undefined ? "-" : Number(x).toFixed(d === undefined ? 3 : d));
   const sci = (x) => (x === null || x === undefined ? "-" : Number(x).toExponential(2));
   const f1 = (u) => (u.explanation ? u.explanation.f1 : 0);
+  const scored = (u) => u.active > 0 && u.active >= R.settings.min_active;
 
   // ---------- header ----------
   const sae = R.sae;
@@ -110,7 +111,7 @@
   // ---------- overview: neurons vs latents ----------
   function overview() {
     const sec = document.getElementById("overview");
-    const head = ["group", "units", "alive", "dead", "dense", "median F1", "F1 q25\u2013q75", "monosemantic", "median kurtosis", "median density", "\u03c1(kurtosis, F1)", "\u03c1(log density, F1)"];
+    const head = ["group", "units", "alive", "dead", "dense", "scored", "median F1", "F1 q25\u2013q75", "monosemantic", "median kurtosis", "median density", "\u03c1(kurtosis, F1)", "\u03c1(log density, F1)"];
     const t = el("table", { id: "comparison" }, [el("tr", {}, head.map((h) => el("th", {}, [h])))]);
     for (const g of R.groups) {
       const s = g.summary;
@@ -119,6 +120,7 @@
         el("td", {}, [el("i", { style: "color:" + COLORS[g.kind] }, ["\u25a0 "]), g.label]),
         el("td", { class: "num" }, [s.units]), el("td", { class: "num" }, [s.alive]),
         el("td", { class: "num" }, [s.dead]), el("td", { class: "num" }, [s.dense]),
+        el("td", { class: "num" }, [s.scored]),
         el("td", { class: "num" }, [fmt(s.median_f1)]),
         el("td", { class: "num" }, [fmt(q[0.25]) + "\u2013" + fmt(q[0.75])]),
         el("td", { class: "num" }, [s.monosemantic + " (" + fmt(s.monosemantic_frac === null ? null : 100 * s.monosemantic_frac, 1) + "%)"]),
@@ -128,25 +130,26 @@
     }
     sec.appendChild(t);
     const rules = R.groups.map((g) => g.label + ": active when " + (g.active_rule.rule === "positive" ? "> 0" : "> " + g.active_rule.fraction + " \u00d7 max"));
+    rules.push("scores over units active on \u2265 " + R.settings.min_active + " rows");
     sec.appendChild(el("p", { class: "muted" }, [rules.join(" \u00b7 ")]));
     const legend = el("div", { class: "legend" }, R.groups.map((g) => el("span", {}, [el("i", { style: "background:" + COLORS[g.kind] }), g.label])));
     sec.appendChild(legend);
     const plots = el("div", { class: "plots" });
     const f1Series = R.groups.map((g) => {
-      const alive = g.units.filter((u) => u.active > 0);
+      const alive = g.units.filter(scored);
       const bins = new Array(20).fill(0);
       for (const u of alive) bins[Math.min(19, Math.floor(f1(u) * 20))]++;
       return { color: COLORS[g.kind], points: bins.map((c, i) => [(i + 0.5) / 20, alive.length ? c / alive.length : 0]) };
     });
-    plots.appendChild(el("div", {}, [el("h3", {}, ["F1 score distribution (fraction of alive units)"]), lineChart("F1 distribution", f1Series, "F1 of best explanation", "fraction")]));
+    plots.appendChild(el("div", {}, [el("h3", {}, ["F1 score distribution (fraction of scored units)"]), lineChart("F1 distribution", f1Series, "F1 of best explanation", "fraction")]));
     const kSeries = R.groups.map((g) => ({
       color: COLORS[g.kind],
-      points: sample(g.units.filter((u) => u.active > 0 && u.kurtosis > 0).map((u) => [Math.log10(u.kurtosis), f1(u)]), 3000),
+      points: sample(g.units.filter((u) => scored(u) && u.kurtosis > 0).map((u) => [Math.log10(u.kurtosis), f1(u)]), 3000),
     }));
     plots.appendChild(el("div", {}, [el("h3", {}, ["Kurtosis vs score"]), scatter("kurtosis vs F1", kSeries, "log10 kurtosis", "F1")]));
     const dSeries = R.groups.map((g) => ({
       color: COLORS[g.kind],
-      points: sample(g.units.filter((u) => u.active > 0).map((u) => [u.log10_density, f1(u)]), 3000),
+      points: sample(g.units.filter(scored).map((u) => [u.log10_density, f1(u)]), 3000),
     }));
     plots.appendChild(el("div", {}, [el("h3", {}, ["Sparsity vs score"]), scatter("density vs F1", dSeries, "log10 density", "F1")]));
     for (const g of R.groups) {
@@ -249,7 +252,7 @@
     const e = u.explanation;
     const parts = [el("h2", { id: "unit-title" }, [g.label + " #" + u.id])];
     parts.push(el("p", { id: "unit-explanation" }, e
-      ? [el("span", { class: "expl" }, [u.explanation_text]), "  F1 " + fmt(e.f1) + " \u00b7 precision " + fmt(e.precision) + " \u00b7 recall " + fmt(e.recall) + (u.counts_exact ? "" : " (lower bounds)")]
+      ? [el("span", { class: "expl" }, [u.explanation_text]), "  F1 " + fmt(e.f1) + " \u00b7 precision " + fmt(e.precision) + " \u00b7 recall " + fmt(e.recall) + (u.counts_exact ? "" : " (lower bounds)") + (scored(u) ? "" : " \u00b7 too rare to score")]
       : ["never active"]));
     const stats = [["density", sci(u.density) + " (" + u.active + " of " + g.rows + ")"], ["mean / when active", fmt(u.mean, 4) + " / " + fmt(u.mean_active, 4)],
       ["max / std", fmt(u.max, 4) + " / " + fmt(u.std, 4)], ["skewness / kurtosis", fmt(u.skewness, 2) + " / " + fmt(u.kurtosis, 2)], ["active above", fmt(u.threshold, 4)]];

@@ -33,8 +33,12 @@ impl Rng {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let out = PathBuf::from(args.get(1).ok_or("usage: synthetic_store OUT_DIR [ROWS] [D] [D_SAE] [K]")?);
-    let num = |i: usize, default: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
+    let out = PathBuf::from(
+        args.get(1)
+            .ok_or("usage: synthetic_store OUT_DIR [ROWS] [D] [D_SAE] [K]")?,
+    );
+    let num =
+        |i: usize, default: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
     let (rows, d, d_sae, k) = (num(2, 1_000_000), num(3, 384), num(4, 3072), num(5, 32));
     const VOCAB: usize = 30_000;
     const DOC: usize = 256;
@@ -65,9 +69,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut done = 0;
     while done < rows {
         let n = batch.min(rows - done);
-        let (mut acts, mut toks, mut docs, mut pos) = (Vec::with_capacity(n * d), vec![], vec![], vec![]);
+        let (mut acts, mut toks, mut docs, mut pos) =
+            (Vec::with_capacity(n * d), vec![], vec![], vec![]);
         for r in done..done + n {
-            let t = ((VOCAB as f32).powf(rng.unit()) as usize).saturating_sub(1).min(VOCAB - 1);
+            let t = ((VOCAB as f32).powf(rng.unit()) as usize)
+                .saturating_sub(1)
+                .min(VOCAB - 1);
             let p = r % DOC;
             for c in 0..d {
                 let mut v = emb[t * d + c] + 0.1 * rng.normal();
@@ -109,14 +116,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None,
     )?;
     sae.save(&out.join("sae"), None)?;
-    let vocab: serde_json::Map<String, serde_json::Value> =
-        (0..VOCAB).map(|i| (format!("w{i}"), (i as u64).into())).collect();
+    let vocab: serde_json::Map<String, serde_json::Value> = (0..VOCAB)
+        .map(|i| (format!("w{i}"), (i as u64).into()))
+        .collect();
     let tok = serde_json::json!({
         "version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
         "pre_tokenizer": {"type": "WhitespaceSplit"}, "post_processor": null, "decoder": null,
         "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "w0"}
     });
     std::fs::write(out.join("tokenizer.json"), serde_json::to_string(&tok)?)?;
-    println!("wrote {rows} rows (d {d}) and an SAE (d_sae {d_sae}, k {k}) into {}", out.display());
+    println!(
+        "wrote {rows} rows (d {d}) and an SAE (d_sae {d_sae}, k {k}) into {}",
+        out.display()
+    );
     Ok(())
 }

@@ -30,6 +30,8 @@ pub struct AnalysisSettings {
     pub capacity: usize,
     /// Largest token set a "token in T" hypothesis may grow to.
     pub max_set: usize,
+    /// Least F1 gain for which a token is added to a "token in T" set.
+    pub min_gain: f64,
     /// Seed of the reservoir sampling.
     pub seed: u64,
 }
@@ -45,6 +47,7 @@ impl Default for AnalysisSettings {
             per_band: 2,
             capacity: 64,
             max_set: 5,
+            min_gain: 0.01,
             seed: 0,
         }
     }
@@ -257,7 +260,7 @@ impl GroupAnalyzer {
                     skewness: m.skewness(),
                     kurtosis: m.kurtosis(),
                     histogram: st.hist.bins(),
-                    explanation: explain(active, &st.cooc, &global, s.max_set),
+                    explanation: explain(active, &st.cooc, &global, s.max_set, s.min_gain),
                     explanation_text: None,
                     counts_exact,
                     top: st.top.sorted().into_iter().map(round_context).collect(),

@@ -180,7 +180,7 @@ fn group(
     rows: u64,
     rule: ActiveRule,
     units: Vec<UnitStats>,
-    mono: f64,
+    s: &ReportSettings,
 ) -> GroupReport {
     let densities: Vec<f64> = units.iter().map(|u| u.density).collect();
     GroupReport {
@@ -190,7 +190,7 @@ fn group(
         hook: store_hook(store),
         rows,
         active_rule: rule,
-        summary: summarize(&units, mono),
+        summary: summarize(&units, s.mono_threshold, s.min_active),
         density_histogram: density_histogram(&densities),
         units,
         logits: None,
@@ -231,7 +231,7 @@ pub fn build_report(
         rows,
         ActiveRule::Positive,
         an.finish(),
-        s.mono_threshold,
+        s,
     )];
     let rule = ActiveRule::FractionOfMax {
         fraction: s.dense_active_fraction,
@@ -245,21 +245,13 @@ pub fn build_report(
         rows,
         rule,
         units,
-        s.mono_threshold,
+        s,
     ));
     if let Some(ns) = inp.neurons {
         let (units, rows) = run.columns(ns, rows_n, s, ["neurons: maxima", "neurons"])?;
         let hook = store_hook(ns).unwrap_or_else(|| "neurons".into());
         let label = format!("MLP neurons of {hook} ({})", ns.d());
-        groups.push(group(
-            UnitKind::Neurons,
-            label,
-            ns,
-            rows,
-            rule,
-            units,
-            s.mono_threshold,
-        ));
+        groups.push(group(UnitKind::Neurons, label, ns, rows, rule, units, s));
     }
     if let Some(lens) = inp.lens {
         let w_dec = inp.sae.w_dec.flatten_all()?.to_vec1::<f32>()?;

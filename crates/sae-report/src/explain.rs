@@ -2,7 +2,8 @@
 //!
 //! A unit's active set A (rows where it is active) is compared with a hypothesis' set H (rows where
 //! it holds): precision = |A∩H| / |H|, recall = |A∩H| / |A|, F1 = 2|A∩H| / (|A| + |H|).
-//! Hypotheses: current token is t; current token in T (greedy growth, up to `max_set` tokens);
+//! Hypotheses: current token is t; current token in T (greedy growth from the best single token,
+//! adding the token that raises F1 most while it raises F1 by at least `min_gain`, up to `max_set` tokens);
 //! previous token is t; bigram (t1, t2). The best F1 wins; ties go to the simpler kind (that order).
 
 use serde::{Deserialize, Serialize};
@@ -98,6 +99,7 @@ pub fn explain(
     unit: &UnitCooccur,
     global: &GlobalCounts,
     max_set: usize,
+    min_gain: f64,
 ) -> Option<Explanation> {
     if active == 0 {
         return None;
@@ -139,7 +141,9 @@ pub fn explain(
                 }
             }
             match add {
-                Some((t2, nh, ns)) if f1(nh, ns, active) > f1(sh, ss, active) + 1e-12 => {
+                Some((t2, nh, ns))
+                    if f1(nh, ns, active) >= f1(sh, ss, active) + min_gain.max(1e-12) =>
+                {
                     set.push(t2);
                     sh = nh;
                     ss = ns;
@@ -212,7 +216,7 @@ mod tests {
             (3, Some(2), false),
         ];
         let (active, u, g) = build(&rows);
-        let e = explain(active, &u, &g, 5).unwrap();
+        let e = explain(active, &u, &g, 5, 0.01).unwrap();
         assert_eq!(e.hypothesis, Hypothesis::TokenSet { tokens: vec![1, 2] });
         assert_eq!((e.hits, e.support, e.active), (4, 6, 4));
         assert!((e.f1 - 0.8).abs() < 1e-12);
@@ -232,7 +236,7 @@ mod tests {
             (1, Some(2), false),
         ];
         let (active, u, g) = build(&rows);
-        let e = explain(active, &u, &g, 5).unwrap();
+        let e = explain(active, &u, &g, 5, 0.01).unwrap();
         assert_eq!(e.hypothesis, Hypothesis::PrevToken { token: 9 });
         assert!((e.f1 - 1.0).abs() < 1e-12);
         // Active on "2 after 9" only, while 2 and 9 each occur elsewhere.
@@ -243,15 +247,30 @@ mod tests {
             (2, Some(9), true),
         ];
         let (active, u, g) = build(&rows);
-        let e = explain(active, &u, &g, 5).unwrap();
+        let e = explain(active, &u, &g, 5, 0.01).unwrap();
         assert_eq!(e.hypothesis, Hypothesis::Bigram { prev: 9, token: 2 });
         assert!((e.f1 - 1.0).abs() < 1e-12);
     }
 
     #[test]
+    fn set_growth_needs_a_real_gain() {
+        // Active on all 100 rows of token 1 and on the single row of token 2.
+        // {1}: F1 = 200 / (101 + 100) = 0.995; {1, 2}: 202 / 202 = 1, a gain of 0.005.
+        let mut rows = vec![(1, None, true); 100];
+        rows.push((2, None, true));
+        rows.extend(vec![(3, None, false); 50]);
+        let (active, u, g) = build(&rows);
+        let e = explain(active, &u, &g, 5, 0.01).unwrap();
+        assert_eq!(e.hypothesis, Hypothesis::Token { token: 1 });
+        assert!((e.f1 - 200.0 / 201.0).abs() < 1e-12);
+        let e = explain(active, &u, &g, 5, 0.0).unwrap();
+        assert_eq!(e.hypothesis, Hypothesis::TokenSet { tokens: vec![1, 2] });
+    }
+
+    #[test]
     fn dead_unit_has_no_explanation_and_words_are_quoted() {
         let (_, u, g) = build(&[(1, None, false)]);
-        assert!(explain(0, &u, &g, 5).is_none());
+        assert!(explain(0, &u, &g, 5, 0.01).is_none());
         let text = |t: u32| {
             if t == 1 {
                 "a\"b".to_string()

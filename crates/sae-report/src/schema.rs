@@ -102,6 +102,8 @@ pub struct ReportSettings {
     pub analysis: AnalysisSettings,
     /// F1 at or above which a unit counts as monosemantic.
     pub mono_threshold: f64,
+    /// Units active on fewer rows are not scored in the group summaries.
+    pub min_active: u64,
     /// Fraction of the maximum above which a dense unit (neuron, basis direction) is active.
     pub dense_active_fraction: f64,
     /// Rows analysed at most per store (from the start).
@@ -117,6 +119,7 @@ impl Default for ReportSettings {
         ReportSettings {
             analysis: AnalysisSettings::default(),
             mono_threshold: 0.5,
+            min_active: 10,
             dense_active_fraction: 0.5,
             max_rows: None,
             batch_rows: 1024,

@@ -16,25 +16,29 @@ pub struct GroupSummary {
     pub dead: usize,
     /// Units active on more than 10% of rows.
     pub dense: usize,
-    /// F1 quantiles (0.1, 0.25, 0.5, 0.75, 0.9) over alive units.
+    /// Units active on at least `min_active` rows: the ones scored below.
+    pub scored: usize,
+    /// The least number of active rows for a unit to be scored.
+    pub min_active: u64,
+    /// F1 quantiles (0.1, 0.25, 0.5, 0.75, 0.9) over scored units.
     pub f1_quantiles: Vec<(f64, f64)>,
-    /// Median F1 over alive units.
+    /// Median F1 over scored units.
     pub median_f1: Option<f64>,
-    /// Mean F1 over alive units.
+    /// Mean F1 over scored units.
     pub mean_f1: Option<f64>,
-    /// Alive units with F1 >= `mono_threshold`.
+    /// Scored units with F1 >= `mono_threshold`.
     pub monosemantic: usize,
-    /// monosemantic / alive.
+    /// monosemantic / scored.
     pub monosemantic_frac: Option<f64>,
     /// The F1 threshold used.
     pub mono_threshold: f64,
-    /// Median kurtosis over alive units.
+    /// Median kurtosis over scored units.
     pub median_kurtosis: Option<f64>,
-    /// Median firing density over alive units.
+    /// Median firing density over scored units.
     pub median_density: Option<f64>,
-    /// Spearman rank correlation of kurtosis with F1 (alive units).
+    /// Spearman rank correlation of kurtosis with F1 (scored units).
     pub spearman_kurtosis_f1: Option<f64>,
-    /// Spearman rank correlation of log density with F1 (alive units).
+    /// Spearman rank correlation of log density with F1 (scored units).
     pub spearman_density_f1: Option<f64>,
 }
 
@@ -90,9 +94,14 @@ fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v
 }
 
-/// Summarises a group's unit statistics.
-pub fn summarize(units: &[UnitStats], mono_threshold: f64) -> GroupSummary {
-    let alive: Vec<&UnitStats> = units.iter().filter(|u| u.active > 0).collect();
+/// Summarises a group's unit statistics; scores count only units active on >= `min_active` rows
+/// (precision and recall of a handful of activations say nothing).
+pub fn summarize(units: &[UnitStats], mono_threshold: f64, min_active: u64) -> GroupSummary {
+    let alive: Vec<&UnitStats> = units
+        .iter()
+        .filter(|u| u.active > 0 && u.active >= min_active)
+        .collect();
+    let n_alive = units.iter().filter(|u| u.active > 0).count();
     let f1 = |u: &UnitStats| u.explanation.as_ref().map_or(0.0, |e| e.f1);
     let scores = sorted(alive.iter().map(|u| f1(u)).collect());
     let qs = [0.1, 0.25, 0.5, 0.75, 0.9];
@@ -105,9 +114,11 @@ pub fn summarize(units: &[UnitStats], mono_threshold: f64) -> GroupSummary {
     let dens: Vec<f64> = alive.iter().map(|u| u.density.log10()).collect();
     GroupSummary {
         units: units.len(),
-        alive: alive.len(),
-        dead: units.len() - alive.len(),
+        alive: n_alive,
+        dead: units.len() - n_alive,
         dense: units.iter().filter(|u| u.density > 0.1).count(),
+        scored: alive.len(),
+        min_active,
         f1_quantiles: qs
             .iter()
             .filter_map(|&q| quantile(&scores, q).map(|v| (q, v)))
@@ -141,6 +152,67 @@ mod tests {
         // pos = 0.25 * 3 = 0.75 -> 1 + 0.75 * 1 = 1.75
         assert_eq!(quantile(&v, 0.25), Some(1.75));
         assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    fn unit(active: u64, f1: f64, kurtosis: f64) -> UnitStats {
+        use crate::explain::{Explanation, Hypothesis};
+        UnitStats {
+            id: 0,
+            active,
+            density: active as f64 / 1000.0,
+            log10_density: None,
+            threshold: 0.0,
+            mean: 0.0,
+            mean_active: None,
+            std: 0.0,
+            max: 1.0,
+            skewness: None,
+            kurtosis: Some(kurtosis),
+            histogram: vec![],
+            explanation: (active > 0).then(|| Explanation {
+                hypothesis: Hypothesis::Token { token: 0 },
+                hits: 0,
+                support: 0,
+                active,
+                precision: 0.0,
+                recall: 0.0,
+                f1,
+            }),
+            explanation_text: None,
+            counts_exact: true,
+            top: vec![],
+            quantiles: vec![],
+        }
+    }
+
+    #[test]
+    fn summary_by_hand() {
+        // Scored (active >= 10): F1 0.2, 0.6, 0.9 (kurtosis rising with F1); one rare unit
+        // (active 3, F1 1.0) and one dead unit are left out; density 200/1000 is dense.
+        let units = [
+            unit(100, 0.2, 5.0),
+            unit(200, 0.6, 10.0),
+            unit(50, 0.9, 50.0),
+            unit(3, 1.0, 99.0),
+            unit(0, 0.0, 1.0),
+        ];
+        let s = summarize(&units, 0.5, 10);
+        assert_eq!(
+            (s.units, s.alive, s.dead, s.scored, s.dense),
+            (5, 4, 1, 3, 1)
+        );
+        assert_eq!(s.median_f1, Some(0.6));
+        assert!((s.mean_f1.unwrap() - 1.7 / 3.0).abs() < 1e-12);
+        assert_eq!(s.monosemantic, 2);
+        assert!((s.monosemantic_frac.unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(s.median_kurtosis, Some(10.0));
+        assert_eq!(s.median_density, Some(0.1));
+        assert!((s.spearman_kurtosis_f1.unwrap() - 1.0).abs() < 1e-12);
+        // Density ranks 2, 3, 1 against F1 ranks 1, 2, 3: d = 1, 1, -2, sum d^2 = 6,
+        // rho = 1 - 6 * 6 / (3 * (9 - 1)) = -0.5.
+        assert!((s.spearman_density_f1.unwrap() + 0.5).abs() < 1e-12);
+        // (0.25 quantile of [0.2, 0.6, 0.9]: pos 0.5 -> 0.4)
+        assert!((s.f1_quantiles[1].1 - 0.4).abs() < 1e-12);
     }
 
     #[test]
