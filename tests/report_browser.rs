@@ -135,3 +135,39 @@ fn dashboard_renders_and_escapes_corpus_text() {
         assert!(dom.contains("id=\"comparison\"") && dom.contains("<svg"));
     }
 }
+
+/// The `data-id`s of the units table's rows, in order.
+fn row_ids(dom: &str) -> Vec<usize> {
+    dom.split("class=\"unit-row")
+        .skip(1)
+        .map(|r| {
+            let v = r.split("data-id=\"").nth(1).unwrap();
+            v[..v.find('"').unwrap()].parse().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn dashboard_sorts_and_searches() {
+    let f = fixture();
+    let out = f.dir.path().join("out");
+    report(&f, &out, &["--top", "3"]);
+    let index = out.join("index.html");
+    let page = |query: &str| dump_dom(&url(&index, query));
+    // Search by explanation text: only the script-token latent mentions "script".
+    assert_eq!(row_ids(&page("?q=script")), vec![3]);
+    // Search by id.
+    assert_eq!(row_ids(&page("?q=4")), vec![4]);
+    // Sort by id ascending, by density ascending (the dead latent first), by F1 descending.
+    assert_eq!(row_ids(&page("?sort=id&desc=0")), vec![0, 1, 2, 3, 4, 5]);
+    assert_eq!(row_ids(&page("?sort=density&desc=0"))[0], 5);
+    let by_f1 = row_ids(&page("?sort=f1"));
+    assert_eq!(
+        *by_f1.last().unwrap(),
+        5,
+        "the dead latent (F1 0) sorts last"
+    );
+    // Another group.
+    let basis = row_ids(&page("?group=basis&sort=id&desc=0"));
+    assert_eq!(basis, (0..24).collect::<Vec<_>>());
+}

@@ -21,8 +21,8 @@ pub struct Args {
     /// Report folder written by `sae report`.
     #[arg(long)]
     pub report: PathBuf,
-    /// Unit index.
-    #[arg(long)]
+    /// Unit index (a latent, or a neuron / basis direction with --group).
+    #[arg(long, visible_alias = "unit")]
     pub latent: usize,
     /// Group the index refers to.
     #[arg(long, value_enum, default_value = "latents")]

@@ -126,14 +126,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
-    if let Some(l) = &lens {
-        anyhow::ensure!(
-            l.d_model() == sae.cfg.d_in,
-            "the model's residual width is {} but the SAE's d_in is {}: the logit lens needs a residual-stream SAE",
-            l.d_model(),
-            sae.cfg.d_in
-        );
-    }
+    let lens = lens.filter(|l| {
+        let fits = l.d_model() == sae.cfg.d_in;
+        if !fits {
+            eprintln!(
+                "note: no logit lens: the model's residual width is {} but the SAE reads d_in = {} (not a residual-stream SAE)",
+                l.d_model(),
+                sae.cfg.d_in
+            );
+        }
+        fits
+    });
     let mut settings = ReportSettings::default();
     settings.analysis.top_n = args.top.unwrap_or(settings.analysis.top_n);
     settings.analysis.seed = args.seed.unwrap_or(settings.analysis.seed);

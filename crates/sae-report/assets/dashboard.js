@@ -160,7 +160,13 @@
   }
 
   // ---------- index of units ----------
+  // Initial view from the query string: ?group=neurons&sort=density&desc=0&q=text
+  const params = new URLSearchParams(location.search);
   const state = { group: R.groups[0].kind, sort: "f1", desc: true, query: "", limit: 200, selected: null };
+  if (R.groups.some((g) => g.kind === params.get("group"))) state.group = params.get("group");
+  if (["id", "density", "max", "kurtosis", "f1", "explanation"].includes(params.get("sort"))) state.sort = params.get("sort");
+  if (params.get("desc") === "0") state.desc = false;
+  if (params.get("q")) state.query = params.get("q").trim().toLowerCase();
   const COLS = [
     ["id", "id", (u) => u.id, (u) => u.id],
     ["density", "density", (u) => u.density, (u) => sci(u.density)],
@@ -173,8 +179,10 @@
   function indexSection() {
     const sec = document.getElementById("index");
     const select = el("select", { id: "group-select" }, R.groups.map((g) => el("option", { value: g.kind }, [g.label])));
+    select.value = state.group;
     select.addEventListener("change", () => { state.group = select.value; state.limit = 200; renderTable(); });
     const input = el("input", { id: "search", type: "search", placeholder: "search id or explanation\u2026" });
+    input.value = params.get("q") || "";
     input.addEventListener("input", () => { state.query = input.value.trim().toLowerCase(); state.limit = 200; renderTable(); });
     sec.appendChild(el("div", { class: "controls" }, [select, input]));
     sec.appendChild(el("div", { id: "table-holder" }));
@@ -288,7 +296,7 @@
   window.addEventListener("hashchange", route);
   if (location.hash) route();
   else {
-    const g = R.groups[0];
+    const g = groupOf(state.group);
     const best = g.units.slice().sort((a, b) => f1(b) - f1(a) || a.id - b.id)[0];
     if (best) renderPanel(g.kind, best.id);
   }
