@@ -169,7 +169,7 @@ mod tests {
             skewness: None,
             kurtosis: Some(kurtosis),
             histogram: vec![],
-            explanation: (active > 0).then(|| Explanation {
+            explanation: (active > 0).then_some(Explanation {
                 hypothesis: Hypothesis::Token { token: 0 },
                 hits: 0,
                 support: 0,
