@@ -68,6 +68,10 @@ fn train_eval(arch: &str, steps: &str, extra: &[&str]) -> serde_json::Value {
         steps,
         "--batch",
         "1024",
+        // A smaller problem than the README's run and only 500 steps: a higher peak lr than the
+        // default 2e-3.
+        "--lr",
+        "4e-3",
     ];
     args.extend_from_slice(extra);
     ok(&sae(&args), "sae train");

@@ -13,7 +13,7 @@ pub mod defaults {
     /// Dictionary size as a multiple of d_in when `d_sae` is not given.
     pub const EXPANSION: f64 = 8.0;
     /// Peak learning rate.
-    pub const LR: f64 = 4e-3;
+    pub const LR: f64 = 2e-3;
     /// Fraction of the steps over which the learning rate warms up linearly from 0.
     pub const LR_WARMUP_FRAC: f64 = 0.05;
     /// Fraction of the steps (at the end) over which the learning rate decays linearly to 0.
