@@ -65,7 +65,10 @@ impl Text {
     fn token(&self, id: u32) -> String {
         match self {
             Text::File(t) => t.token(id),
-            Text::Model(t) => t.token(id),
+            Text::Model(t) => {
+                let decode = |ids: &[u32]| t.tokenizer().decode(ids).ok();
+                sae_report::surface_form(&decode, id).unwrap_or_else(|| t.token(id))
+            }
         }
     }
 }

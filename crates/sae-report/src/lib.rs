@@ -47,5 +47,5 @@ pub use logits::logit_effects;
 pub use moments::{accumulate_block, Moments};
 pub use schema::*;
 pub use summary::{quantile, spearman, summarize, GroupSummary};
-pub use tokens::TokenizerText;
+pub use tokens::{surface_form, TokenizerText};
 pub use window::UnitBatch;
