@@ -11,26 +11,41 @@ use crate::tokenizer::TextTokenizer;
 /// Readable text of single tokens.
 pub struct TokenText {
     tokenizer: TextTokenizer,
+    /// A plain word token decoded before each token, so that the decoder's word-boundary rules apply
+    /// (WordPiece: a space before a word-initial piece, none before `##s`); `None` if none was found.
+    anchor: Option<u32>,
 }
 
 impl TokenText {
     /// The tokenizer of a resolved model.
     pub fn load(model: &ResolvedModel) -> Result<TokenText> {
-        Ok(TokenText {
-            tokenizer: TextTokenizer::load(model)?,
-        })
+        Ok(TokenText::new(TextTokenizer::load(model)?))
     }
 
     /// Wraps an already loaded tokenizer.
     pub fn new(tokenizer: TextTokenizer) -> TokenText {
-        TokenText { tokenizer }
+        let anchor = tokenizer
+            .encode("the")
+            .ok()
+            .and_then(|ids| (ids.len() == 1).then(|| ids[0]));
+        TokenText { tokenizer, anchor }
     }
 
-    /// The text one token stands for (byte-level pieces of a multi-byte character show as U+FFFD);
-    /// `<unk:ID>` for an id the vocabulary does not hold.
+    /// The text one token adds to running text, with the space before it when it starts a word
+    /// (" value", "s" for WordPiece `##s`, " value" for byte-level `Ġvalue`); byte-level pieces of a
+    /// multi-byte character show as U+FFFD; `<unk:ID>` for an id the vocabulary does not hold.
     pub fn token(&self, id: u32) -> String {
         if (id as usize) >= self.tokenizer.vocab_size() {
             return format!("<unk:{id}>");
+        }
+        if let Some(anchor) = self.anchor.filter(|_| !self.tokenizer.is_special(id)) {
+            let base = self.tokenizer.decode(&[anchor]);
+            let both = self.tokenizer.decode(&[anchor, id]);
+            if let (Ok(base), Ok(both)) = (base, both) {
+                if let Some(rest) = both.strip_prefix(base.as_str()).filter(|r| !r.is_empty()) {
+                    return rest.to_string();
+                }
+            }
         }
         self.tokenizer
             .decode(&[id])
