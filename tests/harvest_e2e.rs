@@ -165,11 +165,43 @@ fn smollm2_harvest_writes_a_store_that_train_reads() {
     let store = Store::open(&out.join("blocks.4.hook_resid_post")).unwrap();
     assert_eq!((store.manifest().rows, store.d()), (384, 576));
     assert_eq!(store.manifest().dtype, sae_store::DType::F16);
-    // One long document split into 64-token windows (no BOS for SmolLM2): positions 0..63 in turn.
+    // SmolLM2's tokenizer adds no BOS, so the harvester prepends it (position 0) and leaves it out:
+    // one long document split into windows of BOS + 63 tokens, stored positions 1..63 in turn.
+    let src = match &store.manifest().source {
+        sae_store::Source::Harvest(h) => h.clone(),
+        other => panic!("not a harvest: {other:?}"),
+    };
+    assert!(
+        src.tokenizer.contains("BOS <|endoftext|> prepended"),
+        "{}",
+        src.tokenizer
+    );
     let c = store.chunks(Split::All).next().unwrap().unwrap();
-    let pos = c.positions.unwrap();
-    assert_eq!(&pos[..66], &(0..64).chain(0..2).collect::<Vec<u32>>()[..]);
-    assert!(c.doc_ids.unwrap().iter().all(|&d| d == 0));
+    let pos = c.positions.clone().unwrap();
+    assert_eq!(&pos[..66], &(1..64).chain(1..4).collect::<Vec<u32>>()[..]);
+    assert!(c.doc_ids.clone().unwrap().iter().all(|&d| d == 0));
+    // The attention sink sits on BOS: the first stored position has an ordinary residual norm
+    // (without BOS its median norm is ~100x the others').
+    let norms: Vec<f32> = c
+        .acts
+        .chunks(576)
+        .map(|r| r.iter().map(|v| v * v).sum::<f32>().sqrt())
+        .collect();
+    let median = |mut v: Vec<f32>| {
+        v.sort_by(f32::total_cmp);
+        v[v.len() / 2]
+    };
+    let first: Vec<f32> = norms
+        .iter()
+        .zip(&pos)
+        .filter(|(_, &p)| p == 1)
+        .map(|(n, _)| *n)
+        .collect();
+    let (first, all) = (median(first), median(norms));
+    assert!(
+        first < 3.0 * all,
+        "first position median norm {first} vs all {all}"
+    );
     let sae_out = tmp.path().join("sae");
     ok(sae(&[
         "train",

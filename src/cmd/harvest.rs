@@ -91,6 +91,11 @@ pub struct Args {
     /// Also store special-token positions (BOS, [CLS], [SEP]).
     #[arg(long)]
     keep_special: bool,
+    /// Do not put the BOS token before contexts when the tokenizer adds none by itself. By default it is
+    /// prepended (as SAELens does) so that the attention sink, whose residual norm is ~100x the others,
+    /// lands on BOS and stays out of the store.
+    #[arg(long)]
+    no_bos: bool,
     /// Rows per shard file.
     #[arg(long, default_value_t = 16384)]
     shard_rows: usize,
@@ -101,8 +106,11 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (resolved, model) = args.model.load()?;
-    let tok = TextTokenizer::load(&resolved)
+    let mut tok = TextTokenizer::load(&resolved)
         .with_context(|| format!("cannot load the tokenizer of `{}`", args.model.model))?;
+    if !args.no_bos {
+        tok.prepend_bos();
+    }
     let cfg = HarvestConfig {
         hooks: args.hooks.clone(),
         corpus: args.corpus.clone(),

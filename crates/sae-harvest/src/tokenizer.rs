@@ -30,6 +30,9 @@ pub struct TextTokenizer {
     suffix: Vec<u32>,
     special: HashSet<u32>,
     pad_id: u32,
+    /// The token that starts a document (the declared BOS, or `<|endoftext|>` where the vocabulary
+    /// has it), whether or not the model adds it by itself.
+    bos: Option<u32>,
 }
 
 impl TextTokenizer {
@@ -88,6 +91,9 @@ impl TextTokenizer {
             .iter()
             .find_map(|t| inner.token_to_id(t))
             .unwrap_or(0);
+        let bos = ["<|begin_of_text|>", "<|endoftext|>", "<s>"]
+            .iter()
+            .find_map(|t| inner.token_to_id(t));
         Ok(TextTokenizer {
             describe: format!("tokenizer.json ({})", path.display()),
             inner,
@@ -96,6 +102,7 @@ impl TextTokenizer {
             suffix,
             special,
             pad_id,
+            bos,
         })
     }
 
@@ -212,6 +219,12 @@ impl TextTokenizer {
             .meta_opt("tokenizer.ggml.add_bos_token")
             .and_then(|v| v.to_bool().ok())
             .unwrap_or(false);
+        // The token that starts documents in pretraining: `<|endoftext|>` where the vocabulary has it
+        // (SmolLM2's declared BOS is the chat token <|im_start|>, after which the next token still
+        // becomes an attention sink), else the declared BOS.
+        let bos = inner
+            .token_to_id("<|endoftext|>")
+            .or(id("tokenizer.ggml.bos_token_id"));
         let prefix = match (add_bos, id("tokenizer.ggml.bos_token_id")) {
             (true, Some(bos)) => vec![bos],
             _ => Vec::new(),
@@ -227,6 +240,7 @@ impl TextTokenizer {
             suffix: Vec::new(),
             special,
             pad_id,
+            bos,
         })
     }
 
@@ -255,6 +269,24 @@ impl TextTokenizer {
     /// Special tokens the model expects before every context (BOS, [CLS]).
     pub fn prefix(&self) -> &[u32] {
         &self.prefix
+    }
+
+    /// Puts the BOS token before every context when the tokenizer does not already add special tokens
+    /// there (SAELens' `prepend_bos`). A causal LM dumps attention on its first position, whose residual
+    /// norm is then ~100x the others (SmolLM2: ~23,500 vs ~170); with BOS prepended that position is a
+    /// special token, left out of the store, instead of the first word of the text.
+    /// Returns whether BOS was added; the description (recorded in manifests) says so.
+    pub fn prepend_bos(&mut self) -> bool {
+        match self.bos {
+            Some(bos) if self.prefix.is_empty() => {
+                self.prefix = vec![bos];
+                self.special.insert(bos);
+                let name = self.inner.id_to_token(bos).unwrap_or_default();
+                self.describe = format!("{}, BOS {name} prepended", self.describe);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Special tokens the model expects after every context ([SEP]).
