@@ -5,11 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use sae_harvest::{resolve_model, LogitLens, ModelSpec, TokenText};
+use sae_harvest::{resolve_model, LogitLens, ModelSpec, TextTokenizer, TokenText};
 use sae_model::Sae;
 use sae_report::{
     build_report, write_dashboard, write_report, ReportError, ReportInputs, ReportSettings,
-    TokenizerText,
 };
 use sae_store::{Source, Store};
 
@@ -55,24 +54,6 @@ pub struct Args {
     pub seed: Option<u64>,
 }
 
-/// Token text: an explicit tokenizer.json, the given model's, or the store's model's.
-enum Text {
-    File(TokenizerText),
-    Model(TokenText),
-}
-
-impl Text {
-    fn token(&self, id: u32) -> String {
-        match self {
-            Text::File(t) => t.token(id),
-            Text::Model(t) => {
-                let decode = |ids: &[u32]| t.tokenizer().decode(ids).ok();
-                sae_report::surface_form(&decode, id).unwrap_or_else(|| t.token(id))
-            }
-        }
-    }
-}
-
 fn offline_spec(id: &str) -> ModelSpec {
     ModelSpec {
         offline: true,
@@ -80,9 +61,19 @@ fn offline_spec(id: &str) -> ModelSpec {
     }
 }
 
-fn token_text(args: &Args, store: &Store) -> anyhow::Result<Text> {
+/// Token text (each token as it reads in running text): an explicit tokenizer.json, the given
+/// model's tokenizer, or the tokenizer of the model the store was harvested from.
+fn token_text(args: &Args, store: &Store) -> anyhow::Result<TokenText> {
     if let Some(path) = &args.tokenizer {
-        return Ok(Text::File(TokenizerText::load(path)?));
+        if !path.is_file() {
+            let msg = format!("{} does not exist", path.display());
+            return Err(ReportError::MissingTokenizer(msg).into());
+        }
+        let tok = TextTokenizer::from_file(path).map_err(|e| ReportError::BadTokenizer {
+            path: path.clone(),
+            msg: e.to_string(),
+        })?;
+        return Ok(TokenText::new(tok));
     }
     let model = match (&args.model, &store.manifest().source) {
         (Some(m), _) => m.clone(),
@@ -103,7 +94,7 @@ fn token_text(args: &Args, store: &Store) -> anyhow::Result<Text> {
     let text = TokenText::load(&resolved).map_err(|e| {
         ReportError::MissingTokenizer(format!("model {model:?} has no usable tokenizer: {e}"))
     })?;
-    Ok(Text::Model(text))
+    Ok(text)
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {

@@ -26,7 +26,6 @@ mod logits;
 mod moments;
 mod schema;
 mod summary;
-mod tokens;
 mod window;
 
 #[cfg(test)]
@@ -47,5 +46,4 @@ pub use logits::logit_effects;
 pub use moments::{accumulate_block, Moments};
 pub use schema::*;
 pub use summary::{quantile, spearman, summarize, GroupSummary};
-pub use tokens::{surface_form, TokenizerText};
 pub use window::UnitBatch;
