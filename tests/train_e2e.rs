@@ -68,7 +68,7 @@ fn train_eval(arch: &str, steps: &str, extra: &[&str]) -> serde_json::Value {
         steps,
         "--batch",
         "1024",
-        // A smaller problem than the README's run and only 500 steps: a higher peak lr than the
+        // A smaller problem than the README's run and fewer steps: a higher peak lr than the
         // default 2e-3.
         "--lr",
         "4e-3",
@@ -104,11 +104,11 @@ fn topk_recovers_the_true_features() {
 
 #[test]
 fn batchtopk_recovers_the_true_features() {
-    // NOT yet the target (mmcs >= 0.98): this recipe reaches about 0.94 here and 0.97 at
-    // full size. The bounds below hold today and catch regressions.
-    let v = train_eval("batchtopk", "500", &["--k", "5"]);
-    assert!(num(&v, "mmcs") >= 0.92, "{v}");
-    assert!(num(&v, "recovered_frac") >= 0.75, "{v}");
+    // BatchTopK needs more steps than TopK (the batch-wide competition leaves latents dead early and
+    // AuxK revives them): 1500 steps here (mmcs 0.994), 2000 in the README's full-size run.
+    let v = train_eval("batchtopk", "1500", &["--k", "5"]);
+    assert!(num(&v, "mmcs") >= 0.98, "{v}");
+    assert!(num(&v, "recovered_frac") >= 0.95, "{v}");
     // Saved as JumpReLU with the EMA threshold: inference L0 stays near the training k.
     assert!(num(&v, "l0") > 3.0 && num(&v, "l0") < 7.0, "{v}");
 }

@@ -30,6 +30,11 @@ pub mod defaults {
     pub const DEAD_TOKENS_MAX: u64 = 10_000_000;
     /// The dead-latent window is at most this fraction of all training tokens (small runs).
     pub const DEAD_TOKENS_FRAC: f64 = 0.5;
+    /// BatchTopK: a latent is dead after this many batches without firing (Bussmann et al.:
+    /// n_batches_to_dead = 5). With the long TopK window its AuxK almost never ran, and latents
+    /// that lost the batch-wide competition early never came back (mmcs 0.977 instead of 0.999
+    /// at full size, 2000 steps).
+    pub const BATCHTOPK_DEAD_BATCHES: u64 = 5;
     /// Rows of the shuffling buffer.
     pub const SHUFFLE_BUFFER_ROWS: usize = 262_144;
     /// Rows sampled to estimate the input scale and the geometric median.
@@ -82,7 +87,7 @@ pub enum ArchConfig {
         /// AuxK loss coefficient.
         #[serde(default = "auxk_coef")]
         auxk_coef: f64,
-        /// Latents used by AuxK; default min(max(d_in / 2, 1), 256, d_sae).
+        /// Latents used by AuxK; default min(256, d_sae).
         #[serde(default)]
         k_aux: Option<usize>,
         /// EMA decay of the inference threshold (the batch's smallest kept activation).
@@ -236,7 +241,7 @@ pub struct TrainConfig {
     /// Seed of the initialisation and of the data order.
     pub seed: u64,
     /// Tokens without firing after which a latent counts as dead; default
-    /// min(10M, half of all training tokens, at least one batch).
+    /// min(10M, half of all training tokens, at least one batch), for BatchTopK 5 batches.
     pub dead_tokens: Option<u64>,
     /// Rows of the shuffling buffer (mixes rows across shards).
     pub shuffle_buffer_rows: usize,
@@ -335,7 +340,13 @@ impl TrainConfig {
                 if *k == 0 || *k > d_sae {
                     return bad(format!("k = {k} must lie in 1..=d_sae ({d_sae})"));
                 }
-                k_aux = ka.unwrap_or(k_aux_default).min(d_sae);
+                // BatchTopK revives its many dead latents with a wider AuxK (Bussmann et al. use
+                // 512; capped here at Gao et al.'s 256).
+                let default = match self.arch {
+                    ArchConfig::BatchTopK { .. } => defaults::K_AUX_MAX.min(d_sae),
+                    _ => k_aux_default,
+                };
+                k_aux = ka.unwrap_or(default).min(d_sae);
             }
             ArchConfig::ReluL1 { l1_coef, .. } if *l1_coef < 0.0 => {
                 return bad(format!("l1_coef must be >= 0, got {l1_coef}"));
@@ -357,6 +368,9 @@ impl TrainConfig {
         }
         let total = self.steps.saturating_mul(self.batch as u64);
         let dead_tokens = self.dead_tokens.unwrap_or_else(|| {
+            if let ArchConfig::BatchTopK { .. } = self.arch {
+                return defaults::BATCHTOPK_DEAD_BATCHES * self.batch as u64;
+            }
             let frac = (total as f64 * defaults::DEAD_TOKENS_FRAC) as u64;
             frac.min(defaults::DEAD_TOKENS_MAX).max(self.batch as u64)
         });

@@ -59,6 +59,13 @@ fn resolve_checks_ranges_and_sizes() {
     assert_eq!(r.d_sae, 32);
     assert_eq!(r.k_aux, 4); // d_in / 2
     assert_eq!(r.dead_tokens, 500); // half of 100 * 10 tokens
+                                    // BatchTopK: dead after 5 batches, AuxK over up to 256 latents.
+    let c = TrainConfig::from_toml(
+        "d_sae = 300\nsteps = 100\nbatch = 10\n[arch]\nkind = \"batchtopk\"\nk = 2\n",
+    )
+    .unwrap();
+    let r = c.resolve(8).unwrap();
+    assert_eq!((r.k_aux, r.dead_tokens), (256, 50));
     let c = TrainConfig::from_toml("lr = -1.0\n").unwrap();
     assert!(c.resolve(8).is_err());
 }
