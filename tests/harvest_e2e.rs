@@ -161,6 +161,8 @@ fn smollm2_harvest_writes_a_store_that_train_reads() {
         "6",
         "--dtype",
         "f16",
+        "--max-norm-ratio",
+        "0",
     ]));
     let store = Store::open(&out.join("blocks.4.hook_resid_post")).unwrap();
     assert_eq!((store.manifest().rows, store.d()), (384, 576));
@@ -201,6 +203,46 @@ fn smollm2_harvest_writes_a_store_that_train_reads() {
     assert!(
         first < 3.0 * all,
         "first position median norm {first} vs all {all}"
+    );
+    // By default positions whose norm is > 10x the batch median (delimiter tokens acting as secondary
+    // sinks reach ~11x at this layer) are left out; the manifest records the ratio.
+    let filtered = tmp.path().join("filtered");
+    let out_f = sae(&[
+        "harvest",
+        "--model",
+        SMOLLM2,
+        "--hook",
+        "blocks.4.hook_resid_post",
+        "--corpus",
+        s(&corpus().join("jargon.txt")),
+        "--out",
+        s(&filtered),
+        "--max-tokens",
+        "384",
+        "--ctx-len",
+        "64",
+        "--batch",
+        "6",
+    ]);
+    let stderr = String::from_utf8_lossy(&ok(out_f).stderr).into_owned();
+    assert!(stderr.contains("left out"), "{stderr}");
+    let f = Store::open(&filtered.join("blocks.4.hook_resid_post")).unwrap();
+    assert_eq!(f.manifest().rows, 384);
+    match &f.manifest().source {
+        sae_store::Source::Harvest(h) => assert_eq!(h.max_norm_ratio, Some(10.0)),
+        other => panic!("not a harvest: {other:?}"),
+    }
+    let kept: Vec<f32> = f
+        .chunks(Split::All)
+        .flat_map(|c| c.unwrap().acts)
+        .collect::<Vec<f32>>()
+        .chunks(576)
+        .map(|r| r.iter().map(|v| v * v).sum::<f32>().sqrt())
+        .collect();
+    let worst = kept.iter().copied().fold(0f32, f32::max);
+    assert!(
+        worst < 10.5 * all,
+        "kept a row of norm {worst} (median {all})"
     );
     let sae_out = tmp.path().join("sae");
     ok(sae(&[

@@ -183,6 +183,7 @@ fn bad_inputs_give_one_clear_error_each() {
             tokenizer: "tokenizer.json".into(),
             keep_special: false,
             dtype: "f32".into(),
+            max_norm_ratio: None,
         })
     };
     write_store(&hstore, 2, 64, src("blocks.1.hook_resid_post"));
@@ -261,6 +262,7 @@ fn neurons_of_the_same_layer_join_the_comparison() {
             tokenizer: "tokenizer.json".into(),
             keep_special: false,
             dtype: "f32".into(),
+            max_norm_ratio: None,
         })
     };
     let resid = f.dir.path().join("resid");

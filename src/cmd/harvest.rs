@@ -96,6 +96,11 @@ pub struct Args {
     /// lands on BOS and stays out of the store.
     #[arg(long)]
     no_bos: bool,
+    /// Leave out positions whose row norm at any requested hook exceeds this multiple of the batch's
+    /// median norm there (attention sinks: ~100x; ordinary rows stay within ~3x). The same positions are
+    /// left out of every hook's store. 0 keeps every row.
+    #[arg(long, default_value_t = 10.0)]
+    max_norm_ratio: f32,
     /// Rows per shard file.
     #[arg(long, default_value_t = 16384)]
     shard_rows: usize,
@@ -126,6 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         keep_special: args.keep_special,
         shard_rows: args.shard_rows,
         eval_frac: args.eval_frac,
+        max_norm_ratio: (args.max_norm_ratio > 0.0).then_some(args.max_norm_ratio),
     };
     let (len, unit) = match args.max_tokens {
         Some(n) => (n, "tokens"),
@@ -169,6 +175,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let secs = started.elapsed().as_secs_f64();
     if summary.resumed_rows > 0 {
         eprintln!("resumed after {} rows", summary.resumed_rows);
+    }
+    if summary.dropped > 0 {
+        eprintln!(
+            "left out {} positions whose norm exceeded {}x the batch median (attention sinks; --max-norm-ratio)",
+            summary.dropped, args.max_norm_ratio
+        );
     }
     eprintln!(
         "harvested {} rows per hook ({} tokens through the model in {:.1}s, {:.0} tokens/s)",

@@ -38,6 +38,9 @@ pub struct HarvestConfig {
     pub shard_rows: usize,
     /// Fraction of rows (the last ones) held out for evaluation.
     pub eval_frac: f64,
+    /// Leave out positions where any hook's row norm exceeds this multiple of the batch's median norm
+    /// at that hook (attention sinks, ~100x; ordinary rows stay within ~3x). `None` keeps every row.
+    pub max_norm_ratio: Option<f32>,
 }
 
 /// Where a running harvest stands, for progress bars.
@@ -62,6 +65,8 @@ pub struct HarvestSummary {
     pub resumed_rows: u64,
     /// Tokens run through the model in this run.
     pub tokens: u64,
+    /// Positions left out in this run as norm outliers (see `HarvestConfig::max_norm_ratio`).
+    pub dropped: u64,
     /// The store folders, one per hook.
     pub stores: Vec<PathBuf>,
     /// False when the progress callback stopped the run early (stores left resumable).
@@ -109,6 +114,58 @@ fn select_rows(batch: &[Context], t: usize, keep_special: bool, budget: u64) -> 
     rows
 }
 
+/// Keeps the rows whose norm stays within `ratio` x the median row norm of the batch at every hook.
+/// `hosts[h]` is hook h's activations [b * t, width]. The same rows are kept for every hook, so the
+/// stores of one harvest stay row-aligned. Returns the rows kept and how many were left out.
+fn drop_outliers(rows: Rows, hosts: &[(Vec<f32>, usize)], ratio: Option<f32>) -> (Rows, u64) {
+    let Some(ratio) = ratio.filter(|r| *r > 0.0) else {
+        return (rows, 0);
+    };
+    let mut keep = vec![true; rows.index.len()];
+    for (host, w) in hosts {
+        let norms: Vec<f32> = rows
+            .index
+            .iter()
+            .map(|&r| {
+                host[r * w..(r + 1) * w]
+                    .iter()
+                    .map(|v| v * v)
+                    .sum::<f32>()
+                    .sqrt()
+            })
+            .collect();
+        let mut sorted = norms.clone();
+        sorted.sort_by(f32::total_cmp);
+        let Some(&median) = sorted.get(sorted.len() / 2) else {
+            continue;
+        };
+        for (k, n) in keep.iter_mut().zip(&norms) {
+            *k &= *n <= ratio * median;
+        }
+    }
+    let dropped = keep.iter().filter(|k| !**k).count() as u64;
+    let pick = |v: &[u32]| -> Vec<u32> {
+        v.iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(x, _)| *x)
+            .collect()
+    };
+    let kept = Rows {
+        index: rows
+            .index
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(x, _)| *x)
+            .collect(),
+        token_ids: pick(&rows.token_ids),
+        doc_ids: pick(&rows.doc_ids),
+        positions: pick(&rows.positions),
+    };
+    (kept, dropped)
+}
+
 /// Opens (creates or resumes) the store of each hook; complete stores go to `done` with their row counts.
 fn open_sinks(
     model: &ResolvedModel,
@@ -135,6 +192,7 @@ fn open_sinks(
             tokenizer: tok.describe().to_string(),
             keep_special: cfg.keep_special,
             dtype: "f32".into(),
+            max_norm_ratio: cfg.max_norm_ratio,
         });
         let dir = cfg.out.join(hook.name());
         let (writer, created) = if dir.join(sae_store::MANIFEST_FILE).exists() {
@@ -257,6 +315,7 @@ pub fn harvest(
             rows,
             resumed_rows: rows,
             tokens: 0,
+            dropped: 0,
             stores,
             complete: true,
         });
@@ -283,6 +342,7 @@ pub fn harvest(
     let mut contexts = Contexts::new(&corpus, tok, cfg.ctx_len, start, warn)?;
     let mut emitted = start.rows;
     let mut tokens = 0u64;
+    let mut dropped = 0u64;
     let budget = cfg.max_tokens.unwrap_or(u64::MAX);
     let mut stopped = false;
     while emitted < budget {
@@ -295,21 +355,26 @@ pub fn harvest(
         };
         let (ids, lengths, t) = pad(&batch, tok.pad_id(), &device)?;
         let rows = select_rows(&batch, t, cfg.keep_special, budget - emitted);
-        let n = rows.index.len() as u64;
         let mut cap = Capture::new(&hooks);
         m.forward(&ids, &lengths, &mut cap)?;
+        // One host copy per hook and batch.
+        let mut hosts = Vec::with_capacity(sinks.len());
+        for (s, act) in sinks.iter().zip(cap.take()) {
+            let act = act.ok_or_else(|| {
+                HarvestError::Invalid(format!("the model did not offer {}", s.hook))
+            })?;
+            hosts.push((act.flatten_all()?.to_vec1::<f32>()?, act.dim(2)?));
+        }
+        let (rows, left_out) = drop_outliers(rows, &hosts, cfg.max_norm_ratio);
+        dropped += left_out;
+        let n = rows.index.len() as u64;
         let cursor = serde_json::to_value(Cursor {
             rows: emitted + n,
             ..next
         })
         .map_err(|e| HarvestError::Invalid(e.to_string()))?;
-        for (s, act) in sinks.iter_mut().zip(cap.take()) {
-            let act = act.ok_or_else(|| {
-                HarvestError::Invalid(format!("the model did not offer {}", s.hook))
-            })?;
-            let w = act.dim(2)?;
-            // One host copy per hook and batch.
-            let host: Vec<f32> = act.flatten_all()?.to_vec1()?;
+        for (s, (host, w)) in sinks.iter_mut().zip(&hosts) {
+            let w = *w;
             let skip = s.pushed.saturating_sub(emitted).min(n) as usize;
             let keep = &rows.index[skip..];
             let mut acts = Vec::with_capacity(keep.len() * w);
@@ -344,6 +409,7 @@ pub fn harvest(
             rows: emitted,
             resumed_rows,
             tokens,
+            dropped,
             stores,
             complete: false,
         });
@@ -364,7 +430,40 @@ pub fn harvest(
         rows: emitted,
         resumed_rows,
         tokens,
+        dropped,
         stores,
         complete: true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(n: usize) -> Rows {
+        Rows {
+            index: (0..n).collect(),
+            token_ids: (0..n as u32).collect(),
+            doc_ids: vec![0; n],
+            positions: (0..n as u32).collect(),
+        }
+    }
+
+    #[test]
+    fn outliers_at_any_hook_leave_every_store() {
+        // Hook A (width 2): row 1 has norm 100 against a median of ~1. Hook B (width 1): row 3 has 50.
+        let a = vec![1.0, 0.0, 60.0, 80.0, 0.0, 1.2, 0.9, 0.0, 1.0, 1.0];
+        let b = vec![2.0, 2.5, 1.5, 100.0, 2.0];
+        let (kept, dropped) = drop_outliers(rows(5), &[(a.clone(), 2), (b.clone(), 1)], Some(10.0));
+        assert_eq!(dropped, 2);
+        assert_eq!(kept.index, vec![0, 2, 4]);
+        assert_eq!(kept.token_ids, vec![0, 2, 4]);
+        assert_eq!(kept.positions, vec![0, 2, 4]);
+        // A looser ratio keeps hook B's row 3 (50x) but not hook A's row 1 (~100x).
+        let (kept, _) = drop_outliers(rows(5), &[(a.clone(), 2), (b.clone(), 1)], Some(60.0));
+        assert_eq!(kept.index, vec![0, 2, 3, 4]);
+        // No ratio: everything kept.
+        let (kept, dropped) = drop_outliers(rows(5), &[(a, 2), (b, 1)], None);
+        assert_eq!((kept.index.len(), dropped), (5, 0));
+    }
 }

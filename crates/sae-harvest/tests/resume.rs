@@ -54,6 +54,7 @@ fn interrupted_harvest_resumes_without_duplicates_or_gaps() {
         keep_special: false,
         shard_rows: 50,
         eval_frac: 0.1,
+        max_norm_ratio: Some(10.0),
     };
     let mut quiet = |_: String| {};
     let whole = harvest(

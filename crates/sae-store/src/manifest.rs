@@ -84,6 +84,10 @@ pub struct HarvestSource {
     pub keep_special: bool,
     /// Dtype the model ran in.
     pub dtype: String,
+    /// Positions where a hook's row norm exceeded this multiple of the batch's median norm at that hook
+    /// (attention sinks) were left out of every store; `None`: all rows kept.
+    #[serde(default)]
+    pub max_norm_ratio: Option<f32>,
 }
 
 /// What produced a store.
