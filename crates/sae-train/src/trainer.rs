@@ -174,7 +174,11 @@ impl Trainer {
                 l1_coef,
                 l1_warmup_frac,
             } => warmup_coef(s, self.cfg.steps, *l1_coef, *l1_warmup_frac),
-            ArchConfig::JumpRelu { l0_coef, .. } => *l0_coef,
+            ArchConfig::JumpRelu {
+                l0_coef,
+                l0_warmup_frac,
+                ..
+            } => warmup_coef(s, self.cfg.steps, *l0_coef, *l0_warmup_frac),
             _ => 0.0,
         };
         let dead = self.state.dead.dead_mask();

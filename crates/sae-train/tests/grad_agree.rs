@@ -170,6 +170,7 @@ fn dense_jumprelu_backward_matches_autograd() {
         let arch = ArchConfig::JumpRelu {
             l0_coef: 0.3,
             target_l0,
+            l0_warmup_frac: 0.0,
             bandwidth: 0.05,
             init_threshold: 0.05,
         };
