@@ -1,71 +1,17 @@
 //! `sae harvest` end to end on the packaged real models (scripts/fetch-models.sh) over the Debian text corpus
 //! (scripts/fetch-corpus.sh), and `sae train` reading what it wrote.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use common::{corpus, ok, s, MINILM, SMOLLM2};
 use sae_store::{Split, Store};
-
-const MINILM: &str = "sentence-transformers/all-MiniLM-L6-v2";
-const SMOLLM2: &str = "HuggingFaceTB/SmolLM2-135M-Instruct";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn hf_cache() -> PathBuf {
-    let p = std::env::var_os("SAE_HF_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".cache/huggingface/hub"));
-    assert!(
-        p.join("models--sentence-transformers--all-MiniLM-L6-v2")
-            .is_dir(),
-        "no models in {}: run scripts/fetch-models.sh",
-        p.display()
-    );
-    p
-}
-
-fn corpus() -> PathBuf {
-    let p = std::env::var_os("SAE_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".cache/corpus"));
-    assert!(
-        p.join("jargon.txt").is_file(),
-        "no corpus in {}: run scripts/fetch-corpus.sh",
-        p.display()
-    );
-    p
-}
-
-fn sae(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sae"))
-        .args(args)
-        .env("SAE_HF_CACHE", hf_cache())
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .unwrap()
-}
-
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "stderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 #[test]
 fn minilm_harvest_writes_stores_that_train_reads() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("acts");
     let corpus = corpus().join("fortunes-science.jsonl");
-    ok(sae(&[
+    ok(common::sae_offline(&[
         "harvest",
         "--model",
         MINILM,
@@ -119,7 +65,7 @@ fn minilm_harvest_writes_stores_that_train_reads() {
     }
     assert!(prev_doc > 5, "several documents were read");
     let sae_out = tmp.path().join("sae");
-    ok(sae(&[
+    ok(common::sae_offline(&[
         "train",
         "--store",
         s(&out.join("blocks.2.hook_resid_post")),
@@ -143,7 +89,7 @@ fn minilm_harvest_writes_stores_that_train_reads() {
 fn smollm2_harvest_writes_a_store_that_train_reads() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("acts");
-    ok(sae(&[
+    ok(common::sae_offline(&[
         "harvest",
         "--model",
         SMOLLM2,
@@ -207,7 +153,7 @@ fn smollm2_harvest_writes_a_store_that_train_reads() {
     // By default positions whose norm is > 10x the batch median (delimiter tokens acting as secondary
     // sinks reach ~11x at this layer) are left out; the manifest records the ratio.
     let filtered = tmp.path().join("filtered");
-    let out_f = sae(&[
+    let out_f = common::sae_offline(&[
         "harvest",
         "--model",
         SMOLLM2,
@@ -245,7 +191,7 @@ fn smollm2_harvest_writes_a_store_that_train_reads() {
         "kept a row of norm {worst} (median {all})"
     );
     let sae_out = tmp.path().join("sae");
-    ok(sae(&[
+    ok(common::sae_offline(&[
         "train",
         "--store",
         s(&out.join("blocks.4.hook_resid_post")),
@@ -267,7 +213,7 @@ fn smollm2_harvest_writes_a_store_that_train_reads() {
 
 #[test]
 fn hooks_lists_every_hook_point() {
-    let out = ok(sae(&["hooks", "--model", MINILM, "--json"]));
+    let out = ok(common::sae_offline(&["hooks", "--model", MINILM, "--json"]));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["n_layers"], 6);
     let hooks = v["hooks"].as_array().unwrap();

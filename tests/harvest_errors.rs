@@ -1,34 +1,13 @@
 //! `sae harvest` / `sae hooks` on bad input: one clear message each, no panic, nothing half-written.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-const MINILM: &str = "sentence-transformers/all-MiniLM-L6-v2";
+use common::{hf_cache, repo, s, MINILM};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn hf_cache() -> PathBuf {
-    let p = std::env::var_os("SAE_HF_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".cache/huggingface/hub"));
-    assert!(
-        p.join("models--sentence-transformers--all-MiniLM-L6-v2")
-            .is_dir(),
-        "no models in {}: run scripts/fetch-models.sh",
-        p.display()
-    );
-    p
-}
-
-fn sae(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sae"))
-        .args(args)
-        .env("SAE_HF_CACHE", hf_cache())
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .unwrap()
+fn sae(args: &[&str]) -> std::process::Output {
+    common::sae_offline(args)
 }
 
 /// Runs, expects failure without a panic, returns stderr.
@@ -39,10 +18,6 @@ fn fails(args: &[&str]) -> String {
     assert!(!err.contains("panicked"), "panic:\n{err}");
     assert!(err.starts_with("error: "), "{err}");
     err
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn small_corpus(dir: &Path) -> PathBuf {

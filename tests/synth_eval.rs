@@ -1,23 +1,15 @@
 //! End to end: `sae synth` writes a valid store with ground truth; `sae eval` reports the metrics
 //! and fails with one clear line on bad input.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use candle_core::{Device, Tensor};
+use common::{s as p, sae as sae_cmd};
 use sae_model::{Activation, Sae, SaeConfig};
 use sae_store::{Source, Split, Store};
-
-fn sae_cmd(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sae"))
-        .args(args)
-        .output()
-        .expect("run the sae binary")
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 temp path")
-}
 
 /// Runs `sae synth` on a small problem (64 features, 16 dims) into `out`.
 fn synth(out: &Path, seed: &str) {
@@ -43,10 +35,7 @@ fn synth(out: &Path, seed: &str) {
 
 /// Asserts a failure with exactly one stderr line containing every one of `needles`.
 fn assert_one_line_error(o: &Output, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "expected failure, stderr: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+    let err = common::one_line_error(o);
     for n in needles {
         assert!(err.contains(n), "{err:?} lacks {n:?}");
     }

@@ -1,0 +1,85 @@
+//! Helpers shared by the end-to-end tests: running the `sae` binary, where the packaged models and
+//! the corpus are (scripts/fetch-models.sh, scripts/fetch-corpus.sh), and checking outcomes.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const MINILM: &str = "sentence-transformers/all-MiniLM-L6-v2";
+pub const SMOLLM2: &str = "HuggingFaceTB/SmolLM2-135M-Instruct";
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `SAE_HF_CACHE`, else the cache scripts/fetch-models.sh fills; fails if the models are not there.
+pub fn hf_cache() -> PathBuf {
+    let p = std::env::var_os("SAE_HF_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".cache/huggingface/hub"));
+    assert!(
+        p.join("models--sentence-transformers--all-MiniLM-L6-v2")
+            .is_dir(),
+        "no models in {}: run scripts/fetch-models.sh",
+        p.display()
+    );
+    p
+}
+
+/// `SAE_CORPUS`, else the folder scripts/fetch-corpus.sh fills; fails if it is not there.
+pub fn corpus() -> PathBuf {
+    let p = std::env::var_os("SAE_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".cache/corpus"));
+    assert!(
+        p.join("jargon.txt").is_file(),
+        "no corpus in {}: run scripts/fetch-corpus.sh",
+        p.display()
+    );
+    p
+}
+
+/// Runs `sae ARGS`.
+pub fn sae(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sae"))
+        .args(args)
+        .output()
+        .expect("run the sae binary")
+}
+
+/// Runs `sae ARGS` offline against the packaged models' cache.
+pub fn sae_offline(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sae"))
+        .args(args)
+        .env("SAE_HF_CACHE", hf_cache())
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .expect("run the sae binary")
+}
+
+/// Asserts success (showing stderr otherwise) and passes the output on.
+pub fn ok(out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Asserts a failure reported as one `error: ...` line without a panic; returns stderr.
+pub fn one_line_error(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "expected failure, stderr:\n{err}");
+    assert!(!err.contains("panicked"), "panic:\n{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+    err
+}
+
+/// A path as the &str a command line takes.
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
