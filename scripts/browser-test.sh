@@ -10,16 +10,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 
-if ! command -v chromium >/dev/null 2>&1; then
-    echo "browser-test: installing Debian's chromium"
-    SUDO=""
-    [[ $(id -u) -eq 0 ]] || SUDO="sudo"
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get install -y -q chromium >/dev/null 2>&1 || {
-        $SUDO apt-get update -q >/dev/null
-        $SUDO apt-get install -y -q chromium >/dev/null
-    }
-fi
+"$REPO/scripts/install-chromium.sh"
 
 if [[ $# -ge 1 ]]; then
     page="$(cd "$1" && pwd)/index.html"

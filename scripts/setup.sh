@@ -10,14 +10,5 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$REPO/scripts/fetch-models.sh"
 "$REPO/scripts/fetch-corpus.sh"
 
-if ! command -v chromium >/dev/null 2>&1; then
-    echo "setup: installing Debian's chromium (browser test of the dashboard)"
-    SUDO=""
-    [[ $(id -u) -eq 0 ]] || SUDO="sudo"
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get install -y -q chromium >/dev/null 2>&1 || {
-        $SUDO apt-get update -q >/dev/null
-        $SUDO apt-get install -y -q chromium >/dev/null
-    }
-fi
+"$REPO/scripts/install-chromium.sh"
 echo "setup: done"
