@@ -2,21 +2,13 @@
 //! superposed synthetic data (TopK, BatchTopK, ReLU-L1; JumpReLU reports finite numbers), and
 //! `sae train` fails with one clear line on bad input.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
+use common::{s as p, sae};
 use sae_store::{DType, RowBatch, Source, StoreSpec, StoreWriter, SynthSource};
-
-fn sae(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sae"))
-        .args(args)
-        .output()
-        .expect("run the sae binary")
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 temp path")
-}
 
 fn ok(o: &Output, what: &str) {
     assert!(
@@ -134,11 +126,8 @@ fn jumprelu_trains_to_its_target_l0() {
 
 /// Asserts a failed run with exactly one `error:` line containing `needle`, and no panic.
 fn fails_with(o: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "expected failure, got success");
-    assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(err.starts_with("error: ") && err.contains(needle), "{err}");
+    let err = common::one_line_error(o);
+    assert!(err.contains(needle), "{err}");
 }
 
 #[test]

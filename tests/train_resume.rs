@@ -1,20 +1,12 @@
 //! A training run killed with SIGKILL after its first checkpoint and resumed with `--resume` ends with
 //! weights bit-identical to an uninterrupted run of the same seed.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn sae(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sae"))
-        .args(args)
-        .output()
-        .expect("run the sae binary")
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 temp path")
-}
+use common::{s as p, sae};
 
 fn train_args<'a>(store: &'a str, out: &'a str) -> Vec<&'a str> {
     vec![
