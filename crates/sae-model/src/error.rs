@@ -87,3 +87,19 @@ pub enum SaeError {
     #[error("tensor operation failed: {0}")]
     Candle(#[from] candle_core::Error),
 }
+
+impl SaeError {
+    /// A failed read of `path`: [`SaeError::MissingFile`] when it does not exist, else [`SaeError::Io`].
+    pub fn reading(path: &std::path::Path, err: std::io::Error) -> SaeError {
+        if err.kind() == std::io::ErrorKind::NotFound {
+            SaeError::MissingFile {
+                path: path.to_path_buf(),
+            }
+        } else {
+            SaeError::Io {
+                path: path.to_path_buf(),
+                err,
+            }
+        }
+    }
+}

@@ -17,18 +17,7 @@ pub struct CfgObject {
 impl CfgObject {
     /// Reads and parses `path`, which must hold a JSON object.
     pub fn read(path: &Path) -> Result<CfgObject, SaeError> {
-        let text = std::fs::read_to_string(path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                SaeError::MissingFile {
-                    path: path.to_path_buf(),
-                }
-            } else {
-                SaeError::Io {
-                    path: path.to_path_buf(),
-                    err: source,
-                }
-            }
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| SaeError::reading(path, e))?;
         let value: Value = serde_json::from_str(&text).map_err(|e| SaeError::BadConfig {
             path: path.to_path_buf(),
             msg: e.to_string(),

@@ -16,18 +16,7 @@ pub struct WeightFile {
 impl WeightFile {
     /// Reads `path`; a missing file is [`SaeError::MissingFile`].
     pub fn read(path: &Path) -> Result<WeightFile, SaeError> {
-        let bytes = std::fs::read(path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                SaeError::MissingFile {
-                    path: path.to_path_buf(),
-                }
-            } else {
-                SaeError::Io {
-                    path: path.to_path_buf(),
-                    err: source,
-                }
-            }
-        })?;
+        let bytes = std::fs::read(path).map_err(|e| SaeError::reading(path, e))?;
         let file = WeightFile {
             path: path.to_path_buf(),
             bytes,
