@@ -173,20 +173,7 @@ fn bad_inputs_give_one_clear_error_each() {
     );
     // Different model: the SAE's metadata names another model than the harvested store.
     let hstore = f.dir.path().join("hstore");
-    let src = |hook: &str| {
-        sae_store::Source::Harvest(sae_store::HarvestSource {
-            model_id: "org/model-a".into(),
-            revision: "local".into(),
-            hook: hook.into(),
-            ctx_len: 40,
-            corpus: vec![],
-            tokenizer: "tokenizer.json".into(),
-            keep_special: false,
-            dtype: "f32".into(),
-            max_norm_ratio: None,
-        })
-    };
-    write_store(&hstore, 2, 64, src("blocks.1.hook_resid_post"));
+    write_store(&hstore, 2, 64, harvest_source("blocks.1.hook_resid_post"));
     let other = f.dir.path().join("other-sae");
     detector_sae(Some("org/model-b"), Some("blocks.1.hook_resid_post"))
         .save(&other, None)
@@ -225,7 +212,7 @@ fn bad_inputs_give_one_clear_error_each() {
     );
     // Neurons from another layer.
     let nstore = f.dir.path().join("nstore");
-    write_store(&nstore, 2, 64, src("blocks.4.mlp.hook_post"));
+    write_store(&nstore, 2, 64, harvest_source("blocks.4.mlp.hook_post"));
     let good = f.dir.path().join("good-sae");
     detector_sae(Some("org/model-a"), Some("blocks.1.hook_resid_post"))
         .save(&good, None)
@@ -252,24 +239,11 @@ fn bad_inputs_give_one_clear_error_each() {
 #[test]
 fn neurons_of_the_same_layer_join_the_comparison() {
     let f = fixture();
-    let src = |hook: &str| {
-        sae_store::Source::Harvest(sae_store::HarvestSource {
-            model_id: "org/model-a".into(),
-            revision: "local".into(),
-            hook: hook.into(),
-            ctx_len: 40,
-            corpus: vec![],
-            tokenizer: "tokenizer.json".into(),
-            keep_special: false,
-            dtype: "f32".into(),
-            max_norm_ratio: None,
-        })
-    };
     let resid = f.dir.path().join("resid");
-    write_store(&resid, 6, 64, src("blocks.1.hook_resid_post"));
+    write_store(&resid, 6, 64, harvest_source("blocks.1.hook_resid_post"));
     // "Neurons": the same one-hot rows, so each neuron is a token or previous-token detector.
     let neurons = f.dir.path().join("neurons");
-    write_store(&neurons, 6, 100, src("blocks.1.mlp.hook_post"));
+    write_store(&neurons, 6, 100, harvest_source("blocks.1.mlp.hook_post"));
     let sae_dir = f.dir.path().join("sae-a");
     detector_sae(Some("org/model-a"), Some("blocks.1.hook_resid_post"))
         .save(&sae_dir, None)

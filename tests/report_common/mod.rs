@@ -122,6 +122,21 @@ pub fn synth_source(samples: u64, dim: usize) -> Source {
     })
 }
 
+/// The provenance of a store harvested from "org/model-a" at `hook`.
+pub fn harvest_source(hook: &str) -> Source {
+    Source::Harvest(sae_store::HarvestSource {
+        model_id: "org/model-a".into(),
+        revision: "local".into(),
+        hook: hook.into(),
+        ctx_len: 40,
+        corpus: vec![],
+        tokenizer: "tokenizer.json".into(),
+        keep_special: false,
+        dtype: "f32".into(),
+        max_norm_ratio: None,
+    })
+}
+
 /// The detector SAE described at [`D_SAE`], ReLU, b_dec = 0.
 pub fn detector_sae(meta_model: Option<&str>, meta_hook: Option<&str>) -> Sae {
     let v = words().len();
