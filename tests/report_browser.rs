@@ -167,7 +167,42 @@ fn dashboard_sorts_and_searches() {
         5,
         "the dead latent (F1 0) sorts last"
     );
+    // Units active on fewer than --min-active rows sort below every scored unit, whatever their F1
+    // (all detectors have F1 1 here, so a plain F1 sort would order them by id alone).
+    let counts = f_report_counts(&f);
+    let mut sorted = counts.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    let min_active = sorted[1];
+    let scored: std::collections::BTreeSet<usize> = (0..counts.len())
+        .filter(|&i| counts[i] >= min_active)
+        .collect();
+    let strict = f.dir.path().join("strict");
+    report(
+        &f,
+        &strict,
+        &["--top", "3", "--min-active", &min_active.to_string()],
+    );
+    let strict_page = dump_dom(&url(&strict.join("index.html"), "?sort=f1"));
+    let ids = row_ids(&strict_page);
+    let first: std::collections::BTreeSet<usize> = ids[..scored.len()].iter().copied().collect();
+    assert_eq!(
+        first, scored,
+        "scored units come first: {ids:?} (counts {counts:?})"
+    );
+    assert!(strict_page.contains("(rare)"), "rare units are marked");
     // Another group.
     let basis = row_ids(&page("?group=basis&sort=id&desc=0"));
     assert_eq!(basis, (0..24).collect::<Vec<_>>());
+}
+
+/// Rows on which each latent of the fixture's SAE is active, from a default report.
+fn f_report_counts(f: &Fixture) -> Vec<u64> {
+    let out = f.dir.path().join("counts");
+    let r = report(f, &out, &["--top", "1"]);
+    r["groups"][0]["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["active"].as_u64().unwrap())
+        .collect()
 }

@@ -172,7 +172,9 @@
     ["density", "density", (u) => u.density, (u) => sci(u.density)],
     ["max", "max", (u) => u.max, (u) => fmt(u.max)],
     ["kurtosis", "kurtosis", (u) => (u.kurtosis === null ? -1 : u.kurtosis), (u) => fmt(u.kurtosis, 1)],
-    ["f1", "F1", f1, (u) => fmt(f1(u))],
+    // Units active on fewer than min_active rows get no score in the summaries: they sort below every
+    // scored unit (a unit seen once is trivially explained with F1 1) and are marked.
+    ["f1", "F1", (u) => (scored(u) ? f1(u) : f1(u) - 2), (u) => fmt(f1(u)) + (scored(u) ? "" : " (rare)")],
     ["explanation", "explanation", (u) => u.explanation_text || "", (u) => u.explanation_text || "(dead)"],
   ];
   function groupOf(kind) { return R.groups.find((g) => g.kind === kind); }
@@ -297,7 +299,8 @@
   if (location.hash) route();
   else {
     const g = groupOf(state.group);
-    const best = g.units.slice().sort((a, b) => f1(b) - f1(a) || a.id - b.id)[0];
+    const key = (u) => (scored(u) ? f1(u) : f1(u) - 2);
+    const best = g.units.slice().sort((a, b) => key(b) - key(a) || a.id - b.id)[0];
     if (best) renderPanel(g.kind, best.id);
   }
   document.body.setAttribute("data-rendered", "true");
