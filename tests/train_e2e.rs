@@ -41,8 +41,10 @@ fn synth(dir: &Path) {
     ok(&o, "sae synth");
 }
 
-/// Trains a 512-latent SAE for `steps` steps and returns `sae eval --json`.
-fn train_eval(arch: &str, steps: &str, extra: &[&str]) -> serde_json::Value {
+/// Trains a 512-latent SAE for `steps` steps at peak learning rate `lr` and returns
+/// `sae eval --json`. A smaller problem and fewer steps than the README's runs: the tests use a
+/// higher peak lr than the default 2e-3.
+fn train_eval(arch: &str, steps: &str, lr: &str, extra: &[&str]) -> serde_json::Value {
     let tmp = tempfile::tempdir().unwrap();
     let (store, out) = (tmp.path().join("store"), tmp.path().join("sae"));
     synth(&store);
@@ -60,10 +62,8 @@ fn train_eval(arch: &str, steps: &str, extra: &[&str]) -> serde_json::Value {
         steps,
         "--batch",
         "1024",
-        // A smaller problem than the README's run and fewer steps: a higher peak lr than the
-        // default 2e-3.
         "--lr",
-        "4e-3",
+        lr,
     ];
     args.extend_from_slice(extra);
     ok(&sae(&args), "sae train");
@@ -87,7 +87,7 @@ fn num(v: &serde_json::Value, key: &str) -> f64 {
 
 #[test]
 fn topk_recovers_the_true_features() {
-    let v = train_eval("topk", "500", &["--k", "5"]);
+    let v = train_eval("topk", "500", "4e-3", &["--k", "5"]);
     assert!(num(&v, "mmcs") >= 0.99, "{v}");
     assert!(num(&v, "recovered_frac") >= 0.97, "{v}");
     assert!(num(&v, "dead_frac") <= 0.02, "{v}");
@@ -96,9 +96,10 @@ fn topk_recovers_the_true_features() {
 
 #[test]
 fn batchtopk_recovers_the_true_features() {
-    // BatchTopK needs more steps than TopK (the batch-wide competition leaves latents dead early and
-    // AuxK revives them): 1500 steps here (mmcs 0.994), 2000 in the README's full-size run.
-    let v = train_eval("batchtopk", "1500", &["--k", "5"]);
+    // BatchTopK learns more slowly than TopK at the same lr (the batch-wide competition leaves
+    // latents dead early and AuxK revives them): a higher peak lr makes up for it, 4e-3 in the
+    // README's full-size run at batch 4096, 8e-3 here at batch 1024 (mmcs 0.993; 0.975 at 4e-3).
+    let v = train_eval("batchtopk", "1000", "8e-3", &["--k", "5"]);
     assert!(num(&v, "mmcs") >= 0.98, "{v}");
     assert!(num(&v, "recovered_frac") >= 0.95, "{v}");
     // Saved as JumpReLU with the EMA threshold: inference L0 stays near the training k.
@@ -107,7 +108,7 @@ fn batchtopk_recovers_the_true_features() {
 
 #[test]
 fn relu_l1_recovers_the_true_features() {
-    let v = train_eval("relu-l1", "500", &[]);
+    let v = train_eval("relu-l1", "500", "4e-3", &[]);
     assert!(num(&v, "mmcs") >= 0.98, "{v}");
 }
 
@@ -115,7 +116,7 @@ fn relu_l1_recovers_the_true_features() {
 fn jumprelu_trains_to_its_target_l0() {
     // --k sets the target L0 of the quadratic penalty. Not yet as good as the TopK family (mmcs
     // 0.92 here): the bounds hold today and catch regressions.
-    let v = train_eval("jumprelu", "500", &["--k", "3"]);
+    let v = train_eval("jumprelu", "500", "4e-3", &["--k", "3"]);
     for key in ["mse", "fvu", "l0", "dead_frac", "mmcs", "recovered_frac"] {
         assert!(num(&v, key).is_finite(), "{key} in {v}");
     }
