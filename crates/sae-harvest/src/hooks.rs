@@ -128,6 +128,13 @@ pub trait HookSink {
     fn last_layer(&self) -> Option<usize>;
     /// Takes one activation. x: [batch, seq, width].
     fn put(&mut self, hook: Hook, x: &Tensor) -> Result<()>;
+    /// What a forward pass calls at each hook point: `put` when the sink wants the hook.
+    fn offer(&mut self, hook: Hook, x: &Tensor) -> Result<()> {
+        if self.wants(hook) {
+            self.put(hook, x)?;
+        }
+        Ok(())
+    }
 }
 
 /// A sink that keeps the tensors of a fixed set of hooks, in the order they were asked for.

@@ -222,9 +222,7 @@ impl Bert {
                 break;
             }
             let hook = |p| Hook::new(i, p);
-            if sink.wants(hook(HookPoint::ResidPre)) {
-                sink.put(hook(HookPoint::ResidPre), &x)?;
-            }
+            sink.offer(hook(HookPoint::ResidPre), &x)?;
             let split = |l: &Linear| -> Result<Tensor> {
                 Ok(l.forward(&x)?
                     .reshape((b, t, heads, hd))?
@@ -239,9 +237,7 @@ impl Bert {
                 1.0 / (hd as f64).sqrt(),
             )?;
             let attn = block.attn_out.forward(&y)?;
-            if sink.wants(hook(HookPoint::AttnOut)) {
-                sink.put(hook(HookPoint::AttnOut), &attn)?;
-            }
+            sink.offer(hook(HookPoint::AttnOut), &attn)?;
             let mid = block.ln_attn.forward(&(attn + &x)?)?;
             let pre = block.inter.forward(&mid)?;
             let post = if self.cfg.gelu_tanh {
@@ -249,17 +245,11 @@ impl Bert {
             } else {
                 pre.gelu_erf()?
             };
-            if sink.wants(hook(HookPoint::MlpPost)) {
-                sink.put(hook(HookPoint::MlpPost), &post)?;
-            }
+            sink.offer(hook(HookPoint::MlpPost), &post)?;
             let mlp = block.out.forward(&post)?;
-            if sink.wants(hook(HookPoint::MlpOut)) {
-                sink.put(hook(HookPoint::MlpOut), &mlp)?;
-            }
+            sink.offer(hook(HookPoint::MlpOut), &mlp)?;
             x = block.ln_out.forward(&(mlp + mid)?)?;
-            if sink.wants(hook(HookPoint::ResidPost)) {
-                sink.put(hook(HookPoint::ResidPost), &x)?;
-            }
+            sink.offer(hook(HookPoint::ResidPost), &x)?;
         }
         Ok(())
     }

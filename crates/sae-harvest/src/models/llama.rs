@@ -164,29 +164,19 @@ impl Llama {
                 return Ok(None);
             }
             let hook = |p| Hook::new(i, p);
-            if sink.wants(hook(HookPoint::ResidPre)) {
-                sink.put(hook(HookPoint::ResidPre), &x)?;
-            }
+            sink.offer(hook(HookPoint::ResidPre), &x)?;
             let attn = block
                 .attn
                 .forward(&block.ln1.forward(&x)?, &cos, &sin, &mask)?;
-            if sink.wants(hook(HookPoint::AttnOut)) {
-                sink.put(hook(HookPoint::AttnOut), &attn)?;
-            }
+            sink.offer(hook(HookPoint::AttnOut), &attn)?;
             x = (x + attn)?;
             let h = block.ln2.forward(&x)?;
             let post = (candle_nn::ops::silu(&block.gate.forward(&h)?)? * block.up.forward(&h)?)?;
-            if sink.wants(hook(HookPoint::MlpPost)) {
-                sink.put(hook(HookPoint::MlpPost), &post)?;
-            }
+            sink.offer(hook(HookPoint::MlpPost), &post)?;
             let mlp = block.down.forward(&post)?;
-            if sink.wants(hook(HookPoint::MlpOut)) {
-                sink.put(hook(HookPoint::MlpOut), &mlp)?;
-            }
+            sink.offer(hook(HookPoint::MlpOut), &mlp)?;
             x = (x + mlp)?;
-            if sink.wants(hook(HookPoint::ResidPost)) {
-                sink.put(hook(HookPoint::ResidPost), &x)?;
-            }
+            sink.offer(hook(HookPoint::ResidPost), &x)?;
         }
         if stop.is_some() {
             return Ok(None);
