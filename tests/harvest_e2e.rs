@@ -5,6 +5,31 @@ mod common;
 
 use common::{corpus, ok, s, MINILM, SMOLLM2};
 use sae_store::{Split, Store};
+use std::path::Path;
+
+/// `sae train` reads a harvested store: a small TopK SAE (k 8, expansion 2) trains on it and is
+/// saved under `tmp/sae`.
+fn trains_a_small_sae(store: &Path, tmp: &Path, steps: &str, batch: &str) {
+    let sae_out = tmp.join("sae");
+    ok(common::sae_offline(&[
+        "train",
+        "--store",
+        s(store),
+        "--out",
+        s(&sae_out),
+        "--arch",
+        "topk",
+        "--k",
+        "8",
+        "--expansion",
+        "2",
+        "--steps",
+        steps,
+        "--batch",
+        batch,
+    ]));
+    assert!(sae_out.join("cfg.json").is_file());
+}
 
 #[test]
 fn minilm_harvest_writes_stores_that_train_reads() {
@@ -64,25 +89,12 @@ fn minilm_harvest_writes_stores_that_train_reads() {
         assert!(c.acts.iter().all(|x| x.is_finite()));
     }
     assert!(prev_doc > 5, "several documents were read");
-    let sae_out = tmp.path().join("sae");
-    ok(common::sae_offline(&[
-        "train",
-        "--store",
-        s(&out.join("blocks.2.hook_resid_post")),
-        "--out",
-        s(&sae_out),
-        "--arch",
-        "topk",
-        "--k",
-        "8",
-        "--expansion",
-        "2",
-        "--steps",
+    trains_a_small_sae(
+        &out.join("blocks.2.hook_resid_post"),
+        tmp.path(),
         "20",
-        "--batch",
         "64",
-    ]));
-    assert!(sae_out.join("cfg.json").is_file());
+    );
 }
 
 #[test]
@@ -190,25 +202,12 @@ fn smollm2_harvest_writes_a_store_that_train_reads() {
         worst < 10.5 * all,
         "kept a row of norm {worst} (median {all})"
     );
-    let sae_out = tmp.path().join("sae");
-    ok(common::sae_offline(&[
-        "train",
-        "--store",
-        s(&out.join("blocks.4.hook_resid_post")),
-        "--out",
-        s(&sae_out),
-        "--arch",
-        "topk",
-        "--k",
-        "8",
-        "--expansion",
-        "2",
-        "--steps",
+    trains_a_small_sae(
+        &out.join("blocks.4.hook_resid_post"),
+        tmp.path(),
         "10",
-        "--batch",
         "32",
-    ]));
-    assert!(sae_out.join("cfg.json").is_file());
+    );
 }
 
 #[test]
