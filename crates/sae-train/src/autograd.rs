@@ -9,7 +9,7 @@ use crate::config::ArchConfig;
 use crate::error::{Result, TrainError};
 use crate::params::Params;
 use crate::select::{auxk_mask, batchtopk_mask, topk_mask};
-use crate::step::{total_variance, Step, StepContext, StepOutput};
+use crate::step::{total_variance, Grads, Step, StepContext, StepOutput};
 
 /// Autograd step for one architecture.
 #[derive(Clone, Debug)]
@@ -65,7 +65,13 @@ fn fired_counts(mask: &[f32], d_sae: usize) -> Vec<u32> {
 }
 
 impl Step for AutogradStep {
-    fn run(&self, x: &[f32], p: &Params, ctx: &StepContext<'_>) -> Result<StepOutput> {
+    fn run(
+        &mut self,
+        x: &[f32],
+        p: &Params,
+        ctx: &StepContext<'_>,
+        grads_out: &mut Grads,
+    ) -> Result<StepOutput> {
         let dev = Device::Cpu;
         let (d_in, d_sae) = (p.d_in, p.d_sae);
         let b = x.len() / d_in;
@@ -189,6 +195,7 @@ impl Step for AutogradStep {
                 None => None,
             },
         };
+        *grads_out = Grads::from_params(&grads);
         Ok(StepOutput {
             loss: loss_v,
             recon,
@@ -197,7 +204,6 @@ impl Step for AutogradStep {
             l0,
             fired,
             min_kept,
-            grads,
         })
     }
 }

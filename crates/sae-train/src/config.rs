@@ -35,8 +35,8 @@ pub mod defaults {
     /// that lost the batch-wide competition early never came back (mmcs 0.977 instead of 0.999
     /// at full size, 2000 steps).
     pub const BATCHTOPK_DEAD_BATCHES: u64 = 5;
-    /// Rows of the shuffling buffer.
-    pub const SHUFFLE_BUFFER_ROWS: usize = 262_144;
+    /// MiB of the shuffling buffer (decoded f32 rows): 256 MiB is 174,762 rows at d 384.
+    pub const SHUFFLE_BUFFER_MIB: usize = 256;
     /// Rows sampled to estimate the input scale and the geometric median.
     pub const INIT_SAMPLE_ROWS: usize = 16_384;
     /// Weiszfeld iterations for the geometric median.
@@ -256,8 +256,8 @@ pub struct TrainConfig {
     /// Tokens without firing after which a latent counts as dead; default
     /// min(10M, half of all training tokens, at least one batch), for BatchTopK 5 batches.
     pub dead_tokens: Option<u64>,
-    /// Rows of the shuffling buffer (mixes rows across shards).
-    pub shuffle_buffer_rows: usize,
+    /// MiB of the shuffling buffer (mixes rows across shards; decoded f32 rows).
+    pub shuffle_buffer_mib: usize,
     /// Rows sampled before training to estimate the input scale and the geometric median.
     pub init_sample_rows: usize,
     /// Weiszfeld iterations of the geometric median that initialises b_dec.
@@ -286,7 +286,7 @@ impl Default for TrainConfig {
             adam_eps: defaults::ADAM_EPS,
             seed: defaults::SEED,
             dead_tokens: None,
-            shuffle_buffer_rows: defaults::SHUFFLE_BUFFER_ROWS,
+            shuffle_buffer_mib: defaults::SHUFFLE_BUFFER_MIB,
             init_sample_rows: defaults::INIT_SAMPLE_ROWS,
             geomedian_iters: defaults::GEOMEDIAN_ITERS,
             normalize_inputs: true,
@@ -297,6 +297,11 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// Rows of d floats that fit in the shuffling buffer (at least one batch).
+    pub fn shuffle_buffer_rows(&self, d: usize) -> usize {
+        (self.shuffle_buffer_mib * (1 << 20) / (4 * d.max(1))).max(self.batch)
+    }
+
     /// Parses a TOML config; an unknown key is an error that names it.
     pub fn from_toml(text: &str) -> Result<TrainConfig> {
         toml::from_str(text).map_err(|e| {

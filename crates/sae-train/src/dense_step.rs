@@ -13,7 +13,7 @@ use crate::config::ArchConfig;
 use crate::error::{Result, TrainError};
 use crate::kernels::{matmul_into, pre_acts, Mat};
 use crate::params::Params;
-use crate::step::{total_variance, Step, StepContext, StepOutput};
+use crate::step::{total_variance, Grads, Step, StepContext, StepOutput};
 
 /// Dense hand-derived step for [`ArchConfig::ReluL1`] and [`ArchConfig::JumpRelu`].
 #[derive(Clone, Debug)]
@@ -23,7 +23,13 @@ pub struct DenseStep {
 }
 
 impl Step for DenseStep {
-    fn run(&self, x: &[f32], p: &Params, ctx: &StepContext<'_>) -> Result<StepOutput> {
+    fn run(
+        &mut self,
+        x: &[f32],
+        p: &Params,
+        ctx: &StepContext<'_>,
+        grads: &mut Grads,
+    ) -> Result<StepOutput> {
         let (d_in, d_sae) = (p.d_in, p.d_sae);
         let b = x.len() / d_in;
         let bf = b as f32;
@@ -76,7 +82,11 @@ impl Step for DenseStep {
             Mat::t(&p.w_dec, d_sae, d_in),
             false,
         );
-        let mut grads = p.zeros_like();
+        grads.b_enc.iter_mut().for_each(|v| *v = 0.0);
+        grads.b_dec.iter_mut().for_each(|v| *v = 0.0);
+        if let Some(t) = grads.log_threshold.as_mut() {
+            t.iter_mut().for_each(|v| *v = 0.0);
+        }
         matmul_into(
             &mut grads.w_dec,
             Mat::t(&f, b, d_sae),
@@ -166,10 +176,11 @@ impl Step for DenseStep {
         }
         drop(z);
         let dz = df;
+        // dW_enc^T = dz^T xc, latent-major.
         matmul_into(
-            &mut grads.w_enc,
-            Mat::t(&xc, b, d_in),
-            Mat::new(&dz, b, d_sae),
+            &mut grads.w_enc_t,
+            Mat::t(&dz, b, d_sae),
+            Mat::new(&xc, b, d_in),
             false,
         );
         for r in dz.chunks(d_sae) {
@@ -191,7 +202,6 @@ impl Step for DenseStep {
             l0,
             fired,
             min_kept: None,
-            grads,
         })
     }
 }

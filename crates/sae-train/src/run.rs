@@ -120,7 +120,7 @@ pub fn train(spec: &RunSpec, obs: &mut dyn Observer) -> Result<RunSummary> {
                 Split::Train,
                 ShuffleOptions {
                     batch: n,
-                    buffer_rows: cfg.shuffle_buffer_rows.max(n),
+                    buffer_rows: cfg.shuffle_buffer_rows(store.d()).max(n),
                     seed: cfg.seed ^ INIT_SEED_XOR,
                 },
             )
@@ -131,7 +131,7 @@ pub fn train(spec: &RunSpec, obs: &mut dyn Observer) -> Result<RunSummary> {
         Split::Train,
         ShuffleOptions {
             batch: cfg.batch,
-            buffer_rows: cfg.shuffle_buffer_rows,
+            buffer_rows: cfg.shuffle_buffer_rows(store.d()),
             seed: cfg.seed,
         },
     );
@@ -145,8 +145,9 @@ pub fn train(spec: &RunSpec, obs: &mut dyn Observer) -> Result<RunSummary> {
     obs.begin(cfg.steps, start_step, &res);
     let t0 = Instant::now();
     let mut last = None;
+    let mut batch = vec![0f32; cfg.batch * store.d()];
     while !trainer.done() {
-        let mut batch = data.next_batch()?;
+        data.next_batch_into(&mut batch)?;
         let m = trainer.step(&mut batch)?;
         let done = trainer.state.step - start_step;
         let rows_per_s = (done * cfg.batch as u64) as f64 / t0.elapsed().as_secs_f64().max(1e-9);

@@ -1,6 +1,8 @@
-//! The training step contract: (x, params, context) -> (loss parts, gradients, firing statistics).
-//! Implementations: [`crate::autograd::AutogradStep`] (candle autograd, the reference for every
-//! architecture) and [`crate::sparse_topk::SparseTopKStep`] (hand-derived backward for the TopK family).
+//! The training step contract: (x, params, context) -> (loss parts, firing statistics), gradients
+//! written into a caller-owned [`Grads`] (allocated once per run). Implementations:
+//! [`crate::autograd::AutogradStep`] (candle autograd, the reference for every architecture),
+//! [`crate::sparse_topk::SparseTopKStep`] (sparse hand-derived backward for the TopK family) and
+//! [`crate::dense_step::DenseStep`] (ReLU-L1, JumpReLU).
 
 use crate::error::Result;
 use crate::params::Params;
@@ -32,14 +34,95 @@ pub struct StepOutput {
     pub fired: Vec<u32>,
     /// BatchTopK: the smallest activation kept in this batch (feeds the inference threshold).
     pub min_kept: Option<f32>,
-    /// Gradient of `loss` with respect to every parameter (same layout as [`Params`]).
-    pub grads: Params,
+}
+
+/// Gradient of the loss with respect to every parameter. The encoder's is stored latent-major
+/// (dW_enc^T, [d_sae, d_in]): every fast backward produces it per latent, and the optimizer reads it
+/// tile by tile.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Grads {
+    /// Input width.
+    pub d_in: usize,
+    /// Dictionary size.
+    pub d_sae: usize,
+    /// dW_enc^T: [d_sae, d_in].
+    pub w_enc_t: Vec<f32>,
+    /// db_enc: [d_sae].
+    pub b_enc: Vec<f32>,
+    /// dW_dec: [d_sae, d_in].
+    pub w_dec: Vec<f32>,
+    /// db_dec: [d_in].
+    pub b_dec: Vec<f32>,
+    /// d log_threshold: [d_sae] (JumpReLU only).
+    pub log_threshold: Option<Vec<f32>>,
+}
+
+impl Grads {
+    /// All-zero gradients for parameters shaped like `p`.
+    pub fn zeros_for(p: &Params) -> Grads {
+        Grads {
+            d_in: p.d_in,
+            d_sae: p.d_sae,
+            w_enc_t: vec![0.0; p.d_in * p.d_sae],
+            b_enc: vec![0.0; p.d_sae],
+            w_dec: vec![0.0; p.d_in * p.d_sae],
+            b_dec: vec![0.0; p.d_in],
+            log_threshold: p.log_threshold.as_ref().map(|t| vec![0.0; t.len()]),
+        }
+    }
+
+    /// The gradients in the layout of [`Params`] (W_enc as [d_in, d_sae]).
+    pub fn to_params(&self) -> Params {
+        let (d_in, d_sae) = (self.d_in, self.d_sae);
+        let mut w_enc = vec![0f32; d_in * d_sae];
+        for j in 0..d_sae {
+            for i in 0..d_in {
+                w_enc[i * d_sae + j] = self.w_enc_t[j * d_in + i];
+            }
+        }
+        Params {
+            d_in,
+            d_sae,
+            w_enc,
+            b_enc: self.b_enc.clone(),
+            w_dec: self.w_dec.clone(),
+            b_dec: self.b_dec.clone(),
+            log_threshold: self.log_threshold.clone(),
+        }
+    }
+
+    /// Gradients given in the layout of [`Params`].
+    pub fn from_params(g: &Params) -> Grads {
+        let (d_in, d_sae) = (g.d_in, g.d_sae);
+        let mut w_enc_t = vec![0f32; d_in * d_sae];
+        for i in 0..d_in {
+            for j in 0..d_sae {
+                w_enc_t[j * d_in + i] = g.w_enc[i * d_sae + j];
+            }
+        }
+        Grads {
+            d_in,
+            d_sae,
+            w_enc_t,
+            b_enc: g.b_enc.clone(),
+            w_dec: g.w_dec.clone(),
+            b_dec: g.b_dec.clone(),
+            log_threshold: g.log_threshold.clone(),
+        }
+    }
 }
 
 /// One forward + backward pass. x: [batch, d_in] row-major, already scaled.
 pub trait Step {
-    /// Computes the loss parts and gradients of `params` on the batch `x`.
-    fn run(&self, x: &[f32], params: &Params, ctx: &StepContext<'_>) -> Result<StepOutput>;
+    /// Computes the loss parts of `params` on the batch `x` and overwrites `grads` with the
+    /// gradients (`grads` must be shaped like `params`).
+    fn run(
+        &mut self,
+        x: &[f32],
+        params: &Params,
+        ctx: &StepContext<'_>,
+        grads: &mut Grads,
+    ) -> Result<StepOutput>;
 }
 
 /// sum over rows of ||x_r - mean(x)||^2 for x: [rows, d] (the FVU denominator), in f64.

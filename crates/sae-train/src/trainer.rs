@@ -9,10 +9,11 @@ use crate::dead::DeadTracker;
 use crate::dense_step::DenseStep;
 use crate::error::{Result, TrainError};
 use crate::geomedian::geometric_median;
-use crate::params::{project_out_parallel, Params};
+use crate::optim::update;
+use crate::params::Params;
 use crate::schedule::{lr_at, warmup_coef};
 use crate::sparse_topk::SparseTopKStep;
-use crate::step::{Step, StepContext};
+use crate::step::{Grads, Step, StepContext};
 
 /// Everything that changes during training (what a checkpoint holds).
 #[derive(Clone, Debug, PartialEq)]
@@ -73,6 +74,8 @@ pub struct Trainer {
     /// The mutable state.
     pub state: TrainState,
     step_impl: Box<dyn Step + Send>,
+    /// Gradient buffers, allocated once and overwritten by every step.
+    grads: Grads,
 }
 
 impl Trainer {
@@ -131,10 +134,7 @@ impl Trainer {
     ) -> Self {
         let step_impl: Box<dyn Step + Send> = match (&cfg.arch, backend) {
             (ArchConfig::TopK { .. } | ArchConfig::BatchTopK { .. }, Backend::Fast) => {
-                Box::new(SparseTopKStep {
-                    arch: cfg.arch.clone(),
-                    k_aux: res.k_aux,
-                })
+                Box::new(SparseTopKStep::new(cfg.arch.clone(), res.k_aux))
             }
             (_, Backend::Fast) => Box::new(DenseStep {
                 arch: cfg.arch.clone(),
@@ -144,11 +144,13 @@ impl Trainer {
                 k_aux: res.k_aux,
             }),
         };
+        let grads = Grads::zeros_for(&state.params);
         Trainer {
             cfg,
             res,
             state,
             step_impl,
+            grads,
         }
     }
 
@@ -186,20 +188,14 @@ impl Trainer {
             dead: &dead,
             sparsity_coef,
         };
-        let mut out = self.step_impl.run(batch, &self.state.params, &ctx)?;
+        let out = self
+            .step_impl
+            .run(batch, &self.state.params, &ctx, &mut self.grads)?;
         if !out.loss.is_finite() {
             return Err(TrainError::Diverged {
                 step: s + 1,
                 loss: out.loss,
             });
-        }
-        let unit = self.cfg.arch.unit_decoder();
-        if unit {
-            project_out_parallel(
-                &self.state.params.w_dec,
-                &mut out.grads.w_dec,
-                self.res.d_in,
-            );
         }
         let lr = lr_at(
             s,
@@ -208,10 +204,13 @@ impl Trainer {
             self.cfg.lr_warmup_frac,
             self.cfg.lr_decay_frac,
         );
-        self.state.adam.step(&mut self.state.params, &out.grads, lr);
-        if unit {
-            self.state.params.normalize_decoder_rows();
-        }
+        update(
+            &mut self.state.params,
+            &self.grads,
+            &mut self.state.adam,
+            lr,
+            self.cfg.arch.unit_decoder(),
+        );
         self.state.dead.update(&out.fired, rows);
         let mut threshold = None;
         if let ArchConfig::BatchTopK { threshold_ema, .. } = &self.cfg.arch {

@@ -1,12 +1,12 @@
-//! The hand-derived sparse TopK backward agrees with the candle-autograd reference (TopK and
-//! BatchTopK, with AuxK on dead latents), and autograd agrees with finite differences for JumpReLU's
-//! decoder path.
+//! The hand-derived steps agree with the candle-autograd reference: the sparse TopK / BatchTopK
+//! step (with AuxK on some, all or no dead latents, k from 1 to d_sae, several shapes) to 1e-5
+//! relative, the dense ReLU-L1 / JumpReLU step to 1e-4; and autograd agrees with finite differences.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sae_train::autograd::AutogradStep;
-use sae_train::sparse_topk::SparseTopKStep;
-use sae_train::{ArchConfig, Params, Step, StepContext};
+use sae_train::sparse_topk::{AuxPath, SparseTopKStep};
+use sae_train::{ArchConfig, Grads, Params, Step, StepContext, StepOutput};
 
 fn random_problem(d_in: usize, d_sae: usize, rows: usize, seed: u64) -> (Params, Vec<f32>) {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -30,53 +30,116 @@ fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
-fn compare(arch: ArchConfig) {
-    let (d_in, d_sae, rows) = (16, 48, 64);
-    let (p, x) = random_problem(d_in, d_sae, rows, 3);
-    let dead: Vec<bool> = (0..d_sae).map(|j| j % 3 == 0).collect();
+/// Runs a step and returns its output with the gradients in the layout of [`Params`].
+fn run(step: &mut dyn Step, x: &[f32], p: &Params, ctx: &StepContext<'_>) -> (StepOutput, Params) {
+    let mut g = Grads::zeros_for(p);
+    // Garbage in the buffer: a step must overwrite every gradient, not accumulate into it.
+    g.w_dec.iter_mut().for_each(|v| *v = f32::NAN);
+    g.w_enc_t.iter_mut().for_each(|v| *v = 7.0);
+    let out = step.run(x, p, ctx, &mut g).unwrap();
+    (out, g.to_params())
+}
+
+fn assert_agree(
+    reference: &(StepOutput, Params),
+    fast: &(StepOutput, Params),
+    tol: f32,
+    what: &str,
+) {
+    let (r, f) = (&reference.0, &fast.0);
+    let rel = |a: f64, b: f64| (a - b).abs() / a.abs().max(1e-3);
+    assert!(
+        rel(r.loss, f.loss) < tol as f64,
+        "{what}: loss {} vs {}",
+        r.loss,
+        f.loss
+    );
+    assert!(
+        rel(r.aux, f.aux) < tol as f64,
+        "{what}: aux {} vs {}",
+        r.aux,
+        f.aux
+    );
+    assert_eq!(r.fired, f.fired, "{what}: fired");
+    assert_eq!(r.l0, f.l0, "{what}: l0");
+    assert_eq!(r.min_kept, f.min_kept, "{what}: min_kept");
+    for ((name, a), (_, b)) in reference.1.buffers().into_iter().zip(fast.1.buffers()) {
+        let d = max_rel_diff(a, b);
+        assert!(d < tol, "{what}: {name}: relative difference {d}");
+    }
+}
+
+/// Sparse TopK-family step against candle autograd on one random problem.
+fn compare_sparse(arch: ArchConfig, shape: (usize, usize, usize), dead: &[bool], k_aux: usize) {
+    let (d_in, d_sae, rows) = shape;
+    let (p, x) = random_problem(d_in, d_sae, rows, 3 + d_sae as u64);
     let ctx = StepContext {
-        dead: &dead,
+        dead,
         sparsity_coef: 0.0,
     };
-    let reference = AutogradStep {
-        arch: arch.clone(),
-        k_aux: 8,
+    let what = format!(
+        "{} {shape:?} dead {}",
+        arch.name(),
+        dead.iter().filter(|d| **d).count()
+    );
+    let reference = run(
+        &mut AutogradStep {
+            arch: arch.clone(),
+            k_aux,
+        },
+        &x,
+        &p,
+        &ctx,
+    );
+    if dead.iter().any(|d| *d) && k_aux > 0 {
+        assert!(reference.0.aux > 0.0, "{what}: AuxK must be exercised");
+    } else {
+        assert_eq!(reference.0.aux, 0.0);
     }
-    .run(&x, &p, &ctx)
-    .unwrap();
-    let sparse = SparseTopKStep { arch, k_aux: 8 }.run(&x, &p, &ctx).unwrap();
-    assert!(reference.aux > 0.0, "AuxK must be exercised");
-    assert!((reference.loss - sparse.loss).abs() < 1e-4 * reference.loss.abs().max(1.0));
-    assert!((reference.aux - sparse.aux).abs() < 1e-4 * reference.aux.max(1.0));
-    assert_eq!(reference.fired, sparse.fired);
-    for ((name, a), (_, b)) in reference
-        .grads
-        .buffers()
-        .into_iter()
-        .zip(sparse.grads.buffers())
-    {
-        let d = max_rel_diff(a, b);
-        assert!(d < 1e-4, "{name}: relative difference {d}");
+    for path in [AuxPath::Sparse, AuxPath::Dense, AuxPath::Auto] {
+        let mut step = SparseTopKStep::new(arch.clone(), k_aux).with_aux_path(path);
+        let fast = run(&mut step, &x, &p, &ctx);
+        assert_agree(&reference, &fast, 1e-5, &format!("{what} {path:?}"));
+        // A second step on the same workspace gives the same result (buffers are reused).
+        let again = run(&mut step, &x, &p, &ctx);
+        assert_eq!(fast.1, again.1, "{what} {path:?}: reused workspace");
     }
 }
 
-#[test]
-fn sparse_topk_backward_matches_autograd() {
-    compare(ArchConfig::TopK {
-        k: 4,
+fn topk(k: usize) -> ArchConfig {
+    ArchConfig::TopK {
+        k,
         auxk_coef: 1.0 / 32.0,
-        k_aux: Some(8),
-    });
+        k_aux: None,
+    }
 }
 
-#[test]
-fn sparse_batchtopk_backward_matches_autograd() {
-    compare(ArchConfig::BatchTopK {
-        k: 4,
+fn batchtopk(k: usize) -> ArchConfig {
+    ArchConfig::BatchTopK {
+        k,
         auxk_coef: 1.0 / 32.0,
-        k_aux: Some(8),
+        k_aux: None,
         threshold_ema: 0.99,
-    });
+    }
+}
+
+/// Every third latent dead, all dead, none dead; k = 1, a middle k and k = d_sae; several shapes
+/// (widths that are not multiples of the vector lanes or the row blocks).
+#[test]
+fn sparse_topk_family_backward_matches_autograd() {
+    for arch in [topk as fn(usize) -> ArchConfig, batchtopk] {
+        for (d_in, d_sae, rows) in [(16, 48, 64), (37, 100, 70), (64, 256, 33)] {
+            let some: Vec<bool> = (0..d_sae).map(|j| j % 3 == 0).collect();
+            let all = vec![true; d_sae];
+            let none = vec![false; d_sae];
+            for k in [1, 4, d_sae] {
+                compare_sparse(arch(k), (d_in, d_sae, rows), &some, 8);
+            }
+            compare_sparse(arch(4), (d_in, d_sae, rows), &all, 8);
+            compare_sparse(arch(4), (d_in, d_sae, rows), &none, 8);
+            compare_sparse(arch(4), (d_in, d_sae, rows), &some, d_sae);
+        }
+    }
 }
 
 #[test]
@@ -84,7 +147,7 @@ fn relu_l1_gradient_matches_finite_differences() {
     // d loss / d b_enc[j] by central differences in f64-ish precision (f32 forward, small batch).
     let (d_in, d_sae, rows) = (6, 10, 8);
     let (p, x) = random_problem(d_in, d_sae, rows, 11);
-    let step = AutogradStep {
+    let mut step = AutogradStep {
         arch: ArchConfig::ReluL1 {
             l1_coef: 0.5,
             l1_warmup_frac: 0.0,
@@ -95,17 +158,17 @@ fn relu_l1_gradient_matches_finite_differences() {
         dead: &[false; 10],
         sparsity_coef: 0.5,
     };
-    let out = step.run(&x, &p, &ctx).unwrap();
+    let (_, grads) = run(&mut step, &x, &p, &ctx);
     for j in [0usize, 3, 7] {
         let h = 1e-2f32;
         let mut plus = p.clone();
         plus.w_dec[j * d_in] += h;
         let mut minus = p.clone();
         minus.w_dec[j * d_in] -= h;
-        let lp = step.run(&x, &plus, &ctx).unwrap().loss;
-        let lm = step.run(&x, &minus, &ctx).unwrap().loss;
+        let lp = run(&mut step, &x, &plus, &ctx).0.loss;
+        let lm = run(&mut step, &x, &minus, &ctx).0.loss;
         let fd = (lp - lm) / (2.0 * h as f64);
-        let g = out.grads.w_dec[j * d_in] as f64;
+        let g = grads.w_dec[j * d_in] as f64;
         assert!(
             (fd - g).abs() < 1e-2 * g.abs().max(0.1),
             "latent {j}: fd {fd} vs {g}"
@@ -129,23 +192,18 @@ fn compare_dense(arch: ArchConfig, coef: f64, with_threshold: bool) {
         dead: &dead,
         sparsity_coef: coef,
     };
-    let reference = AutogradStep {
-        arch: arch.clone(),
-        k_aux: 0,
-    }
-    .run(&x, &p, &ctx)
-    .unwrap();
-    let fast = DenseStep { arch }.run(&x, &p, &ctx).unwrap();
-    assert!((reference.loss - fast.loss).abs() < 1e-4 * reference.loss.abs().max(1.0));
-    assert_eq!(reference.fired, fast.fired);
-    for ((name, a), (_, b)) in reference
-        .grads
-        .buffers()
-        .into_iter()
-        .zip(fast.grads.buffers())
-    {
-        let d = max_rel_diff(a, b);
-        assert!(d < 1e-4, "{name}: relative difference {d}");
+    let reference = run(
+        &mut AutogradStep {
+            arch: arch.clone(),
+            k_aux: 0,
+        },
+        &x,
+        &p,
+        &ctx,
+    );
+    let fast = run(&mut DenseStep { arch: arch.clone() }, &x, &p, &ctx);
+    assert_agree(&reference, &fast, 1e-4, arch.name());
+    for (name, a) in reference.1.buffers() {
         if name == "log_threshold" {
             assert!(
                 a.iter().any(|v| *v != 0.0),

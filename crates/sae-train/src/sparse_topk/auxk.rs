@@ -1,0 +1,152 @@
+//! AuxK as a gathered dense block: when few latents are dead, most of them are chosen in every
+//! row, and four GEMMs over the [rows, n_dead] block beat gathering k_aux decoder rows per row.
+//!
+//! With Z [B, n_dead] the AuxK activations (zero where not chosen), W_D the dead decoder rows,
+//! e the detached error and h = hscale (e - Z W_D):
+//!   e_hat = Z W_D,  dZ = (h W_D^T) * [Z != 0],  dW_D = Z^T h,  dW_enc^T[D] = dZ^T xc,
+//!   db_enc[D] = sum_r dZ_r.
+
+use rayon::prelude::*;
+
+use super::select::RowSets;
+use crate::kernels::{matmul_into, Mat};
+
+/// Which AuxK implementation a step uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuxPath {
+    /// Per row over the chosen latents (best when far more latents are dead than chosen).
+    Sparse,
+    /// GEMMs over the gathered dead block (best when most dead latents are chosen).
+    Dense,
+    /// Dense when n_dead <= `DENSE_FACTOR` x the mean chosen per row, else sparse.
+    Auto,
+}
+
+/// A gathered GEMM does about this many times the useful work of a sparse pass in the same time.
+const DENSE_FACTOR: f64 = 4.0;
+
+impl AuxPath {
+    /// The path for `n_dead` dead latents of which `chosen` entries were picked over `rows` rows.
+    pub fn resolve(self, n_dead: usize, chosen: usize, rows: usize) -> AuxPath {
+        match self {
+            AuxPath::Auto => {
+                if (n_dead as f64) <= DENSE_FACTOR * chosen as f64 / rows.max(1) as f64 {
+                    AuxPath::Dense
+                } else {
+                    AuxPath::Sparse
+                }
+            }
+            p => p,
+        }
+    }
+}
+
+/// Buffers of the dense AuxK block (kept between steps).
+#[derive(Default)]
+pub struct DenseAux {
+    w_dead: Vec<f32>,
+    z: Vec<f32>,
+    e_hat: Vec<f32>,
+    dz: Vec<f32>,
+    dw: Vec<f32>,
+    local: Vec<u32>,
+}
+
+/// What the dense AuxK block needs and where its gradients go.
+pub struct DenseAuxIo<'a> {
+    /// AuxK choices per row.
+    pub aux: &'a RowSets,
+    /// Dead latents (global indices, increasing).
+    pub dead: &'a [u32],
+    /// Decoder [d_sae, d_in].
+    pub w_dec: &'a [f32],
+    /// Centred inputs [B, d_in].
+    pub xc: &'a [f32],
+    /// In: the error e [B, d_in]; out: h = hscale (e - e_hat).
+    pub e_h: &'a mut [f32],
+    /// dW_dec [d_sae, d_in] (dead rows added to).
+    pub dw_dec: &'a mut [f32],
+    /// dW_enc^T [d_sae, d_in] (dead rows added to).
+    pub dw_enc_t: &'a mut [f32],
+    /// db_enc [d_sae] (dead entries added to).
+    pub db_enc: &'a mut [f32],
+}
+
+impl DenseAux {
+    /// Runs the block with h = hscale (e - e_hat); returns sum_r ||e_r - e_hat_r||^2.
+    pub fn run(&mut self, io: DenseAuxIo<'_>, d_in: usize, hscale: f32) -> f64 {
+        let (nd, b) = (io.dead.len(), io.aux.rows());
+        let d_sae = io.w_dec.len() / d_in;
+        self.local.clear();
+        self.local.resize(d_sae, u32::MAX);
+        self.w_dead.clear();
+        for (n, &j) in io.dead.iter().enumerate() {
+            self.local[j as usize] = n as u32;
+            let j = j as usize;
+            self.w_dead
+                .extend_from_slice(&io.w_dec[j * d_in..(j + 1) * d_in]);
+        }
+        self.z.clear();
+        self.z.resize(b * nd, 0.0);
+        for r in 0..b {
+            let (idx, val) = io.aux.row(r);
+            for (&j, &v) in idx.iter().zip(val) {
+                self.z[r * nd + self.local[j as usize] as usize] = v;
+            }
+        }
+        self.e_hat.resize(b * d_in, 0.0);
+        let (z, w) = (Mat::new(&self.z, b, nd), Mat::new(&self.w_dead, nd, d_in));
+        matmul_into(&mut self.e_hat, z, w, false);
+        let sse: f64 = io
+            .e_h
+            .par_chunks_mut(64 * d_in)
+            .zip(self.e_hat.par_chunks(64 * d_in))
+            .map(|(e, h)| {
+                let mut s = 0f64;
+                for (e, h) in e.iter_mut().zip(h) {
+                    *e -= h;
+                    s += (*e as f64) * (*e as f64);
+                }
+                s
+            })
+            .collect::<Vec<f64>>()
+            .iter()
+            .sum();
+        io.e_h.par_iter_mut().for_each(|v| *v *= hscale);
+        let h = Mat::new(io.e_h, b, d_in);
+        self.dz.resize(b * nd, 0.0);
+        matmul_into(&mut self.dz, h, Mat::t(&self.w_dead, nd, d_in), false);
+        self.dz
+            .par_iter_mut()
+            .zip(self.z.par_iter())
+            .for_each(|(g, z)| *g = if *z != 0.0 { *g } else { 0.0 });
+        self.dw.resize(nd * d_in, 0.0);
+        matmul_into(&mut self.dw, Mat::t(&self.z, b, nd), h, false);
+        self.scatter_add(io.dead, d_in, io.dw_dec);
+        matmul_into(
+            &mut self.dw,
+            Mat::t(&self.dz, b, nd),
+            Mat::new(io.xc, b, d_in),
+            false,
+        );
+        self.scatter_add(io.dead, d_in, io.dw_enc_t);
+        for r in 0..b {
+            for (n, &j) in io.dead.iter().enumerate() {
+                io.db_enc[j as usize] += self.dz[r * nd + n];
+            }
+        }
+        sse
+    }
+
+    /// dst[dead[n]] += dw[n] for every dead row.
+    fn scatter_add(&self, dead: &[u32], d_in: usize, dst: &mut [f32]) {
+        for (n, &j) in dead.iter().enumerate() {
+            let j = j as usize;
+            let src = &self.dw[n * d_in..(n + 1) * d_in];
+            dst[j * d_in..(j + 1) * d_in]
+                .iter_mut()
+                .zip(src)
+                .for_each(|(a, b)| *a += b);
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! BatchTopK's exact batch-wide selection without copying the [rows, d_sae] pre-activations: the
+//! k * rows largest positive values of z + b_enc are found by a histogram of the top 16 bits of
+//! the positive floats (their bit patterns order like their values), then one thresholded pass
+//! collects the candidates at or above the boundary bin and an exact selection inside that bin
+//! gives the threshold. Ties at the threshold go to the lower flat index, as in
+//! [`crate::select::batchtopk_mask`].
+
+use rayon::prelude::*;
+
+use super::select::{RowSets, ROW_BLOCK};
+use crate::vecops::simd_dispatch;
+
+/// Histogram bins: every positive finite f32 has bits < 0x7f80_0000, so bits >> 16 < 0x7f80.
+const BINS: usize = 0x8000;
+
+simd_dispatch! {
+    /// Adds the bins of the positive values of `z + bias` (rows of `bias.len()`) to `hist`.
+    fn histogram_block(z: &[f32], bias: &[f32], hist: &mut [u32]) {
+        for zr in z.chunks_exact(bias.len()) {
+            for (a, b) in zr.iter().zip(bias) {
+                let v = a + b;
+                if v > 0.0 {
+                    hist[(v.to_bits() >> 16) as usize & (BINS - 1)] += 1;
+                }
+            }
+        }
+    }
+}
+
+simd_dispatch! {
+    /// Appends (flat index, value) of every value of `z + bias` that is >= `lo` (> 0), row-major.
+    fn collect_block(z: &[f32], bias: &[f32], lo: f32, base: usize, out: &mut Vec<(u64, f32)>) {
+        const W: usize = 16;
+        let d = bias.len();
+        for (r, zr) in z.chunks_exact(d).enumerate() {
+            let row_base = (base + r * d) as u64;
+            let blocks = d / W;
+            for b in 0..blocks {
+                let zc = &zr[b * W..(b + 1) * W];
+                let bc = &bias[b * W..(b + 1) * W];
+                let mut any = false;
+                for l in 0..W {
+                    any |= zc[l] + bc[l] >= lo;
+                }
+                if any {
+                    for l in 0..W {
+                        let v = zc[l] + bc[l];
+                        if v >= lo {
+                            out.push((row_base + (b * W + l) as u64, v));
+                        }
+                    }
+                }
+            }
+            for j in blocks * W..d {
+                let v = zr[j] + bias[j];
+                if v >= lo {
+                    out.push((row_base + j as u64, v));
+                }
+            }
+        }
+    }
+}
+
+/// Appends (flat index, value) of every value >= `lo` of the batch, in row-major order.
+fn collect(z: &[f32], bias: &[f32], lo: f32, out: &mut Vec<(u64, f32)>) {
+    let blk = ROW_BLOCK * bias.len();
+    let parts: Vec<Vec<(u64, f32)>> = z
+        .par_chunks(blk)
+        .enumerate()
+        .map(|(i, zb)| {
+            let mut part = Vec::new();
+            collect_block(zb, bias, lo, i * blk, &mut part);
+            part
+        })
+        .collect();
+    out.clear();
+    parts.iter().for_each(|p| out.extend_from_slice(p));
+}
+
+/// The lower edge of the histogram bin holding the `keep`-th largest positive value, or None when
+/// fewer than `keep` (or no) values are positive; with the count of positive values.
+fn boundary_by_histogram(z: &[f32], bias: &[f32], keep: u64) -> (Option<f32>, u64) {
+    let hist = z
+        .par_chunks(ROW_BLOCK * bias.len())
+        .fold(
+            || vec![0u32; BINS],
+            |mut h, zb| {
+                histogram_block(zb, bias, &mut h);
+                h
+            },
+        )
+        .reduce(
+            || vec![0u32; BINS],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    let n_pos: u64 = hist.iter().map(|&c| c as u64).sum();
+    let keep = keep.min(n_pos);
+    if keep == 0 {
+        return (None, n_pos);
+    }
+    let (mut bin, mut above) = (BINS - 1, 0u64);
+    while above + (hist[bin] as u64) < keep {
+        above += hist[bin] as u64;
+        bin -= 1;
+    }
+    (Some(f32::from_bits((bin as u32) << 16)), n_pos)
+}
+
+/// Reusable state of the batch selection: the candidates and the last threshold, which bounds the
+/// next one from below closely enough that one thresholded pass usually finds every candidate.
+#[derive(Default)]
+pub struct BatchScratch {
+    cand: Vec<(u64, f32)>,
+    vals: Vec<f32>,
+    last: Option<f32>,
+}
+
+/// Fraction of the last threshold below which the next batch's candidates are collected.
+const HINT_MARGIN: f32 = 0.8;
+
+/// The `k_total` largest positive values of the batch `z + bias` (z: [rows, d_sae] without the
+/// bias) into `act`; returns the smallest kept value (None when no value is positive). The result
+/// is exact whichever way the candidates were found.
+pub fn select_batchtopk(
+    z: &[f32],
+    bias: &[f32],
+    k_total: usize,
+    s: &mut BatchScratch,
+    act: &mut RowSets,
+) -> Option<f32> {
+    let d = bias.len();
+    let rows = z.len() / d.max(1);
+    act.off.clear();
+    act.idx.clear();
+    act.val.clear();
+    act.off.resize(rows + 1, 0);
+    let mut keep = k_total;
+    let hinted = match s.last {
+        Some(t) if t > 0.0 && k_total > 0 => {
+            collect(z, bias, t * HINT_MARGIN, &mut s.cand);
+            s.cand.len() >= k_total
+        }
+        _ => false,
+    };
+    if !hinted {
+        let (lo, n_pos) = boundary_by_histogram(z, bias, k_total as u64);
+        let Some(lo) = lo else {
+            s.last = None;
+            return None;
+        };
+        keep = k_total.min(n_pos as usize);
+        collect(z, bias, lo, &mut s.cand);
+    }
+    // Every value >= the boundary is a candidate and there are at least `keep` of them.
+    s.vals.clear();
+    s.vals.extend(s.cand.iter().map(|c| c.1));
+    let (_, t, _) = s
+        .vals
+        .select_nth_unstable_by(keep - 1, |a, b| b.total_cmp(a));
+    let t = *t;
+    let greater = s.vals.iter().filter(|v| **v > t).count();
+    let mut ties_left = keep - greater;
+    for &(flat, v) in &s.cand {
+        let take = v > t || (v == t && ties_left > 0);
+        if v == t && take {
+            ties_left -= 1;
+        }
+        if take {
+            let (r, j) = ((flat / d as u64) as usize, (flat % d as u64) as u32);
+            act.off[r + 1] += 1;
+            act.idx.push(j);
+            act.val.push(v);
+        }
+    }
+    for r in 0..rows {
+        act.off[r + 1] += act.off[r];
+    }
+    s.last = Some(t);
+    Some(t)
+}

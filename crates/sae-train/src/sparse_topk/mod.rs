@@ -1,0 +1,280 @@
+//! Hand-derived sparse step for the TopK family (TopK, BatchTopK, both with AuxK). The encoder
+//! GEMM is the only dense product; everything after it touches the active latents only, runs on
+//! every core, and reuses buffers allocated at the first step.
+//!
+//! With g_r = dL/dx_hat_r = -2 e_r / V (V = total variance of x) and S_r the active latents of row r:
+//!   dW_dec[j] = sum_{r: j in S_r} z_rj g_r,   dz_rj = g_r . W_dec[j] (j in S_r),
+//!   db_enc[j] = sum_r dz_rj,   dW_enc[:, j] = sum_r (x_r - b_dec) dz_rj,
+//!   db_dec = sum_r g_r - W_enc db_enc   (b_dec enters the decoder and, negated, the encoder).
+//! AuxK adds the same terms with h_r = -2 coef (e_r - e_hat_r) / V_e over the dead latents A_r
+//! (e detached), e_hat_r = sum_{j in A_r} z_rj W_dec[j].
+
+mod auxk;
+mod batch;
+mod passes;
+mod select;
+
+use rayon::prelude::*;
+
+use crate::config::ArchConfig;
+use crate::error::{Result, TrainError};
+use crate::kernels::{matmul_into, Mat};
+use crate::params::Params;
+use crate::step::{Grads, Step, StepContext, StepOutput};
+use crate::vecops::{dot, simd_dispatch};
+pub use auxk::AuxPath;
+use auxk::{DenseAux, DenseAuxIo};
+use passes::{ByLatent, Part, RowInputs};
+pub use select::RowSets;
+use select::SelectScratch;
+
+/// Sparse step for [`ArchConfig::TopK`] and [`ArchConfig::BatchTopK`].
+pub struct SparseTopKStep {
+    arch: ArchConfig,
+    k_aux: usize,
+    aux_path: AuxPath,
+    ws: Workspace,
+}
+
+/// Buffers kept from step to step (sized at the first step, reused afterwards).
+#[derive(Default)]
+struct Workspace {
+    xc: Vec<f32>,
+    z: Vec<f32>,
+    act: RowSets,
+    aux: RowSets,
+    sel: SelectScratch,
+    /// g rows [B, d_in] followed by the AuxK residual rows [B, d_in].
+    gd: Vec<f32>,
+    dz: Vec<f32>,
+    adz: Vec<f32>,
+    by_latent: ByLatent,
+    dead: Vec<u32>,
+    dense_aux: DenseAux,
+    no_rows: RowSets,
+    batch: batch::BatchScratch,
+}
+
+impl SparseTopKStep {
+    /// A step for `arch` (TopK or BatchTopK) with `k_aux` AuxK latents.
+    pub fn new(arch: ArchConfig, k_aux: usize) -> Self {
+        SparseTopKStep {
+            arch,
+            k_aux,
+            aux_path: AuxPath::Auto,
+            ws: Workspace::default(),
+        }
+    }
+
+    /// The same step with AuxK forced onto one implementation (tests compare both).
+    pub fn with_aux_path(mut self, path: AuxPath) -> Self {
+        self.aux_path = path;
+        self
+    }
+}
+
+/// Grows `v` to `n` elements (never shrinks the allocation).
+fn ensure<T: Clone + Default>(v: &mut Vec<T>, n: usize) {
+    if v.len() != n {
+        v.resize(n, T::default());
+    }
+}
+
+simd_dispatch! {
+    /// xc = x - b_dec for a block of rows; returns (sum_r x_r, sum_r ||x_r||^2) of the block in f64.
+    fn centre_block(x: &[f32], b_dec: &[f32], xc: &mut [f32]) -> (Vec<f64>, f64) {
+        let d = b_dec.len();
+        let mut s = vec![0f64; d];
+        let mut ss = 0f64;
+        for (xr, cr) in x.chunks_exact(d).zip(xc.chunks_exact_mut(d)) {
+            for ((c, a), b) in cr.iter_mut().zip(xr).zip(b_dec) {
+                *c = a - b;
+            }
+            ss += dot(xr, xr) as f64;
+            s.iter_mut().zip(xr).for_each(|(t, v)| *t += *v as f64);
+        }
+        (s, ss)
+    }
+}
+
+/// Fills `xc` = x - b_dec and returns the total variance of x (sum_r ||x_r - mean||^2), both in
+/// parallel row blocks summed in block order.
+fn centre(x: &[f32], b_dec: &[f32], xc: &mut [f32]) -> f64 {
+    let d = b_dec.len();
+    let n = x.len() / d;
+    let blk = 64 * d;
+    let parts: Vec<(Vec<f64>, f64)> = x
+        .par_chunks(blk)
+        .zip(xc.par_chunks_mut(blk))
+        .map(|(xb, cb)| centre_block(xb, b_dec, cb))
+        .collect();
+    let mut s = vec![0f64; d];
+    let mut ss = 0f64;
+    for (ps, pss) in parts {
+        s.iter_mut().zip(&ps).for_each(|(a, b)| *a += b);
+        ss += pss;
+    }
+    let mean_sq: f64 = s.iter().map(|v| v * v).sum::<f64>() / n.max(1) as f64;
+    (ss - mean_sq).max(0.0)
+}
+
+/// Total variance from the row sums of e: sum ||e_r||^2 - ||sum e_r||^2 / n.
+fn variance_from_sums(sse: f64, e_sum: &[f64], n: usize) -> f64 {
+    (sse - e_sum.iter().map(|v| v * v).sum::<f64>() / n.max(1) as f64).max(0.0)
+}
+
+impl Step for SparseTopKStep {
+    fn run(
+        &mut self,
+        x: &[f32],
+        p: &Params,
+        ctx: &StepContext<'_>,
+        grads: &mut Grads,
+    ) -> Result<StepOutput> {
+        let (d_in, d_sae) = (p.d_in, p.d_sae);
+        let b = x.len() / d_in;
+        let ws = &mut self.ws;
+        ensure(&mut ws.xc, b * d_in);
+        ensure(&mut ws.z, b * d_sae);
+        let var_x = centre(x, &p.b_dec, &mut ws.xc).max(1e-30);
+        // Dense encoder without the bias (the selection adds it): z = xc W_enc.
+        matmul_into(
+            &mut ws.z,
+            Mat::new(&ws.xc, b, d_in),
+            Mat::new(&p.w_enc, d_in, d_sae),
+            false,
+        );
+        ws.dead.clear();
+        ws.dead
+            .extend((0..d_sae as u32).filter(|&j| ctx.dead[j as usize]));
+        let mut min_kept = None;
+        let auxk_coef = match &self.arch {
+            ArchConfig::TopK { k, auxk_coef, .. } => {
+                select::select_topk(
+                    &ws.z,
+                    &p.b_enc,
+                    *k,
+                    &ws.dead,
+                    self.k_aux,
+                    &mut ws.sel,
+                    &mut ws.act,
+                    &mut ws.aux,
+                );
+                *auxk_coef
+            }
+            ArchConfig::BatchTopK { k, auxk_coef, .. } => {
+                min_kept =
+                    batch::select_batchtopk(&ws.z, &p.b_enc, k * b, &mut ws.batch, &mut ws.act);
+                // AuxK rows only (k = 0 for the main selection).
+                let mut none = RowSets::default();
+                select::select_topk(
+                    &ws.z,
+                    &p.b_enc,
+                    0,
+                    &ws.dead,
+                    self.k_aux,
+                    &mut ws.sel,
+                    &mut none,
+                    &mut ws.aux,
+                );
+                *auxk_coef
+            }
+            other => {
+                return Err(TrainError::Invalid(format!(
+                    "the sparse step handles the TopK family, not {}",
+                    other.name()
+                )))
+            }
+        };
+        let with_aux = ws.aux.nnz() > 0;
+        let path = self.aux_path.resolve(ws.dead.len(), ws.aux.nnz(), b);
+        let sparse_aux = with_aux && path == AuxPath::Sparse;
+        ensure(&mut ws.gd, 2 * b * d_in);
+        ensure(&mut ws.dz, ws.act.nnz());
+        ensure(&mut ws.adz, if sparse_aux { ws.aux.nnz() } else { 0 });
+        let gscale = (-2.0 / var_x) as f32;
+        let (g_rows, diff_rows) = ws.gd.split_at_mut(b * d_in);
+        let inp = RowInputs {
+            x,
+            w_dec: &p.w_dec,
+            b_dec: &p.b_dec,
+            act: &ws.act,
+            aux: if sparse_aux { &ws.aux } else { &ws.no_rows },
+            gscale,
+            copy_e: with_aux && !sparse_aux,
+        };
+        let sums = passes::row_pass(&inp, g_rows, diff_rows, &mut ws.dz, &mut ws.adz);
+        let recon = sums.sse / var_x;
+        // V_e: total variance of e over the batch.
+        let var_e = variance_from_sums(sums.sse, &sums.e_sum, b).max(1e-30);
+        let hscale = (-2.0 * auxk_coef / var_e) as f32;
+        let parts = [
+            Part {
+                sets: &ws.act,
+                dz: &ws.dz,
+                coef_scale: 1.0,
+                dz_scale: 1.0,
+                src_offset: 0,
+            },
+            Part {
+                sets: if sparse_aux { &ws.aux } else { &ws.no_rows },
+                dz: &ws.adz,
+                coef_scale: hscale,
+                dz_scale: hscale,
+                src_offset: b as u32,
+            },
+        ];
+        ws.by_latent.build(d_sae, &parts);
+        passes::latent_pass(
+            &ws.by_latent,
+            &ws.gd,
+            &ws.xc,
+            d_in,
+            &mut grads.w_dec,
+            &mut grads.w_enc_t,
+            &mut grads.b_enc,
+        );
+        let aux_sse = if sparse_aux {
+            sums.aux_sse
+        } else if with_aux {
+            let io = DenseAuxIo {
+                aux: &ws.aux,
+                dead: &ws.dead,
+                w_dec: &p.w_dec,
+                xc: &ws.xc,
+                e_h: &mut ws.gd[b * d_in..],
+                dw_dec: &mut grads.w_dec,
+                dw_enc_t: &mut grads.w_enc_t,
+                db_enc: &mut grads.b_enc,
+            };
+            ws.dense_aux.run(io, d_in, hscale)
+        } else {
+            0.0
+        };
+        let aux = if with_aux { aux_sse / var_e } else { 0.0 };
+        // db_dec = sum_r g_r - W_enc db_enc, with sum_r g_r = gscale sum_r e_r.
+        let db_enc = &grads.b_enc;
+        grads.b_dec.par_iter_mut().enumerate().for_each(|(i, o)| {
+            let w = &p.w_enc[i * d_sae..(i + 1) * d_sae];
+            *o = (gscale as f64 * sums.e_sum[i]) as f32 - dot_dispatch(w, db_enc);
+        });
+        let l0 = ws.act.nnz() as f64 / b as f64;
+        Ok(StepOutput {
+            loss: recon + auxk_coef * aux,
+            recon,
+            aux,
+            fvu: recon,
+            l0,
+            fired: ws.by_latent.fired.clone(),
+            min_kept,
+        })
+    }
+}
+
+simd_dispatch! {
+    /// a . b with the best instruction set.
+    fn dot_dispatch(a: &[f32], b: &[f32]) -> f32 { dot(a, b) }
+}
+
+#[cfg(test)]
+mod tests;

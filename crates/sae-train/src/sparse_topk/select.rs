@@ -1,0 +1,236 @@
+//! Which latents fire, fused with the bias and the ReLU, read straight from the encoder GEMM output
+//! (z without b_enc): per-row TopK, AuxK among dead latents, and the exact batch-wide BatchTopK
+//! threshold by a histogram of the float bits. Rows are processed in parallel blocks; every result
+//! is independent of the thread count.
+//!
+//! Tie rule everywhere: among equal values the lower flat index (row-major) wins, as in the plain
+//! reference selection of [`crate::select`].
+
+use rayon::prelude::*;
+
+use crate::vecops::simd_dispatch;
+
+/// Active latents of every row in CSR form: row r owns `idx[off[r]..off[r+1]]`, values `val[..]`.
+#[derive(Clone, Debug, Default)]
+pub struct RowSets {
+    /// Row offsets, rows + 1 of them.
+    pub off: Vec<usize>,
+    /// Latent indices.
+    pub idx: Vec<u32>,
+    /// Activation values (z + b_enc) of those latents.
+    pub val: Vec<f32>,
+}
+
+impl RowSets {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.off.len().saturating_sub(1)
+    }
+
+    /// Entries of row r.
+    pub fn row(&self, r: usize) -> (&[u32], &[f32]) {
+        let (a, b) = (self.off[r], self.off[r + 1]);
+        (&self.idx[a..b], &self.val[a..b])
+    }
+
+    /// Number of entries.
+    pub fn nnz(&self) -> usize {
+        self.idx.len()
+    }
+
+    /// Fills from fixed-stride per-row slots (`cnt[r]` used entries of `stride`).
+    fn compact_from(&mut self, stride: usize, cnt: &[u32], idx: &[u32], val: &[f32]) {
+        self.off.clear();
+        self.idx.clear();
+        self.val.clear();
+        self.off.push(0);
+        for (r, &c) in cnt.iter().enumerate() {
+            let s = r * stride;
+            self.idx.extend_from_slice(&idx[s..s + c as usize]);
+            self.val.extend_from_slice(&val[s..s + c as usize]);
+            self.off.push(self.idx.len());
+        }
+    }
+}
+
+/// Rows per parallel task.
+pub(crate) const ROW_BLOCK: usize = 32;
+
+/// Key ordering candidates: larger value first, then lower index. Only positive values are ever
+/// keyed, and for those the f32 bit pattern orders like the value.
+#[inline(always)]
+fn key(v: f32, j: u32) -> u64 {
+    ((v.to_bits() as u64) << 32) | (u32::MAX - j) as u64
+}
+
+#[inline(always)]
+fn unkey(k: u64) -> (u32, f32) {
+    (u32::MAX - (k as u32), f32::from_bits((k >> 32) as u32))
+}
+
+/// Position and value of the smallest key.
+#[inline(always)]
+fn min_key(keys: &[u64]) -> (usize, u64) {
+    let m = keys.iter().copied().min().unwrap_or(0);
+    (keys.iter().position(|&k| k == m).unwrap_or(0), m)
+}
+
+/// The `k` largest positive values of `z + bias` (all positive ones when fewer), as keys in
+/// `keys` (unordered). Values are scanned 16 at a time and a block is looked at only when one of
+/// its values beats the current k-th largest.
+#[inline(always)]
+fn topk_keys(z: &[f32], bias: &[f32], k: usize, keys: &mut Vec<u64>) {
+    keys.clear();
+    if k == 0 {
+        return;
+    }
+    const W: usize = 16;
+    let n = z.len().min(bias.len());
+    let mut thr = 0f32;
+    let mut min_pos = 0usize;
+    let mut offer = |keys: &mut Vec<u64>, v: f32, j: usize, thr: &mut f32| {
+        if keys.len() < k {
+            keys.push(key(v, j as u32));
+            if keys.len() == k {
+                let (p, m) = min_key(keys);
+                min_pos = p;
+                *thr = unkey(m).1;
+            }
+        } else {
+            keys[min_pos] = key(v, j as u32);
+            let (p, m) = min_key(keys);
+            min_pos = p;
+            *thr = unkey(m).1;
+        }
+    };
+    let blocks = n / W;
+    for b in 0..blocks {
+        let zc = &z[b * W..(b + 1) * W];
+        let bc = &bias[b * W..(b + 1) * W];
+        let mut any = false;
+        for l in 0..W {
+            any |= zc[l] + bc[l] > thr;
+        }
+        if any {
+            for l in 0..W {
+                let v = zc[l] + bc[l];
+                if v > thr {
+                    offer(keys, v, b * W + l, &mut thr);
+                }
+            }
+        }
+    }
+    for j in blocks * W..n {
+        let v = z[j] + bias[j];
+        if v > thr {
+            offer(keys, v, j, &mut thr);
+        }
+    }
+}
+
+simd_dispatch! {
+    /// One block of rows: TopK of every row into fixed-stride slots, and AuxK among `dead` latents.
+    fn select_block(
+        z: &[f32], bias: &[f32], k: usize, dead: &[u32], k_aux: usize,
+        cnt: &mut [u32], idx: &mut [u32], val: &mut [f32],
+        acnt: &mut [u32], aidx: &mut [u32], aval: &mut [f32],
+    ) {
+        let d_sae = bias.len();
+        let mut keys = Vec::with_capacity(k.max(k_aux));
+        let mut gz = vec![0f32; dead.len()];
+        let mut gb = vec![0f32; dead.len()];
+        for (i, &j) in dead.iter().enumerate() {
+            gb[i] = bias[j as usize];
+        }
+        for (r, zr) in z.chunks_exact(d_sae).enumerate() {
+            topk_keys(zr, bias, k, &mut keys);
+            cnt[r] = keys.len() as u32;
+            for (n, &kk) in keys.iter().enumerate() {
+                let (j, v) = unkey(kk);
+                idx[r * k + n] = j;
+                val[r * k + n] = v;
+            }
+            if k_aux == 0 || dead.is_empty() {
+                continue;
+            }
+            for (g, &j) in gz.iter_mut().zip(dead) {
+                *g = zr[j as usize];
+            }
+            topk_keys(&gz, &gb, k_aux, &mut keys);
+            acnt[r] = keys.len() as u32;
+            for (n, &kk) in keys.iter().enumerate() {
+                let (i, v) = unkey(kk);
+                aidx[r * k_aux + n] = dead[i as usize];
+                aval[r * k_aux + n] = v;
+            }
+        }
+    }
+}
+
+/// Scratch of the row selection (kept between steps).
+#[derive(Default)]
+pub struct SelectScratch {
+    cnt: Vec<u32>,
+    idx: Vec<u32>,
+    val: Vec<f32>,
+    acnt: Vec<u32>,
+    aidx: Vec<u32>,
+    aval: Vec<f32>,
+}
+
+/// Per-row TopK of `z + bias` (z: [rows, d_sae] without the bias) into `act`, and AuxK among the
+/// `dead` latents into `aux` (empty when `k_aux` is 0 or nothing is dead).
+#[allow(clippy::too_many_arguments)]
+pub fn select_topk(
+    z: &[f32],
+    bias: &[f32],
+    k: usize,
+    dead: &[u32],
+    k_aux: usize,
+    s: &mut SelectScratch,
+    act: &mut RowSets,
+    aux: &mut RowSets,
+) {
+    let d_sae = bias.len();
+    let rows = z.len() / d_sae.max(1);
+    let k = k.min(d_sae);
+    let k_aux = if dead.is_empty() {
+        0
+    } else {
+        k_aux.min(dead.len())
+    };
+    // Slots of at least one entry per row, so that every buffer splits into the same blocks.
+    s.cnt.clear();
+    s.cnt.resize(rows, 0);
+    s.idx.resize(rows * k.max(1), 0);
+    s.val.resize(rows * k.max(1), 0.0);
+    s.acnt.clear();
+    s.acnt.resize(rows, 0);
+    s.aidx.resize(rows * k_aux.max(1), 0);
+    s.aval.resize(rows * k_aux.max(1), 0.0);
+    let blk = ROW_BLOCK;
+    z.par_chunks(blk * d_sae)
+        .zip(s.cnt.par_chunks_mut(blk))
+        .zip(s.idx.par_chunks_mut((blk * k).max(1)))
+        .zip(s.val.par_chunks_mut((blk * k).max(1)))
+        .zip(s.acnt.par_chunks_mut(blk))
+        .zip(s.aidx.par_chunks_mut((blk * k_aux).max(1)))
+        .zip(s.aval.par_chunks_mut((blk * k_aux).max(1)))
+        .for_each(|((((((zb, c), i), v), ac), ai), av)| {
+            select_block(zb, bias, k, dead, k_aux, c, i, v, ac, ai, av);
+        });
+    act.compact_from(k, &s.cnt, &s.idx, &s.val);
+    aux.compact_from(k_aux, &s.acnt, &s.aidx, &s.aval);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_order_by_value_then_lower_index() {
+        assert!(key(2.0, 5) > key(1.0, 0));
+        assert!(key(1.0, 3) > key(1.0, 4));
+        assert_eq!(unkey(key(0.75, 9)), (9, 0.75));
+    }
+}
