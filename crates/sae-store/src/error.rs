@@ -48,4 +48,7 @@ pub enum StoreError {
     /// The requested split holds no rows.
     #[error("the {split} split of the store at {} holds no rows", dir.display())]
     EmptySplit { dir: PathBuf, split: &'static str },
+    /// The background reader of a shuffled stream ended after reporting an error.
+    #[error("the store's background reader stopped after an earlier error")]
+    ReaderStopped,
 }

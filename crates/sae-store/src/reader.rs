@@ -167,6 +167,25 @@ impl Store {
         self.manifest.shards[..i].iter().map(|s| s.rows).sum()
     }
 
+    /// Reads only the `acts` of shard-relative rows `lo..hi` of shard `i` (what training needs),
+    /// rejecting NaN / Inf with shard and row named.
+    pub(crate) fn read_acts(&self, i: usize, lo: usize, hi: usize) -> Result<Vec<f32>, StoreError> {
+        let path = self.shard_path(i);
+        let m = &self.manifest;
+        let shard = ShardFile::open(&path, m.shards[i].rows, m.d, m.dtype, &[])?;
+        let acts = shard.read(&path, m.d, lo, hi, [false; 3])?.acts;
+        if let Some((r, col, value)) = first_non_finite(&acts, m.d) {
+            return Err(StoreError::NonFinite {
+                shard: m.shards[i].file.clone(),
+                row: lo + r,
+                store_row: self.shard_start(i) + (lo + r) as u64,
+                col,
+                value,
+            });
+        }
+        Ok(acts)
+    }
+
     /// Reads shard-relative rows `lo..hi` of shard `i`, rejecting NaN / Inf with shard and row named.
     pub(crate) fn read_piece(&self, i: usize, lo: usize, hi: usize) -> Result<Chunk, StoreError> {
         let path = self.shard_path(i);

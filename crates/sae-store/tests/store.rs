@@ -133,10 +133,29 @@ fn shuffled_is_seeded_covers_an_epoch_and_stays_in_split() {
     assert_eq!(set, (0..50).collect::<HashSet<_>>());
     let in_order: Vec<u32> = (0..50).collect();
     assert_ne!(rows, in_order, "rows are mixed");
-    // skip_batches(n) then next == the (n+1)-th batch.
+    // skip_batches(n) (replayed on row ids, reading only what stays buffered) then next == the
+    // (n+1)-th batch, within the first epoch and several epochs on; skipping after drawing too.
+    let long = take(9, 24);
+    for n in [1usize, 3, 4, 5, 11, 17, 22] {
+        let mut it = store.shuffled(Split::Train, opts);
+        it.skip_batches(n as u64).unwrap();
+        assert_eq!(it.next_batch().unwrap(), long[n], "skip {n}");
+        assert_eq!(it.next_batch().unwrap(), long[n + 1], "skip {n}, one more");
+    }
     let mut it = store.shuffled(Split::Train, opts);
-    it.skip_batches(3).unwrap();
-    assert_eq!(it.next_batch().unwrap(), a[3]);
+    it.next_batch().unwrap();
+    it.skip_batches(6).unwrap();
+    assert_eq!(it.next_batch().unwrap(), long[7]);
+    // Later epochs visit the shards in other orders (the order is seeded by the epoch).
+    let epochs: Vec<Vec<u32>> = long[..20]
+        .chunks(5)
+        .map(|e| {
+            e.iter()
+                .flat_map(|b| b.chunks(2).map(|r| r[0] as u32 / 10))
+                .collect()
+        })
+        .collect();
+    assert!(epochs.windows(2).any(|w| w[0] != w[1]));
     // Endless: past the first epoch it keeps going.
     let mut it = store.shuffled(Split::Eval, opts);
     for _ in 0..7 {
