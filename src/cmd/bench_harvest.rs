@@ -1,10 +1,15 @@
 //! `sae bench harvest`: tokens/s of the harvest forward pass (to the last block, plus the host copy of its
-//! residual stream) for the packaged MiniLM (batch 32 x 128 tokens) and SmolLM2 GGUF (dequantized to f32).
+//! residual stream) for the packaged MiniLM (batch 32 x 128 tokens) and SmolLM2 GGUF (dequantized to f32),
+//! next to the model's FLOPs per token and the f32 GEMM rate measured in the same run (the matmul limit).
+//! `--corpus DIR` also times the whole `sae harvest` pipeline against the forward pass alone.
 
 use std::time::Instant;
 
 use anyhow::Context as _;
 use candle_core::{Device, Tensor};
+use sae_harvest::fast::gemm;
+mod pipeline;
+
 use sae_harvest::{resolve_model, Capture, Hook, HookPoint, Model, ModelSpec};
 
 #[derive(clap::Args, Debug)]
@@ -15,33 +20,116 @@ pub struct Args {
     /// Timed forward passes per model (after one warm-up pass).
     #[arg(long, default_value_t = 3)]
     iters: usize,
+    /// Also time the plain candle forward (the reference path).
+    #[arg(long)]
+    reference: bool,
+    /// Only models whose id contains this.
+    #[arg(long)]
+    only: Option<String>,
     /// Hugging Face hub cache holding the packaged models (default: $SAE_HF_CACHE, else hf-hub's default).
     #[arg(long)]
     cache_dir: Option<std::path::PathBuf>,
+    /// Corpus folder: also time `sae harvest` end to end (tokenize, forward, store) against the forward
+    /// pass alone over the same contexts and layers.
+    #[arg(long)]
+    corpus: Option<std::path::PathBuf>,
+    /// Tokens per model for the `--corpus` comparison.
+    #[arg(long, default_value_t = 40_000)]
+    corpus_tokens: u64,
 }
 
 /// One measured case.
 #[derive(serde::Serialize)]
-struct Case {
-    model: String,
-    batch: usize,
-    ctx_len: usize,
-    layers: usize,
-    tokens_per_s: f64,
-    seconds_per_batch: f64,
+pub struct Case {
+    pub model: String,
+    pub batch: usize,
+    pub ctx_len: usize,
+    pub layers: usize,
+    pub tokens_per_s: f64,
+    pub seconds_per_batch: f64,
+    /// Multiply-add FLOPs per token at this context length and depth.
+    pub flops_per_token: f64,
+    /// f32 GEMM rate of the model's MLP-up shape at this batch, measured just before.
+    pub gemm_gflops: f64,
+    /// tokens/s the GEMM rate allows (gemm_gflops * 1e9 / flops_per_token).
+    pub limit_tokens_per_s: f64,
+    /// tokens_per_s / limit_tokens_per_s.
+    pub fraction_of_limit: f64,
+    /// tokens/s of the plain candle forward (`--reference`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_tokens_per_s: Option<f64>,
+    /// `--corpus`: the whole harvest against the forward pass alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<pipeline::Pipeline>,
 }
 
-fn bench(args: &Args, id: &str, batch: usize, ctx_len: usize) -> anyhow::Result<Case> {
+pub fn load(
+    cache_dir: &Option<std::path::PathBuf>,
+    id: &str,
+) -> anyhow::Result<(sae_harvest::ResolvedModel, Model)> {
     let spec = ModelSpec {
         id_or_path: id.into(),
         revision: None,
         offline: true,
-        cache_dir: args.cache_dir.clone(),
+        cache_dir: cache_dir.clone(),
     };
     let resolved = resolve_model(&spec)
         .with_context(|| format!("cannot resolve `{id}` (run scripts/fetch-models.sh)"))?;
     let model =
         Model::load(&resolved, &Device::Cpu).with_context(|| format!("cannot load `{id}`"))?;
+    Ok((resolved, model))
+}
+
+/// GFLOP/s of x [n, k] w [k, m] through the same gemm call the fast path makes (best of a few).
+pub fn gemm_rate(n: usize, k: usize, m: usize) -> f64 {
+    let x: Vec<f32> = (0..n * k)
+        .map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.1)
+        .collect();
+    let w: Vec<f32> = (0..k * m)
+        .map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.1)
+        .collect();
+    let b = vec![0.5f32; m];
+    let mut best = f64::INFINITY;
+    for _ in 0..6 {
+        let t = Instant::now();
+        let y = gemm::linear(&x, &w, Some(&b), k, m);
+        std::hint::black_box(&y);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    2.0 * (n * k * m) as f64 / best / 1e9
+}
+
+fn time_forward(
+    model: &Model,
+    ids: &Tensor,
+    lengths: &[usize],
+    hook: Hook,
+    iters: usize,
+    reference: bool,
+) -> anyhow::Result<f64> {
+    let d = model.width(hook);
+    let run = || -> anyhow::Result<()> {
+        let mut cap = Capture::new(&[hook]);
+        if reference {
+            model.forward_reference(ids, lengths, &mut cap)?;
+        } else {
+            model.forward(ids, lengths, &mut cap)?;
+        }
+        let act = cap.get(hook).context("no activation captured")?;
+        let host: Vec<f32> = act.flatten_all()?.to_vec1()?;
+        anyhow::ensure!(host.len() == ids.elem_count() * d, "wrong activation size");
+        Ok(())
+    };
+    run()?;
+    let start = Instant::now();
+    for _ in 0..iters {
+        run()?;
+    }
+    Ok(start.elapsed().as_secs_f64() / iters as f64)
+}
+
+fn bench(args: &Args, id: &str, batch: usize, ctx_len: usize) -> anyhow::Result<Case> {
+    let (resolved, model) = load(&args.cache_dir, id)?;
     let dims = model.dims();
     // Deterministic token ids spread over the vocabulary (speed does not depend on which ids).
     let ids: Vec<u32> = (0..batch * ctx_len)
@@ -50,47 +138,79 @@ fn bench(args: &Args, id: &str, batch: usize, ctx_len: usize) -> anyhow::Result<
     let ids = Tensor::from_vec(ids, (batch, ctx_len), &Device::Cpu)?;
     let lengths = vec![ctx_len; batch];
     let hook = Hook::new(dims.n_layers - 1, HookPoint::ResidPost);
-    let run = || -> anyhow::Result<()> {
-        let mut cap = Capture::new(&[hook]);
-        model.forward(&ids, &lengths, &mut cap)?;
-        let act = cap.get(hook).context("no activation captured")?;
-        let host: Vec<f32> = act.flatten_all()?.to_vec1()?;
-        anyhow::ensure!(
-            host.len() == batch * ctx_len * dims.d_model,
-            "wrong activation size"
-        );
-        Ok(())
-    };
-    run()?;
     let iters = args.iters.max(1);
-    let start = Instant::now();
-    for _ in 0..iters {
-        run()?;
-    }
-    let secs = start.elapsed().as_secs_f64() / iters as f64;
+    let mlp_cols = if model.arch() == "llama" {
+        2 * dims.d_mlp
+    } else {
+        dims.d_mlp
+    };
+    let gemm_gflops = gemm_rate(batch * ctx_len, dims.d_model, mlp_cols);
+    let secs = time_forward(&model, &ids, &lengths, hook, iters, false)?;
+    let reference_tokens_per_s = if args.reference {
+        let s = time_forward(&model, &ids, &lengths, hook, iters, true)?;
+        Some((batch * ctx_len) as f64 / s)
+    } else {
+        None
+    };
+    let flops_per_token = model.flops_per_token(ctx_len, dims.n_layers);
+    let tokens_per_s = (batch * ctx_len) as f64 / secs;
+    let limit = gemm_gflops * 1e9 / flops_per_token;
+    let pipeline = match &args.corpus {
+        Some(dir) => Some(pipeline::run(
+            &resolved,
+            &model,
+            dir,
+            batch,
+            ctx_len,
+            args.corpus_tokens,
+        )?),
+        None => None,
+    };
     Ok(Case {
         model: id.into(),
         batch,
         ctx_len,
         layers: dims.n_layers,
-        tokens_per_s: (batch * ctx_len) as f64 / secs,
+        tokens_per_s,
         seconds_per_batch: secs,
+        flops_per_token,
+        gemm_gflops,
+        limit_tokens_per_s: limit,
+        fraction_of_limit: tokens_per_s / limit,
+        reference_tokens_per_s,
+        pipeline,
     })
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let cases = vec![
-        bench(&args, "sentence-transformers/all-MiniLM-L6-v2", 32, 128)?,
-        bench(&args, "HuggingFaceTB/SmolLM2-135M-Instruct", 8, 128)?,
-    ];
+    let mut cases = Vec::new();
+    for (id, batch, ctx) in [
+        ("sentence-transformers/all-MiniLM-L6-v2", 32, 128),
+        ("HuggingFaceTB/SmolLM2-135M-Instruct", 8, 128),
+    ] {
+        if args.only.as_deref().is_none_or(|o| id.contains(o)) {
+            cases.push(bench(&args, id, batch, ctx)?);
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&cases)?);
-    } else {
-        for c in &cases {
+        return Ok(());
+    }
+    for c in &cases {
+        println!(
+            "{:<40} batch {:>3} x {:>4} tokens, {:>2} layers: {:>7.0} tokens/s ({:.3} s/batch); {:.1} MFLOP/token, \
+             gemm {:.0} GFLOP/s -> limit {:.0} tokens/s, {:.2} of it",
+            c.model, c.batch, c.ctx_len, c.layers, c.tokens_per_s, c.seconds_per_batch,
+            c.flops_per_token / 1e6, c.gemm_gflops, c.limit_tokens_per_s, c.fraction_of_limit
+        );
+        if let Some(r) = c.reference_tokens_per_s {
             println!(
-                "{:<42} batch {:>3} x {:>4} tokens, {:>2} layers: {:>8.0} tokens/s ({:.3} s/batch)",
-                c.model, c.batch, c.ctx_len, c.layers, c.tokens_per_s, c.seconds_per_batch
+                "{:<40} reference (plain candle) forward: {r:>7.0} tokens/s",
+                ""
             );
+        }
+        if let Some(p) = &c.pipeline {
+            println!("{:<40} {}", "", p.describe());
         }
     }
     Ok(())

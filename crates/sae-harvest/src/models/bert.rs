@@ -121,15 +121,15 @@ fn layer_norm(d: usize, eps: f64, vb: VarBuilder) -> candle_core::Result<LayerNo
     Ok(LayerNorm::new(vb.get(d, w)?, vb.get(d, b)?, eps))
 }
 
-struct Block {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    attn_out: Linear,
-    ln_attn: LayerNorm,
-    inter: Linear,
-    out: Linear,
-    ln_out: LayerNorm,
+pub(crate) struct Block {
+    pub(crate) q: Linear,
+    pub(crate) k: Linear,
+    pub(crate) v: Linear,
+    pub(crate) attn_out: Linear,
+    pub(crate) ln_attn: LayerNorm,
+    pub(crate) inter: Linear,
+    pub(crate) out: Linear,
+    pub(crate) ln_out: LayerNorm,
 }
 
 impl Block {
@@ -151,12 +151,12 @@ impl Block {
 
 /// A BERT encoder whose blocks offer their hook points to a sink.
 pub struct Bert {
-    cfg: BertConfig,
-    word: Embedding,
-    position: Embedding,
-    token_type: Embedding,
-    ln_embed: LayerNorm,
-    blocks: Vec<Block>,
+    pub(crate) cfg: BertConfig,
+    pub(crate) word: Embedding,
+    pub(crate) position: Embedding,
+    pub(crate) token_type: Embedding,
+    pub(crate) ln_embed: LayerNorm,
+    pub(crate) blocks: Vec<Block>,
 }
 
 impl Bert {

@@ -89,13 +89,13 @@ fn conv1d(i: usize, o: usize, vb: VarBuilder) -> candle_core::Result<Linear> {
     Ok(Linear::new(w, Some(b)))
 }
 
-struct Block {
-    ln1: LayerNorm,
-    c_attn: Linear,
-    c_proj: Linear,
-    ln2: LayerNorm,
-    c_fc: Linear,
-    mlp_proj: Linear,
+pub(crate) struct Block {
+    pub(crate) ln1: LayerNorm,
+    pub(crate) c_attn: Linear,
+    pub(crate) c_proj: Linear,
+    pub(crate) ln2: LayerNorm,
+    pub(crate) c_fc: Linear,
+    pub(crate) mlp_proj: Linear,
 }
 
 impl Block {
@@ -136,12 +136,12 @@ impl Block {
 
 /// A GPT-2 model whose blocks offer their hook points to a sink.
 pub struct Gpt2 {
-    cfg: Gpt2Config,
-    wte: Embedding,
-    wpe: Embedding,
-    blocks: Vec<Block>,
-    ln_f: LayerNorm,
-    ln_f_weight: Tensor,
+    pub(crate) cfg: Gpt2Config,
+    pub(crate) wte: Embedding,
+    pub(crate) wpe: Embedding,
+    pub(crate) blocks: Vec<Block>,
+    pub(crate) ln_f: LayerNorm,
+    pub(crate) ln_f_weight: Tensor,
 }
 
 impl Gpt2 {

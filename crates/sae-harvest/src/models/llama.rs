@@ -18,15 +18,15 @@ fn lin(i: usize, o: usize, bias: bool, vb: VarBuilder) -> candle_core::Result<Li
 }
 
 /// Self-attention with rotary positions.
-struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
-    n_heads: usize,
-    n_kv_heads: usize,
-    head_dim: usize,
-    interleaved: bool,
+pub(crate) struct Attention {
+    pub(crate) q: Linear,
+    pub(crate) k: Linear,
+    pub(crate) v: Linear,
+    pub(crate) o: Linear,
+    pub(crate) n_heads: usize,
+    pub(crate) n_kv_heads: usize,
+    pub(crate) head_dim: usize,
+    pub(crate) interleaved: bool,
 }
 
 impl Attention {
@@ -68,13 +68,13 @@ impl Attention {
 }
 
 /// One decoder block: pre-norm attention and a gated SiLU MLP.
-struct Block {
-    ln1: RmsNorm,
-    attn: Attention,
-    ln2: RmsNorm,
-    gate: Linear,
-    up: Linear,
-    down: Linear,
+pub(crate) struct Block {
+    pub(crate) ln1: RmsNorm,
+    pub(crate) attn: Attention,
+    pub(crate) ln2: RmsNorm,
+    pub(crate) gate: Linear,
+    pub(crate) up: Linear,
+    pub(crate) down: Linear,
 }
 
 impl Block {
@@ -93,13 +93,13 @@ impl Block {
 
 /// A Llama-family decoder whose blocks offer their hook points to a sink.
 pub struct Llama {
-    cfg: LlamaConfig,
-    embed: Embedding,
-    blocks: Vec<Block>,
-    norm: RmsNorm,
-    norm_weight: Tensor,
-    unembed: Tensor,
-    inv_freq: Tensor,
+    pub(crate) cfg: LlamaConfig,
+    pub(crate) embed: Embedding,
+    pub(crate) blocks: Vec<Block>,
+    pub(crate) norm: RmsNorm,
+    pub(crate) norm_weight: Tensor,
+    pub(crate) unembed: Tensor,
+    pub(crate) inv_freq: Tensor,
 }
 
 impl Llama {

@@ -14,18 +14,41 @@ use candle_nn::VarBuilder;
 use serde::de::DeserializeOwned;
 
 use crate::error::{HarvestError, Result};
+use crate::fast::bert::FastBert;
+use crate::fast::gpt2::FastGpt2;
+use crate::fast::llama::FastLlama;
+use crate::fast::{Packed, RowSink};
 use crate::files::ModelFiles;
 use crate::hooks::{all_hooks, Hook, HookPoint, HookSink};
 use crate::hub::ResolvedModel;
 
-/// A loaded model of one of the supported architectures.
-pub enum Model {
-    /// GPT-2 (safetensors).
+/// A loaded model of one of the supported architectures: the candle model (the reference forward, the
+/// head) and the same weights on the fast path.
+pub struct Model {
+    reference: Reference,
+    fast: Fast,
+}
+
+enum Reference {
     Gpt2(gpt2::Gpt2),
-    /// Llama family (safetensors or GGUF).
     Llama(llama::Llama),
-    /// BERT encoder.
     Bert(bert::Bert),
+}
+
+enum Fast {
+    Gpt2(FastGpt2),
+    Llama(FastLlama),
+    Bert(FastBert),
+}
+
+impl Reference {
+    fn fast(&self) -> Result<Fast> {
+        Ok(match self {
+            Reference::Gpt2(m) => Fast::Gpt2(FastGpt2::new(m)?),
+            Reference::Llama(m) => Fast::Llama(FastLlama::new(m)?),
+            Reference::Bert(m) => Fast::Bert(FastBert::new(m)?),
+        })
+    }
 }
 
 /// The shapes that matter to a harvest.
@@ -108,6 +131,12 @@ fn bad_weights(paths: &[PathBuf], err: HarvestError) -> HarvestError {
 impl Model {
     /// Loads a resolved model onto `device`, in f32.
     pub fn load(model: &ResolvedModel, device: &Device) -> Result<Model> {
+        let reference = Self::load_reference(model, device)?;
+        let fast = reference.fast()?;
+        Ok(Model { reference, fast })
+    }
+
+    fn load_reference(model: &ResolvedModel, device: &Device) -> Result<Reference> {
         match &model.files {
             ModelFiles::Gguf { file } => {
                 let g = gguf::GgufFile::open(file)?;
@@ -116,7 +145,7 @@ impl Model {
                     .hf_tensors(device)
                     .map_err(|e| bad_weights(std::slice::from_ref(file), e))?;
                 let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-                Ok(Model::Llama(
+                Ok(Reference::Llama(
                     llama::Llama::load(vb, &cfg)
                         .map_err(|e| bad_weights(std::slice::from_ref(file), e))?,
                 ))
@@ -142,15 +171,15 @@ impl Model {
                 let m = match kind.as_str() {
                     "gpt2" => {
                         let cfg = resolve(config, gpt2::RawGpt2Config::resolve)?;
-                        gpt2::Gpt2::load(load_vb()?, &cfg).map(Model::Gpt2)
+                        gpt2::Gpt2::load(load_vb()?, &cfg).map(Reference::Gpt2)
                     }
                     "llama" | "mistral" | "qwen2" => {
                         let cfg = resolve(config, llama::RawLlamaConfig::resolve)?;
-                        llama::Llama::load(load_vb()?, &cfg).map(Model::Llama)
+                        llama::Llama::load(load_vb()?, &cfg).map(Reference::Llama)
                     }
                     "bert" => {
                         let cfg = resolve(config, bert::RawBertConfig::resolve)?;
-                        bert::Bert::load(load_vb()?, &cfg).map(Model::Bert)
+                        bert::Bert::load(load_vb()?, &cfg).map(Reference::Bert)
                     }
                     other => {
                         return Err(HarvestError::UnsupportedArchitecture {
@@ -165,8 +194,8 @@ impl Model {
 
     /// Block count, widths, vocabulary.
     pub fn dims(&self) -> ModelDims {
-        match self {
-            Model::Gpt2(m) => {
+        match &self.reference {
+            Reference::Gpt2(m) => {
                 let c = m.config();
                 ModelDims {
                     n_layers: c.n_layers,
@@ -176,7 +205,7 @@ impl Model {
                     max_ctx: Some(c.n_ctx),
                 }
             }
-            Model::Llama(m) => {
+            Reference::Llama(m) => {
                 let c = m.config();
                 ModelDims {
                     n_layers: c.n_layers,
@@ -186,7 +215,7 @@ impl Model {
                     max_ctx: None,
                 }
             }
-            Model::Bert(m) => {
+            Reference::Bert(m) => {
                 let c = m.config();
                 ModelDims {
                     n_layers: c.n_layers,
@@ -199,18 +228,43 @@ impl Model {
         }
     }
 
+    /// Multiply-add FLOPs (2 per multiply-add) per token of a forward pass through the first `layers` blocks
+    /// of contexts of `ctx_len` tokens: the projections and MLP matmuls plus Q K^T and P V over the full
+    /// ctx_len x ctx_len score tile of each head (what the attention computes, causal or not).
+    pub fn flops_per_token(&self, ctx_len: usize, layers: usize) -> f64 {
+        let (d, m) = (self.dims().d_model, self.dims().d_mlp);
+        let (heads, kv, hd, mlp_mats) = match &self.reference {
+            Reference::Gpt2(g) => {
+                let c = g.config();
+                (c.n_heads, c.n_heads, d / c.n_heads, 2)
+            }
+            Reference::Bert(b) => {
+                let c = b.config();
+                (c.n_heads, c.n_heads, d / c.n_heads, 2)
+            }
+            Reference::Llama(l) => {
+                let c = l.config();
+                (c.n_heads, c.n_kv_heads, c.head_dim, 3)
+            }
+        };
+        let proj = d * (heads + 2 * kv) * hd + heads * hd * d;
+        let mlp = mlp_mats * d * m;
+        let attn = 2 * ctx_len * heads * hd;
+        (2 * (proj + mlp + attn) * layers) as f64
+    }
+
     /// A short architecture name.
     pub fn arch(&self) -> &'static str {
-        match self {
-            Model::Gpt2(_) => "gpt2",
-            Model::Llama(_) => "llama",
-            Model::Bert(_) => "bert",
+        match self.reference {
+            Reference::Gpt2(_) => "gpt2",
+            Reference::Llama(_) => "llama",
+            Reference::Bert(_) => "bert",
         }
     }
 
     /// Causal language models predict the next token; encoders do not.
     pub fn is_causal(&self) -> bool {
-        !matches!(self, Model::Bert(_))
+        !matches!(self.reference, Reference::Bert(_))
     }
 
     /// Every hook point the model offers.
@@ -233,25 +287,102 @@ impl Model {
 
     /// Runs right-padded contexts, offering hooks to the sink. ids: [b, t], lengths: real tokens per row
     /// -> logits [b, t, vocab] for causal models when the sink needs no block, else None.
+    ///
+    /// Hooks run on the fast path, each row attending to its first `lengths[i]` tokens only; the offered
+    /// activations are zero at padding positions. Logits come from the reference path.
     pub fn forward(
         &self,
         ids: &Tensor,
         lengths: &[usize],
         sink: &mut dyn HookSink,
     ) -> Result<Option<Tensor>> {
-        match self {
-            Model::Gpt2(m) => m.forward(ids, sink),
-            Model::Llama(m) => m.forward(ids, sink),
-            Model::Bert(m) => m.forward(ids, lengths, sink).map(|()| None),
+        if sink.last_layer().is_none() {
+            return self.forward_reference(ids, lengths, sink);
+        }
+        let (b, t) = ids.dims2()?;
+        if lengths.len() != b || lengths.iter().any(|&l| l > t) {
+            return Err(HarvestError::Invalid(format!(
+                "lengths {lengths:?} do not fit a batch of {b} x {t}"
+            )));
+        }
+        let rows: Vec<Vec<u32>> = ids.to_vec2()?;
+        let seqs: Vec<&[u32]> = rows.iter().zip(lengths).map(|(r, &l)| &r[..l]).collect();
+        let packed = Packed::new(&seqs);
+        let mut pad = Padded {
+            sink,
+            lengths,
+            t,
+            device: ids.device().clone(),
+        };
+        self.forward_packed(&packed, &mut pad)?;
+        Ok(None)
+    }
+
+    /// The plain candle forward (the reference of the fast path): [`Model::forward`]'s contract, except that
+    /// padding positions hold whatever the model computes there.
+    pub fn forward_reference(
+        &self,
+        ids: &Tensor,
+        lengths: &[usize],
+        sink: &mut dyn HookSink,
+    ) -> Result<Option<Tensor>> {
+        match &self.reference {
+            Reference::Gpt2(m) => m.forward(ids, sink),
+            Reference::Llama(m) => m.forward(ids, sink),
+            Reference::Bert(m) => m.forward(ids, lengths, sink).map(|()| None),
+        }
+    }
+
+    /// Runs packed sequences on the fast path, offering each hook's rows (packed order) to the sink and
+    /// stopping after the last block it needs.
+    pub fn forward_packed(&self, seqs: &Packed, sink: &mut dyn RowSink) -> Result<()> {
+        match &self.fast {
+            Fast::Gpt2(m) => m.forward(seqs, sink),
+            Fast::Llama(m) => m.forward(seqs, sink),
+            Fast::Bert(m) => m.forward(seqs, sink),
         }
     }
 
     /// The final norm's weight [d_model] and the unembedding [vocab, d_model]; None for encoders.
     pub fn head(&self) -> Option<(&Tensor, &Tensor)> {
-        match self {
-            Model::Gpt2(m) => Some(m.head()),
-            Model::Llama(m) => Some(m.head()),
-            Model::Bert(_) => None,
+        match &self.reference {
+            Reference::Gpt2(m) => Some(m.head()),
+            Reference::Llama(m) => Some(m.head()),
+            Reference::Bert(_) => None,
         }
+    }
+}
+
+/// Offers packed rows to a [`HookSink`] as right-padded [b, t, width] tensors (zeros at padding).
+struct Padded<'a> {
+    sink: &'a mut dyn HookSink,
+    lengths: &'a [usize],
+    t: usize,
+    device: Device,
+}
+
+impl RowSink for Padded<'_> {
+    fn wants(&self, hook: Hook) -> bool {
+        self.sink.wants(hook)
+    }
+
+    fn last_layer(&self) -> Option<usize> {
+        self.sink.last_layer()
+    }
+
+    fn put_rows(&mut self, hook: Hook, rows: &[f32], width: usize) -> Result<()> {
+        let (b, t) = (self.lengths.len(), self.t);
+        let mut out = vec![0.0f32; b * t * width];
+        let mut src = rows.chunks(width);
+        for (i, &len) in self.lengths.iter().enumerate() {
+            for (dst, row) in out[i * t * width..]
+                .chunks_mut(width)
+                .zip(src.by_ref().take(len))
+            {
+                dst.copy_from_slice(row);
+            }
+        }
+        let x = Tensor::from_vec(out, (b, t, width), &self.device)?;
+        self.sink.put(hook, &x)
     }
 }

@@ -1,0 +1,114 @@
+//! GPT-2 on the fast path: the fused c_attn as one GEMM, packed causal attention, pre-LayerNorms, tanh
+//! GELU in one vectorised pass, residual adds in place.
+
+use candle_nn::LayerNorm;
+
+use super::attention::{attention, Heads};
+use super::norm::layer_norm;
+use super::{embed, host, math, offer, FusedLinear, Packed, RowSink};
+use crate::error::{HarvestError, Result};
+use crate::hooks::{Hook, HookPoint};
+use crate::models::gpt2::{Gpt2, Gpt2Config};
+
+struct Norm {
+    w: Vec<f32>,
+    b: Option<Vec<f32>>,
+    eps: f32,
+}
+
+impl Norm {
+    fn new(ln: &LayerNorm) -> Result<Norm> {
+        Ok(Norm {
+            w: host(ln.weight())?,
+            b: ln.bias().map(host).transpose()?,
+            eps: ln.eps() as f32,
+        })
+    }
+
+    fn apply(&self, x: &[f32]) -> Vec<f32> {
+        layer_norm(x, &self.w, self.b.as_deref(), self.eps)
+    }
+}
+
+struct Block {
+    ln1: Norm,
+    c_attn: FusedLinear,
+    c_proj: FusedLinear,
+    ln2: Norm,
+    c_fc: FusedLinear,
+    mlp_proj: FusedLinear,
+}
+
+/// Host weights of a GPT-2 model.
+pub struct FastGpt2 {
+    cfg: Gpt2Config,
+    wte: Vec<f32>,
+    wpe: Vec<f32>,
+    blocks: Vec<Block>,
+}
+
+impl FastGpt2 {
+    /// Copies the weights of a loaded model.
+    pub fn new(m: &Gpt2) -> Result<FastGpt2> {
+        let blocks = m
+            .blocks
+            .iter()
+            .map(|b| {
+                Ok(Block {
+                    ln1: Norm::new(&b.ln1)?,
+                    c_attn: FusedLinear::new(&[&b.c_attn])?,
+                    c_proj: FusedLinear::new(&[&b.c_proj])?,
+                    ln2: Norm::new(&b.ln2)?,
+                    c_fc: FusedLinear::new(&[&b.c_fc])?,
+                    mlp_proj: FusedLinear::new(&[&b.mlp_proj])?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(FastGpt2 {
+            cfg: m.config().clone(),
+            wte: host(m.wte.embeddings())?,
+            wpe: host(m.wpe.embeddings())?,
+            blocks,
+        })
+    }
+
+    /// Runs packed sequences, offering hooks to `sink` and stopping after the last block it needs.
+    pub fn forward(&self, p: &Packed, sink: &mut dyn RowSink) -> Result<()> {
+        let c = &self.cfg;
+        let d = c.d_model;
+        if p.max_len() > c.n_ctx {
+            return Err(HarvestError::Invalid(format!(
+                "context of {} tokens is longer than GPT-2's {} positions",
+                p.max_len(),
+                c.n_ctx
+            )));
+        }
+        let pos = p.positions();
+        let mut x = embed(&self.wte, d, &p.ids, Some((&self.wpe, &pos)))?;
+        let heads = Heads {
+            n_heads: c.n_heads,
+            n_kv_heads: c.n_heads,
+            head_dim: d / c.n_heads,
+        };
+        let scale = 1.0 / (heads.head_dim as f32).sqrt();
+        let stop = sink.last_layer().unwrap_or(c.n_layers - 1);
+        for (i, b) in self.blocks.iter().enumerate().take(stop + 1) {
+            let hook = |pt| Hook::new(i, pt);
+            offer(sink, hook(HookPoint::ResidPre), &x, d)?;
+            let qkv = b.c_attn.forward(&b.ln1.apply(&x));
+            let attn = b
+                .c_proj
+                .forward(&attention(&qkv, &p.starts, heads, true, scale));
+            offer(sink, hook(HookPoint::AttnOut), &attn, d)?;
+            math::add_inplace(&mut x, &attn);
+            let mut post = b.c_fc.forward(&b.ln2.apply(&x));
+            math::map_inplace(&mut post, math::gelu_tanh);
+            offer(sink, hook(HookPoint::MlpPost), &post, c.d_mlp)?;
+            let mlp = b.mlp_proj.forward(&post);
+            offer(sink, hook(HookPoint::MlpOut), &mlp, d)?;
+            math::add_inplace(&mut x, &mlp);
+            offer(sink, hook(HookPoint::ResidPost), &x, d)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,116 @@
+//! Llama-family decoders on the fast path: fused q|k|v and gate|up GEMMs, rotary positions in place on the
+//! fused rows, packed causal grouped-query attention, RMSNorm and SiLU-gating as single passes.
+
+use candle_nn::RmsNorm;
+
+use super::attention::{attention, rope_inplace, Heads};
+use super::norm::rms_norm;
+use super::{embed, host, math, offer, FusedLinear, Packed, RowSink};
+use crate::error::Result;
+use crate::hooks::{Hook, HookPoint};
+use crate::models::llama::{Llama, LlamaConfig};
+
+struct Norm {
+    w: Vec<f32>,
+    eps: f32,
+}
+
+impl Norm {
+    fn new(n: &RmsNorm) -> Result<Norm> {
+        Ok(Norm {
+            w: host(n.weight())?,
+            eps: n.eps() as f32,
+        })
+    }
+}
+
+struct Block {
+    ln1: Norm,
+    qkv: FusedLinear,
+    o: FusedLinear,
+    ln2: Norm,
+    gate_up: FusedLinear,
+    down: FusedLinear,
+}
+
+/// Host weights of a Llama-family decoder.
+pub struct FastLlama {
+    cfg: LlamaConfig,
+    embed: Vec<f32>,
+    inv_freq: Vec<f32>,
+    blocks: Vec<Block>,
+}
+
+impl FastLlama {
+    /// Copies (and fuses) the weights of a loaded model.
+    pub fn new(m: &Llama) -> Result<FastLlama> {
+        let blocks = m
+            .blocks
+            .iter()
+            .map(|b| {
+                let a = &b.attn;
+                Ok(Block {
+                    ln1: Norm::new(&b.ln1)?,
+                    qkv: FusedLinear::new(&[&a.q, &a.k, &a.v])?,
+                    o: FusedLinear::new(&[&a.o])?,
+                    ln2: Norm::new(&b.ln2)?,
+                    gate_up: FusedLinear::new(&[&b.gate, &b.up])?,
+                    down: FusedLinear::new(&[&b.down])?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(FastLlama {
+            cfg: m.config().clone(),
+            embed: host(m.embed.embeddings())?,
+            inv_freq: m.config().inv_freq(),
+            blocks,
+        })
+    }
+
+    /// cos, sin [len, head_dim / 2] of positions 0..len, computed as the reference does (f32).
+    fn rotary(&self, len: usize) -> (Vec<f32>, Vec<f32>) {
+        let mut cos = Vec::with_capacity(len * self.inv_freq.len());
+        let mut sin = Vec::with_capacity(len * self.inv_freq.len());
+        for p in 0..len {
+            for &f in &self.inv_freq {
+                let a = p as f32 * f;
+                cos.push(a.cos());
+                sin.push(a.sin());
+            }
+        }
+        (cos, sin)
+    }
+
+    /// Runs packed sequences, offering hooks to `sink` and stopping after the last block it needs.
+    pub fn forward(&self, p: &Packed, sink: &mut dyn RowSink) -> Result<()> {
+        let c = &self.cfg;
+        let d = c.d_model;
+        let pos = p.positions();
+        let (cos, sin) = self.rotary(p.max_len());
+        let mut x = embed(&self.embed, d, &p.ids, None)?;
+        let heads = Heads {
+            n_heads: c.n_heads,
+            n_kv_heads: c.n_kv_heads,
+            head_dim: c.head_dim,
+        };
+        let scale = 1.0 / (c.head_dim as f32).sqrt();
+        let stop = sink.last_layer().unwrap_or(c.n_layers - 1);
+        for (i, b) in self.blocks.iter().enumerate().take(stop + 1) {
+            let hook = |pt| Hook::new(i, pt);
+            offer(sink, hook(HookPoint::ResidPre), &x, d)?;
+            let mut qkv = b.qkv.forward(&rms_norm(&x, &b.ln1.w, b.ln1.eps));
+            rope_inplace(&mut qkv, &pos, heads, &cos, &sin, c.rope_interleaved);
+            let attn = b.o.forward(&attention(&qkv, &p.starts, heads, true, scale));
+            offer(sink, hook(HookPoint::AttnOut), &attn, d)?;
+            math::add_inplace(&mut x, &attn);
+            let gu = b.gate_up.forward(&rms_norm(&x, &b.ln2.w, b.ln2.eps));
+            let post = math::silu_gate(&gu, c.d_mlp);
+            offer(sink, hook(HookPoint::MlpPost), &post, c.d_mlp)?;
+            let mlp = b.down.forward(&post);
+            offer(sink, hook(HookPoint::MlpOut), &mlp, d)?;
+            math::add_inplace(&mut x, &mlp);
+            offer(sink, hook(HookPoint::ResidPost), &x, d)?;
+        }
+        Ok(())
+    }
+}
