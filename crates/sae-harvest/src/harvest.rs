@@ -1,18 +1,23 @@
-//! The harvest loop: contexts batched through the model, rows at each requested hook appended to one
-//! activation store per hook, resumable from the stores' cursors with no duplicated or missing rows.
+//! The harvest loop: contexts packed into batches of about `batch * ctx_len` tokens, tokenized on one
+//! thread, run through the model's fast forward on this one, and the rows at each requested hook appended
+//! to one activation store per hook on a third; resumable from the stores' cursors with no duplicated or
+//! missing rows.
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use candle_core::{Device, Tensor};
-use sae_store::{DType, HarvestSource, Manifest, RowBatch, Source, StoreSpec, StoreWriter};
+use sae_store::DType;
 
-use crate::contexts::{Context, Contexts, Cursor};
+use crate::batches::{spawn_batches, Msg};
+use crate::contexts::Cursor;
 use crate::corpus::Corpus;
 use crate::error::{HarvestError, Result};
-use crate::hooks::{Capture, Hook};
+use crate::fast::{Packed, RowSink};
+use crate::hooks::Hook;
 use crate::hub::ResolvedModel;
 use crate::models::Model;
+use crate::rows::{drop_outliers, select_rows};
+use crate::sinks::{cursor_of, open_sinks, spawn_writer, Job, Sink};
 use crate::tokenizer::TextTokenizer;
 
 /// What to harvest and where.
@@ -28,7 +33,8 @@ pub struct HarvestConfig {
     pub ctx_len: usize,
     /// Stop after this many stored rows per hook (None: the whole corpus).
     pub max_tokens: Option<u64>,
-    /// Contexts per forward pass.
+    /// Contexts per forward pass: batches hold up to `batch * ctx_len` tokens of contexts packed end to
+    /// end, so short documents fill a batch instead of padding it.
     pub batch: usize,
     /// On-disk element type of the stores.
     pub dtype: DType,
@@ -73,189 +79,115 @@ pub struct HarvestSummary {
     pub complete: bool,
 }
 
-struct Sink {
-    hook: Hook,
-    dir: PathBuf,
-    writer: StoreWriter,
-    /// Rows this store holds or has buffered (global row index of its next row).
-    pushed: u64,
-    created: bool,
+/// Collects each hook's packed rows of one forward pass.
+struct HostRows {
+    hooks: Vec<Hook>,
+    got: Vec<Option<(Vec<f32>, usize)>>,
 }
 
-/// Rows of one batch: for each kept position, (row in the flattened [b * t] batch, token, doc, position).
-struct Rows {
-    index: Vec<usize>,
-    token_ids: Vec<u32>,
-    doc_ids: Vec<u32>,
-    positions: Vec<u32>,
-}
-
-fn select_rows(batch: &[Context], t: usize, keep_special: bool, budget: u64) -> Rows {
-    let mut rows = Rows {
-        index: Vec::new(),
-        token_ids: Vec::new(),
-        doc_ids: Vec::new(),
-        positions: Vec::new(),
-    };
-    'outer: for (b, c) in batch.iter().enumerate() {
-        for (p, (&id, &special)) in c.ids.iter().zip(&c.special).enumerate() {
-            if rows.index.len() as u64 >= budget {
-                break 'outer;
-            }
-            if special && !keep_special {
-                continue;
-            }
-            rows.index.push(b * t + p);
-            rows.token_ids.push(id);
-            rows.doc_ids.push(c.doc);
-            rows.positions.push(p as u32);
-        }
+impl RowSink for HostRows {
+    fn wants(&self, hook: Hook) -> bool {
+        self.hooks.contains(&hook)
     }
-    rows
-}
 
-/// Keeps the rows whose norm stays within `ratio` x the median row norm of the batch at every hook.
-/// `hosts[h]` is hook h's activations [b * t, width]. The same rows are kept for every hook, so the
-/// stores of one harvest stay row-aligned. Returns the rows kept and how many were left out.
-fn drop_outliers(rows: Rows, hosts: &[(Vec<f32>, usize)], ratio: Option<f32>) -> (Rows, u64) {
-    let Some(ratio) = ratio.filter(|r| *r > 0.0) else {
-        return (rows, 0);
-    };
-    let mut keep = vec![true; rows.index.len()];
-    for (host, w) in hosts {
-        let norms: Vec<f32> = rows
-            .index
-            .iter()
-            .map(|&r| {
-                host[r * w..(r + 1) * w]
-                    .iter()
-                    .map(|v| v * v)
-                    .sum::<f32>()
-                    .sqrt()
-            })
-            .collect();
-        let mut sorted = norms.clone();
-        sorted.sort_by(f32::total_cmp);
-        let Some(&median) = sorted.get(sorted.len() / 2) else {
-            continue;
-        };
-        for (k, n) in keep.iter_mut().zip(&norms) {
-            *k &= *n <= ratio * median;
-        }
+    fn last_layer(&self) -> Option<usize> {
+        self.hooks.iter().map(|h| h.layer).max()
     }
-    let dropped = keep.iter().filter(|k| !**k).count() as u64;
-    let pick = |v: &[u32]| -> Vec<u32> {
-        v.iter()
-            .zip(&keep)
-            .filter(|(_, k)| **k)
-            .map(|(x, _)| *x)
-            .collect()
-    };
-    let kept = Rows {
-        index: rows
-            .index
-            .iter()
-            .zip(&keep)
-            .filter(|(_, k)| **k)
-            .map(|(x, _)| *x)
-            .collect(),
-        token_ids: pick(&rows.token_ids),
-        doc_ids: pick(&rows.doc_ids),
-        positions: pick(&rows.positions),
-    };
-    (kept, dropped)
+
+    fn put_rows(&mut self, hook: Hook, rows: &[f32], width: usize) -> Result<()> {
+        if let Some(i) = self.hooks.iter().position(|h| *h == hook) {
+            self.got[i] = Some((rows.to_vec(), width));
+        }
+        Ok(())
+    }
 }
 
-/// Opens (creates or resumes) the store of each hook; complete stores go to `done` with their row counts.
-fn open_sinks(
-    model: &ResolvedModel,
+/// Counters of a running harvest.
+struct Run {
+    emitted: u64,
+    tokens: u64,
+    dropped: u64,
+    stopped: bool,
+}
+
+/// The forward loop: batches from the tokenizer thread through the model, jobs to the writer thread.
+/// Ends at the row budget, the end of the corpus, a stop from `progress`, or a closed writer queue.
+#[allow(clippy::too_many_arguments)]
+fn forward_loop(
     m: &Model,
-    tok: &TextTokenizer,
-    corpus: &Corpus,
     cfg: &HarvestConfig,
-    done: &mut Vec<(PathBuf, u64)>,
-) -> Result<Vec<Sink>> {
-    let mut sinks = Vec::new();
-    for name in &cfg.hooks {
-        let hook = m.hook(name)?;
-        if sinks.iter().any(|s: &Sink| s.hook == hook)
-            || done.iter().any(|(d, _)| d.ends_with(hook.name()))
-        {
-            continue;
-        }
-        let source = Source::Harvest(HarvestSource {
-            model_id: model.id.clone(),
-            revision: model.revision.clone(),
-            hook: hook.name(),
-            ctx_len: cfg.ctx_len,
-            corpus: corpus.file_names(),
-            tokenizer: tok.describe().to_string(),
-            keep_special: cfg.keep_special,
-            dtype: "f32".into(),
-            max_norm_ratio: cfg.max_norm_ratio,
-        });
-        let dir = cfg.out.join(hook.name());
-        let (writer, created) = if dir.join(sae_store::MANIFEST_FILE).exists() {
-            let m = Manifest::read(&dir)?;
-            if m.source != source || m.dtype != cfg.dtype {
-                return Err(HarvestError::Invalid(format!(
-                    "{} holds a harvest with other settings (model, revision, hook, ctx len, corpus, tokenizer, \
-                     special tokens or dtype); resume with the same arguments or choose another --out",
-                    dir.display()
-                )));
-            }
-            if m.complete {
-                done.push((dir, m.rows));
+    hooks: &[Hook],
+    corpus_bytes: u64,
+    batches: std::sync::mpsc::Receiver<Msg>,
+    jobs: std::sync::mpsc::SyncSender<Job>,
+    run: &mut Run,
+    progress: &mut dyn FnMut(&HarvestProgress) -> ControlFlow<()>,
+    warn: &mut dyn FnMut(String),
+) -> Result<()> {
+    let budget = cfg.max_tokens.unwrap_or(u64::MAX);
+    while run.emitted < budget {
+        let batch = match batches.recv() {
+            Err(_) => break,
+            Ok(Msg::Warn(w)) => {
+                warn(w);
                 continue;
             }
-            (StoreWriter::resume(&dir, cfg.shard_rows)?, false)
-        } else {
-            let spec = StoreSpec {
-                d: m.width(hook),
-                dtype: cfg.dtype,
-                shard_rows: cfg.shard_rows,
-                source,
-                with_token_ids: true,
-                with_doc_ids: true,
-                with_positions: true,
-            };
-            (StoreWriter::create(&dir, spec)?, true)
+            Ok(Msg::Failed(e)) => return Err(e),
+            Ok(Msg::Batch(b)) => b,
         };
-        let pushed = writer.rows();
-        sinks.push(Sink {
-            hook,
-            dir,
-            writer,
-            pushed,
-            created,
-        });
-    }
-    Ok(sinks)
-}
-
-fn cursor_of(w: &StoreWriter) -> Result<Cursor> {
-    match w.cursor() {
-        None => Ok(Cursor::default()),
-        Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
-            HarvestError::Invalid(format!("the store's cursor is not a harvest cursor: {e}"))
-        }),
-    }
-}
-
-/// Right-pads a batch of contexts. -> ids [b, t], real lengths
-fn pad(batch: &[Context], pad_id: u32, device: &Device) -> Result<(Tensor, Vec<usize>, usize)> {
-    let t = batch.iter().map(|c| c.ids.len()).max().unwrap_or(0);
-    let ids: Vec<u32> = batch
-        .iter()
-        .flat_map(|c| {
-            c.ids
-                .iter()
-                .copied()
-                .chain(std::iter::repeat_n(pad_id, t - c.ids.len()))
+        let Some(last) = batch.contexts.last() else {
+            break;
+        };
+        let next = Cursor {
+            doc: last.doc,
+            window: last.window + 1,
+            rows: 0,
+        };
+        let seqs: Vec<&[u32]> = batch.contexts.iter().map(|c| c.ids.as_slice()).collect();
+        let rows = select_rows(&batch.contexts, cfg.keep_special, budget - run.emitted);
+        let mut cap = HostRows {
+            hooks: hooks.to_vec(),
+            got: vec![None; hooks.len()],
+        };
+        m.forward_packed(&Packed::new(&seqs), &mut cap)?;
+        let hosts = hooks
+            .iter()
+            .zip(cap.got)
+            .map(|(h, got)| {
+                got.ok_or_else(|| HarvestError::Invalid(format!("the model did not offer {h}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (rows, left_out) = drop_outliers(rows, &hosts, cfg.max_norm_ratio);
+        run.dropped += left_out;
+        let n = rows.index.len() as u64;
+        let cursor = serde_json::to_value(Cursor {
+            rows: run.emitted + n,
+            ..next
         })
-        .collect();
-    let lengths = batch.iter().map(|c| c.ids.len()).collect();
-    Ok((Tensor::from_vec(ids, (batch.len(), t), device)?, lengths, t))
+        .map_err(|e| HarvestError::Invalid(e.to_string()))?;
+        let job = Job {
+            hosts,
+            rows,
+            emitted: run.emitted,
+            cursor,
+        };
+        if jobs.send(job).is_err() {
+            break; // the writer failed; joining it gives the error
+        }
+        run.emitted += n;
+        run.tokens += batch.tokens() as u64;
+        let p = HarvestProgress {
+            rows: run.emitted,
+            tokens: run.tokens,
+            bytes: (batch.bytes_done, corpus_bytes),
+            max_tokens: cfg.max_tokens,
+        };
+        if progress(&p).is_break() {
+            run.stopped = true;
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Runs the model over the corpus and appends the activations at each hook to its store under `cfg.out`,
@@ -307,7 +239,7 @@ pub fn harvest(
         }
     }
     let mut done = Vec::new();
-    let mut sinks = open_sinks(model, m, tok, &corpus, cfg, &mut done)?;
+    let sinks = open_sinks(model, m, tok, &corpus, cfg, &mut done)?;
     if sinks.is_empty() {
         let rows = done.iter().map(|(_, r)| *r).min().unwrap_or(0);
         let stores = done.into_iter().map(|(d, _)| d).collect();
@@ -338,73 +270,40 @@ pub fn harvest(
     }
     let resumed_rows = start.rows;
     let hooks: Vec<Hook> = sinks.iter().map(|s| s.hook).collect();
-    let device = Device::Cpu;
-    let mut contexts = Contexts::new(&corpus, tok, cfg.ctx_len, start, warn)?;
-    let mut emitted = start.rows;
-    let mut tokens = 0u64;
-    let mut dropped = 0u64;
-    let budget = cfg.max_tokens.unwrap_or(u64::MAX);
-    let mut stopped = false;
-    while emitted < budget {
-        let batch: Vec<Context> = contexts.by_ref().take(cfg.batch).collect::<Result<_>>()?;
-        let Some(last) = batch.last() else { break };
-        let next = Cursor {
-            doc: last.doc,
-            window: last.window + 1,
-            rows: 0,
-        };
-        let (ids, lengths, t) = pad(&batch, tok.pad_id(), &device)?;
-        let rows = select_rows(&batch, t, cfg.keep_special, budget - emitted);
-        let mut cap = Capture::new(&hooks);
-        m.forward(&ids, &lengths, &mut cap)?;
-        // One host copy per hook and batch.
-        let mut hosts = Vec::with_capacity(sinks.len());
-        for (s, act) in sinks.iter().zip(cap.take()) {
-            let act = act.ok_or_else(|| {
-                HarvestError::Invalid(format!("the model did not offer {}", s.hook))
-            })?;
-            hosts.push((act.flatten_all()?.to_vec1::<f32>()?, act.dim(2)?));
-        }
-        let (rows, left_out) = drop_outliers(rows, &hosts, cfg.max_norm_ratio);
-        dropped += left_out;
-        let n = rows.index.len() as u64;
-        let cursor = serde_json::to_value(Cursor {
-            rows: emitted + n,
-            ..next
-        })
-        .map_err(|e| HarvestError::Invalid(e.to_string()))?;
-        for (s, (host, w)) in sinks.iter_mut().zip(&hosts) {
-            let w = *w;
-            let skip = s.pushed.saturating_sub(emitted).min(n) as usize;
-            let keep = &rows.index[skip..];
-            let mut acts = Vec::with_capacity(keep.len() * w);
-            for &r in keep {
-                acts.extend_from_slice(&host[r * w..(r + 1) * w]);
-            }
-            let batch = RowBatch {
-                acts: &acts,
-                token_ids: Some(&rows.token_ids[skip..]),
-                doc_ids: Some(&rows.doc_ids[skip..]),
-                positions: Some(&rows.positions[skip..]),
-            };
-            s.writer.push(batch, Some(cursor.clone()))?;
-            s.pushed += keep.len() as u64;
-        }
-        emitted += n;
-        tokens += lengths.iter().sum::<usize>() as u64;
-        let p = HarvestProgress {
-            rows: emitted,
-            tokens,
-            bytes: (contexts.bytes_done(), corpus.bytes),
-            max_tokens: cfg.max_tokens,
-        };
-        if progress(&p).is_break() {
-            stopped = true;
-            break;
-        }
-    }
-    let stores = sinks.iter().map(|s| s.dir.clone()).collect();
-    if stopped {
+    let stores: Vec<PathBuf> = sinks.iter().map(|s| s.dir.clone()).collect();
+    let created: Vec<bool> = sinks.iter().map(|s| s.created).collect();
+    let mut run = Run {
+        emitted: start.rows,
+        tokens: 0,
+        dropped: 0,
+        stopped: false,
+    };
+    let max_tokens = cfg.batch.saturating_mul(cfg.ctx_len);
+    let (looped, written) = std::thread::scope(|scope| {
+        let batches = spawn_batches(scope, &corpus, tok, cfg.ctx_len, start, max_tokens);
+        let (jobs, writer) = spawn_writer(scope, sinks);
+        let looped = forward_loop(
+            m,
+            cfg,
+            &hooks,
+            corpus.bytes,
+            batches,
+            jobs,
+            &mut run,
+            progress,
+            warn,
+        );
+        let written = writer.join().unwrap_or_else(|_| {
+            Err(HarvestError::Invalid(
+                "the store writer thread panicked".into(),
+            ))
+        });
+        (looped, written)
+    });
+    let sinks: Vec<Sink> = written?;
+    looped?;
+    let (emitted, tokens, dropped) = (run.emitted, run.tokens, run.dropped);
+    if run.stopped {
         return Ok(HarvestSummary {
             rows: emitted,
             resumed_rows,
@@ -415,9 +314,9 @@ pub fn harvest(
         });
     }
     if emitted == 0 {
-        for s in &sinks {
-            if s.created {
-                let _ = std::fs::remove_dir_all(&s.dir);
+        for (dir, created) in stores.iter().zip(&created) {
+            if *created {
+                let _ = std::fs::remove_dir_all(dir);
             }
         }
         return Err(empty());
@@ -434,36 +333,4 @@ pub fn harvest(
         stores,
         complete: true,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rows(n: usize) -> Rows {
-        Rows {
-            index: (0..n).collect(),
-            token_ids: (0..n as u32).collect(),
-            doc_ids: vec![0; n],
-            positions: (0..n as u32).collect(),
-        }
-    }
-
-    #[test]
-    fn outliers_at_any_hook_leave_every_store() {
-        // Hook A (width 2): row 1 has norm 100 against a median of ~1. Hook B (width 1): row 3 has 50.
-        let a = vec![1.0, 0.0, 60.0, 80.0, 0.0, 1.2, 0.9, 0.0, 1.0, 1.0];
-        let b = vec![2.0, 2.5, 1.5, 100.0, 2.0];
-        let (kept, dropped) = drop_outliers(rows(5), &[(a.clone(), 2), (b.clone(), 1)], Some(10.0));
-        assert_eq!(dropped, 2);
-        assert_eq!(kept.index, vec![0, 2, 4]);
-        assert_eq!(kept.token_ids, vec![0, 2, 4]);
-        assert_eq!(kept.positions, vec![0, 2, 4]);
-        // A looser ratio keeps hook B's row 3 (50x) but not hook A's row 1 (~100x).
-        let (kept, _) = drop_outliers(rows(5), &[(a.clone(), 2), (b.clone(), 1)], Some(60.0));
-        assert_eq!(kept.index, vec![0, 2, 3, 4]);
-        // No ratio: everything kept.
-        let (kept, dropped) = drop_outliers(rows(5), &[(a, 2), (b, 1)], None);
-        assert_eq!((kept.index.len(), dropped), (5, 0));
-    }
 }

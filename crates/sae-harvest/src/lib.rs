@@ -2,6 +2,7 @@
 //! points, from models resolved through the Hugging Face hub cache or local folders.
 
 pub mod attention;
+pub mod batches;
 pub mod contexts;
 pub mod corpus;
 pub mod error;
@@ -12,8 +13,11 @@ pub mod hooks;
 pub mod hub;
 pub mod lens;
 pub mod models;
+mod rows;
+mod sinks;
 pub mod tokenizer;
 
+pub use batches::{Batch, Batcher};
 pub use contexts::{Context, Contexts, Cursor};
 pub use corpus::{Corpus, Document};
 pub use error::{HarvestError, Result};

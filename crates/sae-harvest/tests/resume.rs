@@ -150,3 +150,56 @@ fn interrupted_harvest_resumes_without_duplicates_or_gaps() {
     .unwrap_err();
     assert!(err.to_string().contains("other settings"), "{err}");
 }
+
+#[test]
+fn batches_pack_whole_contexts_within_the_token_budget_and_resume_at_their_boundaries() {
+    use sae_harvest::{Batcher, Contexts, Corpus, Cursor};
+    let resolved = common::real_model(common::MINILM);
+    let tok = TextTokenizer::load(&resolved).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let text: Vec<String> = (0..30)
+        .map(|i| {
+            format!(
+                "{{\"text\": \"doc {i} {}\"}}",
+                "some words ".repeat(i % 9 + 1)
+            )
+        })
+        .collect();
+    std::fs::write(tmp.path().join("c.jsonl"), text.join("\n")).unwrap();
+    let corpus = Corpus::open(&[tmp.path().to_path_buf()]).unwrap();
+    let mut quiet = |_: String| {};
+    let all: Vec<_> = Contexts::new(&corpus, &tok, 16, Cursor::default(), &mut quiet)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut quiet = |_: String| {};
+    let contexts = Contexts::new(&corpus, &tok, 16, Cursor::default(), &mut quiet).unwrap();
+    let batches: Vec<_> = Batcher::new(contexts, 40).map(Result::unwrap).collect();
+    // Every context once, in order, whole; no batch over 40 tokens; batches hold several short contexts.
+    let flat: Vec<_> = batches.iter().flat_map(|b| b.contexts.clone()).collect();
+    assert_eq!(flat, all);
+    assert!(batches
+        .iter()
+        .all(|b| b.tokens() <= 40 && !b.contexts.is_empty()));
+    assert!(
+        batches.len() < all.len() / 2,
+        "{} batches of {} contexts",
+        batches.len(),
+        all.len()
+    );
+    // Starting from the cursor after batch 3 gives batches 4.. again.
+    let last = batches[3].contexts.last().unwrap();
+    let cursor = Cursor {
+        doc: last.doc,
+        window: last.window + 1,
+        rows: 0,
+    };
+    let mut quiet = |_: String| {};
+    let contexts = Contexts::new(&corpus, &tok, 16, cursor, &mut quiet).unwrap();
+    let again: Vec<_> = Batcher::new(contexts, 40).map(Result::unwrap).collect();
+    let tail: Vec<_> = batches[4..].iter().map(|b| b.contexts.clone()).collect();
+    assert_eq!(
+        again.iter().map(|b| b.contexts.clone()).collect::<Vec<_>>(),
+        tail
+    );
+}
