@@ -38,6 +38,8 @@ enum Command {
     Inspect(cmd::inspect::Args),
     /// Measure speed.
     Bench(cmd::bench::Args),
+    /// Toy models of superposition: why neurons are polysemantic, and our SAE undoing it.
+    Toy(cmd::toy::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::Report(a) => cmd::report::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Toy(a) => cmd::toy::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

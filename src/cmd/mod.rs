@@ -10,4 +10,5 @@ pub mod hooks;
 pub mod inspect;
 pub mod report;
 pub mod synth;
+pub mod toy;
 pub mod train;
