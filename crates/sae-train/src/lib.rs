@@ -16,7 +16,7 @@ pub mod params;
 pub mod run;
 pub mod schedule;
 pub mod select;
-pub mod sparse_topk;
+pub mod sparse;
 pub mod step;
 pub mod trainer;
 mod vecops;

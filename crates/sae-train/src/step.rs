@@ -1,7 +1,7 @@
 //! The training step contract: (x, params, context) -> (loss parts, firing statistics), gradients
 //! written into a caller-owned [`Grads`] (allocated once per run). Implementations:
 //! [`crate::autograd::AutogradStep`] (candle autograd, the reference for every architecture),
-//! [`crate::sparse_topk::SparseTopKStep`] (sparse hand-derived backward for the TopK family) and
+//! [`crate::sparse::SparseTopKStep`] (sparse hand-derived backward for the TopK family) and
 //! [`crate::dense_step::DenseStep`] (ReLU-L1, JumpReLU).
 
 use crate::error::Result;

@@ -6,13 +6,12 @@ use crate::adam::{Adam, AdamConfig};
 use crate::autograd::AutogradStep;
 use crate::config::{ArchConfig, Resolved, TrainConfig};
 use crate::dead::DeadTracker;
-use crate::dense_step::DenseStep;
 use crate::error::{Result, TrainError};
 use crate::geomedian::geometric_median;
 use crate::optim::update;
 use crate::params::Params;
 use crate::schedule::{lr_at, warmup_coef};
-use crate::sparse_topk::SparseTopKStep;
+use crate::sparse::{SparseThresholdStep, SparseTopKStep};
 use crate::step::{Grads, Step, StepContext};
 
 /// Everything that changes during training (what a checkpoint holds).
@@ -61,7 +60,8 @@ pub struct StepMetrics {
 pub enum Backend {
     /// candle autograd (reference, all architectures).
     Autograd,
-    /// Hand-derived backward: sparse for the TopK family, dense gemm for ReLU-L1 and JumpReLU.
+    /// Hand-derived backward: sparse for the TopK family; for ReLU-L1 and JumpReLU sparse once few
+    /// latents fire, dense gemm before.
     Fast,
 }
 
@@ -136,9 +136,7 @@ impl Trainer {
             (ArchConfig::TopK { .. } | ArchConfig::BatchTopK { .. }, Backend::Fast) => {
                 Box::new(SparseTopKStep::new(cfg.arch.clone(), res.k_aux))
             }
-            (_, Backend::Fast) => Box::new(DenseStep {
-                arch: cfg.arch.clone(),
-            }),
+            (_, Backend::Fast) => Box::new(SparseThresholdStep::new(cfg.arch.clone())),
             _ => Box::new(AutogradStep {
                 arch: cfg.arch.clone(),
                 k_aux: res.k_aux,

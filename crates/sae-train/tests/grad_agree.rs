@@ -5,7 +5,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sae_train::autograd::AutogradStep;
-use sae_train::sparse_topk::{AuxPath, SparseTopKStep};
+use sae_train::sparse::{AuxPath, DensityPath, SparseThresholdStep, SparseTopKStep};
 use sae_train::{ArchConfig, Grads, Params, Step, StepContext, StepOutput};
 
 fn random_problem(d_in: usize, d_sae: usize, rows: usize, seed: u64) -> (Params, Vec<f32>) {
@@ -176,22 +176,34 @@ fn relu_l1_gradient_matches_finite_differences() {
     }
 }
 
-fn compare_dense(arch: ArchConfig, coef: f64, with_threshold: bool) {
+/// ReLU-L1 / JumpReLU: the dense GEMM step and the sparse step (both paths, and Auto) against
+/// autograd. b_enc is shifted so that about `firing` of the entries fire: 0.5 (the dense regime)
+/// and 0.03 (the sparse one).
+fn compare_threshold(arch: ArchConfig, coef: f64, with_threshold: bool, firing: f64) {
     use sae_train::dense_step::DenseStep;
-    let (d_in, d_sae, rows) = (16, 48, 64);
+    let (d_in, d_sae, rows) = (24, 80, 70);
     let (mut p, x) = random_problem(d_in, d_sae, rows, 5);
+    let (_, mut z) = sae_train::kernels::pre_acts(&x, &p);
+    let at = ((1.0 - firing) * z.len() as f64) as usize;
+    // Off the order statistic itself, so that no entry sits exactly on a kink (where the one-sided
+    // derivatives differ and the implementations may pick either).
+    let q = *z.select_nth_unstable_by(at, |a, b| a.total_cmp(b)).1 * 1.0007 + 1e-4;
     if with_threshold {
+        // Thresholds spread around q so that some entries sit inside the kernel window.
         p.log_threshold = Some(
             (0..d_sae)
-                .map(|j| (0.05 + 0.01 * (j % 7) as f32).ln())
+                .map(|j| (q.max(0.02) * (0.9013 + 0.05 * (j % 5) as f32)).ln())
                 .collect(),
         );
+    } else {
+        p.b_enc.iter_mut().for_each(|v| *v -= q.max(0.0));
     }
     let dead = vec![false; d_sae];
     let ctx = StepContext {
         dead: &dead,
         sparsity_coef: coef,
     };
+    let what = format!("{} firing {firing}", arch.name());
     let reference = run(
         &mut AutogradStep {
             arch: arch.clone(),
@@ -201,8 +213,15 @@ fn compare_dense(arch: ArchConfig, coef: f64, with_threshold: bool) {
         &p,
         &ctx,
     );
-    let fast = run(&mut DenseStep { arch: arch.clone() }, &x, &p, &ctx);
-    assert_agree(&reference, &fast, 1e-4, arch.name());
+    let dense = run(&mut DenseStep { arch: arch.clone() }, &x, &p, &ctx);
+    assert_agree(&reference, &dense, 1e-4, &format!("{what} dense step"));
+    for path in [DensityPath::Sparse, DensityPath::Dense, DensityPath::Auto] {
+        let mut step = SparseThresholdStep::new(arch.clone()).with_path(path);
+        let fast = run(&mut step, &x, &p, &ctx);
+        assert_agree(&reference, &fast, 1e-4, &format!("{what} {path:?}"));
+        let again = run(&mut step, &x, &p, &ctx);
+        assert_eq!(fast.1, again.1, "{what} {path:?}: reused workspace");
+    }
     for (name, a) in reference.1.buffers() {
         if name == "log_threshold" {
             assert!(
@@ -219,7 +238,9 @@ fn dense_relu_l1_backward_matches_autograd() {
         l1_coef: 0.7,
         l1_warmup_frac: 0.0,
     };
-    compare_dense(arch, 0.7, false);
+    for firing in [0.5, 0.03] {
+        compare_threshold(arch.clone(), 0.7, false, firing);
+    }
 }
 
 #[test]
@@ -232,6 +253,8 @@ fn dense_jumprelu_backward_matches_autograd() {
             bandwidth: 0.05,
             init_threshold: 0.05,
         };
-        compare_dense(arch, 0.3, true);
+        for firing in [0.5, 0.03] {
+            compare_threshold(arch.clone(), 0.3, true, firing);
+        }
     }
 }

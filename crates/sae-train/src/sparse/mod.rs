@@ -1,3 +1,6 @@
+//! Sparse training steps: [`SparseTopKStep`] for the TopK family and [`SparseThresholdStep`] for
+//! ReLU-L1 / JumpReLU once their activations are sparse.
+//!
 //! Hand-derived sparse step for the TopK family (TopK, BatchTopK, both with AuxK). The encoder
 //! GEMM is the only dense product; everything after it touches the active latents only, runs on
 //! every core, and reuses buffers allocated at the first step.
@@ -13,6 +16,8 @@ mod auxk;
 mod batch;
 mod passes;
 mod select;
+mod threshold;
+mod threshold_step;
 
 use rayon::prelude::*;
 
@@ -27,6 +32,7 @@ use auxk::{DenseAux, DenseAuxIo};
 use passes::{ByLatent, Part, RowInputs};
 pub use select::RowSets;
 use select::SelectScratch;
+pub use threshold_step::{DensityPath, SparseThresholdStep, DENSE_DENSITY};
 
 /// Sparse step for [`ArchConfig::TopK`] and [`ArchConfig::BatchTopK`].
 pub struct SparseTopKStep {

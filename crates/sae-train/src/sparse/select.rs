@@ -56,52 +56,68 @@ impl RowSets {
 /// Rows per parallel task.
 pub(crate) const ROW_BLOCK: usize = 32;
 
-/// Key ordering candidates: larger value first, then lower index. Only positive values are ever
-/// keyed, and for those the f32 bit pattern orders like the value.
-#[inline(always)]
-fn key(v: f32, j: u32) -> u64 {
-    ((v.to_bits() as u64) << 32) | (u32::MAX - j) as u64
+/// The current best candidates of a row: value bits (positive floats order like their bits) and
+/// latent indices, side by side so that the minimum is a vectorised u32 reduction.
+struct Best {
+    bits: Vec<u32>,
+    idx: Vec<u32>,
 }
 
-#[inline(always)]
-fn unkey(k: u64) -> (u32, f32) {
-    (u32::MAX - (k as u32), f32::from_bits((k >> 32) as u32))
+impl Best {
+    fn with_capacity(k: usize) -> Best {
+        Best {
+            bits: Vec::with_capacity(k),
+            idx: Vec::with_capacity(k),
+        }
+    }
+
+    /// Position of the entry to evict: the smallest value, among equal ones the highest index.
+    #[inline(always)]
+    fn weakest(&self) -> (usize, f32) {
+        let m = self.bits.iter().copied().min().unwrap_or(0);
+        let worst = self
+            .bits
+            .iter()
+            .zip(&self.idx)
+            .map(|(&b, &i)| if b == m { i } else { 0 })
+            .max()
+            .unwrap_or(0);
+        let pos = self
+            .bits
+            .iter()
+            .zip(&self.idx)
+            .position(|(&b, &i)| b == m && i == worst)
+            .unwrap_or(0);
+        (pos, f32::from_bits(m))
+    }
 }
 
-/// Position and value of the smallest key.
+/// The `k` largest positive values of `z + bias` (all positive ones when fewer; ties to the lower
+/// index) into `best` (unordered). Values are scanned 16 at a time and a block is looked at only
+/// when one of its values beats the current k-th largest.
 #[inline(always)]
-fn min_key(keys: &[u64]) -> (usize, u64) {
-    let m = keys.iter().copied().min().unwrap_or(0);
-    (keys.iter().position(|&k| k == m).unwrap_or(0), m)
-}
-
-/// The `k` largest positive values of `z + bias` (all positive ones when fewer), as keys in
-/// `keys` (unordered). Values are scanned 16 at a time and a block is looked at only when one of
-/// its values beats the current k-th largest.
-#[inline(always)]
-fn topk_keys(z: &[f32], bias: &[f32], k: usize, keys: &mut Vec<u64>) {
-    keys.clear();
+fn topk_row(z: &[f32], bias: &[f32], k: usize, best: &mut Best) {
+    best.bits.clear();
+    best.idx.clear();
     if k == 0 {
         return;
     }
     const W: usize = 16;
     let n = z.len().min(bias.len());
     let mut thr = 0f32;
-    let mut min_pos = 0usize;
-    let mut offer = |keys: &mut Vec<u64>, v: f32, j: usize, thr: &mut f32| {
-        if keys.len() < k {
-            keys.push(key(v, j as u32));
-            if keys.len() == k {
-                let (p, m) = min_key(keys);
-                min_pos = p;
-                *thr = unkey(m).1;
+    let mut evict = 0usize;
+    let mut offer = |best: &mut Best, v: f32, j: usize, thr: &mut f32| {
+        if best.bits.len() < k {
+            best.bits.push(v.to_bits());
+            best.idx.push(j as u32);
+            if best.bits.len() < k {
+                return;
             }
         } else {
-            keys[min_pos] = key(v, j as u32);
-            let (p, m) = min_key(keys);
-            min_pos = p;
-            *thr = unkey(m).1;
+            best.bits[evict] = v.to_bits();
+            best.idx[evict] = j as u32;
         }
+        (evict, *thr) = best.weakest();
     };
     let blocks = n / W;
     for b in 0..blocks {
@@ -115,7 +131,7 @@ fn topk_keys(z: &[f32], bias: &[f32], k: usize, keys: &mut Vec<u64>) {
             for l in 0..W {
                 let v = zc[l] + bc[l];
                 if v > thr {
-                    offer(keys, v, b * W + l, &mut thr);
+                    offer(best, v, b * W + l, &mut thr);
                 }
             }
         }
@@ -123,7 +139,7 @@ fn topk_keys(z: &[f32], bias: &[f32], k: usize, keys: &mut Vec<u64>) {
     for j in blocks * W..n {
         let v = z[j] + bias[j];
         if v > thr {
-            offer(keys, v, j, &mut thr);
+            offer(best, v, j, &mut thr);
         }
     }
 }
@@ -136,19 +152,18 @@ simd_dispatch! {
         acnt: &mut [u32], aidx: &mut [u32], aval: &mut [f32],
     ) {
         let d_sae = bias.len();
-        let mut keys = Vec::with_capacity(k.max(k_aux));
+        let mut best = Best::with_capacity(k.max(k_aux));
         let mut gz = vec![0f32; dead.len()];
         let mut gb = vec![0f32; dead.len()];
         for (i, &j) in dead.iter().enumerate() {
             gb[i] = bias[j as usize];
         }
         for (r, zr) in z.chunks_exact(d_sae).enumerate() {
-            topk_keys(zr, bias, k, &mut keys);
-            cnt[r] = keys.len() as u32;
-            for (n, &kk) in keys.iter().enumerate() {
-                let (j, v) = unkey(kk);
+            topk_row(zr, bias, k, &mut best);
+            cnt[r] = best.idx.len() as u32;
+            for (n, (&j, &b)) in best.idx.iter().zip(&best.bits).enumerate() {
                 idx[r * k + n] = j;
-                val[r * k + n] = v;
+                val[r * k + n] = f32::from_bits(b);
             }
             if k_aux == 0 || dead.is_empty() {
                 continue;
@@ -156,12 +171,11 @@ simd_dispatch! {
             for (g, &j) in gz.iter_mut().zip(dead) {
                 *g = zr[j as usize];
             }
-            topk_keys(&gz, &gb, k_aux, &mut keys);
-            acnt[r] = keys.len() as u32;
-            for (n, &kk) in keys.iter().enumerate() {
-                let (i, v) = unkey(kk);
+            topk_row(&gz, &gb, k_aux, &mut best);
+            acnt[r] = best.idx.len() as u32;
+            for (n, (&i, &b)) in best.idx.iter().zip(&best.bits).enumerate() {
                 aidx[r * k_aux + n] = dead[i as usize];
-                aval[r * k_aux + n] = v;
+                aval[r * k_aux + n] = f32::from_bits(b);
             }
         }
     }
@@ -221,16 +235,4 @@ pub fn select_topk(
         });
     act.compact_from(k, &s.cnt, &s.idx, &s.val);
     aux.compact_from(k_aux, &s.acnt, &s.aidx, &s.aval);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_order_by_value_then_lower_index() {
-        assert!(key(2.0, 5) > key(1.0, 0));
-        assert!(key(1.0, 3) > key(1.0, 4));
-        assert_eq!(unkey(key(0.75, 9)), (9, 0.75));
-    }
 }

@@ -1,0 +1,121 @@
+//! Which latents fire in the threshold architectures, read straight from the encoder GEMM output
+//! (z without b_enc): ReLU (z + b > 0) and JumpReLU (z + b > theta_j), plus, for JumpReLU, the
+//! entries inside the straight-through kernel window |z + b - theta_j| / eps < 1/2 that the
+//! threshold gradient needs. One scan per row, 16 values at a time against a per-latent lower
+//! bound; rows in parallel blocks, results in row order.
+
+use rayon::prelude::*;
+
+use super::select::{RowSets, ROW_BLOCK};
+use crate::vecops::simd_dispatch;
+
+/// The threshold rule of a row scan.
+#[derive(Clone, Copy, Debug)]
+pub struct Rule<'a> {
+    /// JumpReLU thresholds theta [d_sae] (None: ReLU, threshold 0).
+    pub theta: Option<&'a [f32]>,
+    /// JumpReLU kernel width eps.
+    pub eps: f32,
+    /// Candidates must exceed these [d_sae] (0 for ReLU, theta - eps for JumpReLU).
+    pub lower: &'a [f32],
+}
+
+/// One block's entries: per row counts, then (latent, value) in row order.
+#[derive(Default)]
+struct Part {
+    cnt: Vec<u32>,
+    idx: Vec<u32>,
+    val: Vec<f32>,
+    wcnt: Vec<u32>,
+    widx: Vec<u32>,
+    wval: Vec<f32>,
+}
+
+simd_dispatch! {
+    fn scan_block(z: &[f32], bias: &[f32], rule: &Rule<'_>, part: &mut Part) {
+        const W: usize = 16;
+        let d = bias.len();
+        let lower = rule.lower;
+        for zr in z.chunks_exact(d) {
+            let (n0, w0) = (part.idx.len(), part.widx.len());
+            let visit = |j: usize, v: f32, part: &mut Part| match rule.theta {
+                None => {
+                    part.idx.push(j as u32);
+                    part.val.push(v);
+                }
+                Some(t) => {
+                    if v > t[j] {
+                        part.idx.push(j as u32);
+                        part.val.push(v);
+                    }
+                    if ((v - t[j]) / rule.eps).abs() < 0.5 {
+                        part.widx.push(j as u32);
+                        part.wval.push(v);
+                    }
+                }
+            };
+            let blocks = d / W;
+            for b in 0..blocks {
+                let (zc, bc, lc) = (&zr[b * W..][..W], &bias[b * W..][..W], &lower[b * W..][..W]);
+                let mut any = false;
+                for l in 0..W {
+                    any |= zc[l] + bc[l] > lc[l];
+                }
+                if any {
+                    for l in 0..W {
+                        let v = zc[l] + bc[l];
+                        if v > lc[l] {
+                            visit(b * W + l, v, part);
+                        }
+                    }
+                }
+            }
+            for j in blocks * W..d {
+                let v = zr[j] + bias[j];
+                if v > lower[j] {
+                    visit(j, v, part);
+                }
+            }
+            part.cnt.push((part.idx.len() - n0) as u32);
+            part.wcnt.push((part.widx.len() - w0) as u32);
+        }
+    }
+}
+
+/// Fills `act` with the firing entries and `win` with the kernel-window entries (JumpReLU only).
+pub fn select_threshold(
+    z: &[f32],
+    bias: &[f32],
+    rule: &Rule<'_>,
+    act: &mut RowSets,
+    win: &mut RowSets,
+) {
+    let d = bias.len();
+    let parts: Vec<Part> = z
+        .par_chunks(ROW_BLOCK * d)
+        .map(|zb| {
+            let mut p = Part::default();
+            scan_block(zb, bias, rule, &mut p);
+            p
+        })
+        .collect();
+    for (sets, window) in [(act, false), (win, true)] {
+        sets.off.clear();
+        sets.idx.clear();
+        sets.val.clear();
+        sets.off.push(0);
+        for p in &parts {
+            let (cnt, idx, val) = if window {
+                (&p.wcnt, &p.widx, &p.wval)
+            } else {
+                (&p.cnt, &p.idx, &p.val)
+            };
+            for &c in cnt {
+                let last = *sets.off.last().expect("starts with 0");
+                sets.off.push(last + c as usize);
+            }
+            sets.idx.extend_from_slice(idx);
+            sets.val.extend_from_slice(val);
+        }
+    }
+}

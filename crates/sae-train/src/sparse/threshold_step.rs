@@ -1,0 +1,286 @@
+//! ReLU-L1 and JumpReLU with the sparse passes of the TopK step once few latents fire: the encoder
+//! GEMM stays dense, decode and backward touch the firing entries (and, for JumpReLU, the entries
+//! inside the threshold kernel). While more than [`DENSE_DENSITY`] of the entries fire (early in
+//! training) the dense GEMM step [`DenseStep`] is faster and runs instead. The gradients are those
+//! of [`crate::dense_step`] (whose header derives them), summed in the same row order.
+
+use rayon::prelude::*;
+
+use super::passes::{self, ByLatent, Part, RowInputs};
+use super::select::RowSets;
+use super::threshold::{select_threshold, Rule};
+use super::{centre, dot_dispatch, ensure};
+use crate::config::ArchConfig;
+use crate::dense_step::DenseStep;
+use crate::error::{Result, TrainError};
+use crate::kernels::{matmul_into, Mat};
+use crate::params::Params;
+use crate::step::{Grads, Step, StepContext, StepOutput};
+
+/// Above this fraction of firing entries the dense step is used.
+pub const DENSE_DENSITY: f64 = 0.05;
+
+/// Which implementation a threshold step uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DensityPath {
+    /// Always the sparse passes.
+    Sparse,
+    /// Always the dense GEMM step.
+    Dense,
+    /// Sparse while at most [`DENSE_DENSITY`] of the entries fire.
+    Auto,
+}
+
+/// Step for [`ArchConfig::ReluL1`] and [`ArchConfig::JumpRelu`].
+pub struct SparseThresholdStep {
+    arch: ArchConfig,
+    dense: DenseStep,
+    path: DensityPath,
+    last_density: f64,
+    ws: Workspace,
+}
+
+#[derive(Default)]
+struct Workspace {
+    xc: Vec<f32>,
+    z: Vec<f32>,
+    lower: Vec<f32>,
+    act: RowSets,
+    win: RowSets,
+    g: Vec<f32>,
+    dz: Vec<f32>,
+    by_latent: ByLatent,
+    no_rows: RowSets,
+}
+
+impl SparseThresholdStep {
+    /// A step for `arch` (ReLU-L1 or JumpReLU), choosing its path by density.
+    pub fn new(arch: ArchConfig) -> Self {
+        SparseThresholdStep {
+            dense: DenseStep { arch: arch.clone() },
+            arch,
+            path: DensityPath::Auto,
+            last_density: 0.0,
+            ws: Workspace::default(),
+        }
+    }
+
+    /// The same step on one path (tests compare both).
+    pub fn with_path(mut self, path: DensityPath) -> Self {
+        self.path = path;
+        self
+    }
+}
+
+/// ||W_dec[j]|| for every latent.
+fn row_norms(w_dec: &[f32], d: usize) -> Vec<f32> {
+    w_dec
+        .par_chunks(d)
+        .map(|r| dot_dispatch(r, r).sqrt())
+        .collect()
+}
+
+impl Step for SparseThresholdStep {
+    fn run(
+        &mut self,
+        x: &[f32],
+        p: &Params,
+        ctx: &StepContext<'_>,
+        grads: &mut Grads,
+    ) -> Result<StepOutput> {
+        let (d_in, d_sae) = (p.d_in, p.d_sae);
+        let b = x.len() / d_in;
+        let theta: Option<Vec<f32>> = p
+            .log_threshold
+            .as_ref()
+            .map(|lt| lt.iter().map(|v| v.exp()).collect());
+        let eps = match (&self.arch, &theta) {
+            (ArchConfig::ReluL1 { .. }, None) => 0.0,
+            (ArchConfig::JumpRelu { bandwidth, .. }, Some(_)) => *bandwidth as f32,
+            _ => {
+                return Err(TrainError::Invalid(format!(
+                    "the threshold step handles relu-l1 and jumprelu (with thresholds), not {}",
+                    self.arch.name()
+                )))
+            }
+        };
+        let dense_now = match self.path {
+            DensityPath::Dense => true,
+            DensityPath::Sparse => false,
+            DensityPath::Auto => self.last_density > DENSE_DENSITY,
+        };
+        if dense_now {
+            let out = self.dense.run(x, p, ctx, grads)?;
+            self.last_density = out.l0 / d_sae as f64;
+            return Ok(out);
+        }
+        let ws = &mut self.ws;
+        ensure(&mut ws.xc, b * d_in);
+        ensure(&mut ws.z, b * d_sae);
+        let var_x = centre(x, &p.b_dec, &mut ws.xc).max(1e-30);
+        let (xc, w) = (Mat::new(&ws.xc, b, d_in), Mat::new(&p.w_enc, d_in, d_sae));
+        matmul_into(&mut ws.z, xc, w, false);
+        ws.lower.clear();
+        match &theta {
+            Some(t) => ws.lower.extend(t.iter().map(|t| t - eps)),
+            None => ws.lower.resize(d_sae, 0.0),
+        }
+        let rule = Rule {
+            theta: theta.as_deref(),
+            eps,
+            lower: &ws.lower,
+        };
+        select_threshold(&ws.z, &p.b_enc, &rule, &mut ws.act, &mut ws.win);
+        let density = ws.act.nnz() as f64 / (b * d_sae).max(1) as f64;
+        self.last_density = density;
+        if self.path == DensityPath::Auto && density > DENSE_DENSITY {
+            return self.dense.run(x, p, ctx, grads);
+        }
+        let bf = b as f32;
+        let gscale = -2.0 / bf;
+        ensure(&mut ws.g, b * d_in);
+        ensure(&mut ws.dz, ws.act.nnz());
+        let inp = RowInputs {
+            x,
+            w_dec: &p.w_dec,
+            b_dec: &p.b_dec,
+            act: &ws.act,
+            aux: &ws.no_rows,
+            gscale,
+            copy_e: false,
+        };
+        let sums = passes::row_pass(&inp, &mut ws.g, &mut [], &mut ws.dz, &mut []);
+        let l0 = ws.act.nnz() as f64 / b as f64;
+        let penalty = match &theta {
+            None => relu_l1_terms(ws, p, ctx.sparsity_coef, bf),
+            Some(t) => jumprelu_terms(&self.arch, ws, p, t, eps, l0, ctx.sparsity_coef, bf, grads),
+        };
+        let ws = &mut self.ws;
+        ws.by_latent.build(
+            d_sae,
+            &[Part {
+                sets: &ws.act,
+                dz: &ws.dz,
+                coef_scale: 1.0,
+                dz_scale: 1.0,
+                src_offset: 0,
+            }],
+        );
+        passes::latent_pass(
+            &ws.by_latent,
+            &ws.g,
+            &ws.xc,
+            d_in,
+            &mut grads.w_dec,
+            &mut grads.w_enc_t,
+            &mut grads.b_enc,
+        );
+        if theta.is_none() {
+            add_l1_decoder_term(ws, p, ctx.sparsity_coef as f32 / bf, grads);
+        }
+        let db_enc = &grads.b_enc;
+        grads.b_dec.par_iter_mut().enumerate().for_each(|(i, o)| {
+            let w = &p.w_enc[i * d_sae..(i + 1) * d_sae];
+            *o = (gscale as f64 * sums.e_sum[i]) as f32 - dot_dispatch(w, db_enc);
+        });
+        let recon = sums.sse / b as f64;
+        Ok(StepOutput {
+            loss: recon + penalty,
+            recon,
+            aux: penalty,
+            fvu: sums.sse / var_x,
+            l0,
+            fired: ws.by_latent.fired.clone(),
+            min_kept: None,
+        })
+    }
+}
+
+/// ReLU-L1: dz += lambda n_j / B on the firing entries; returns the penalty
+/// lambda / B sum_j n_j sum_r f_rj.
+fn relu_l1_terms(ws: &mut Workspace, p: &Params, coef: f64, bf: f32) -> f64 {
+    let norms = row_norms(&p.w_dec, p.d_in);
+    let lam = coef as f32;
+    let mut fsum = vec![0f32; p.d_sae];
+    for (n, (&j, &v)) in ws.act.idx.iter().zip(&ws.act.val).enumerate() {
+        fsum[j as usize] += v;
+        ws.dz[n] += lam * norms[j as usize] / bf;
+    }
+    coef * fsum
+        .iter()
+        .zip(&norms)
+        .map(|(s, n)| (*s as f64) * (*n as f64))
+        .sum::<f64>()
+        / bf as f64
+}
+
+/// ReLU-L1's decoder term: dW_dec[j] += (lambda / B) (sum_r f_rj) W_dec[j] / n_j.
+fn add_l1_decoder_term(ws: &Workspace, p: &Params, lam_over_b: f32, grads: &mut Grads) {
+    let d = p.d_in;
+    let mut fsum = vec![0f32; p.d_sae];
+    for (&j, &v) in ws.act.idx.iter().zip(&ws.act.val) {
+        fsum[j as usize] += v;
+    }
+    grads
+        .w_dec
+        .par_chunks_mut(d)
+        .zip(p.w_dec.par_chunks(d))
+        .zip(fsum.par_iter())
+        .for_each(|((gw, w), &s)| {
+            let n = dot_dispatch(w, w).sqrt();
+            if n > 0.0 && s > 0.0 {
+                let c = lam_over_b * s / n;
+                gw.iter_mut().zip(w).for_each(|(g, w)| *g += c * w);
+            }
+        });
+}
+
+/// JumpReLU: the threshold gradient over the kernel-window entries (dF = g . W_dec[j] there);
+/// returns the L0 penalty.
+#[allow(clippy::too_many_arguments)]
+fn jumprelu_terms(
+    arch: &ArchConfig,
+    ws: &mut Workspace,
+    p: &Params,
+    t: &[f32],
+    eps: f32,
+    l0: f64,
+    coef: f64,
+    bf: f32,
+    grads: &mut Grads,
+) -> f64 {
+    let ArchConfig::JumpRelu { target_l0, .. } = arch else {
+        unreachable!("checked by the caller")
+    };
+    let (pen, dpen) = match target_l0 {
+        Some(tl) => {
+            let u = l0 / tl - 1.0;
+            (coef * u * u, coef * 2.0 * u / tl)
+        }
+        None => (coef * l0, coef),
+    };
+    let dpen = dpen as f32;
+    let d = p.d_in;
+    let win = &ws.win;
+    let g = &ws.g;
+    let df: Vec<f32> = (0..win.rows())
+        .into_par_iter()
+        .flat_map_iter(|r| {
+            let gr = &g[r * d..(r + 1) * d];
+            win.row(r)
+                .0
+                .iter()
+                .map(move |&j| dot_dispatch(gr, &p.w_dec[j as usize * d..(j as usize + 1) * d]))
+        })
+        .collect();
+    let lt = grads
+        .log_threshold
+        .get_or_insert_with(|| vec![0.0; p.d_sae]);
+    lt.iter_mut().for_each(|v| *v = 0.0);
+    for (&j, &dfv) in win.idx.iter().zip(&df) {
+        let j = j as usize;
+        lt[j] += -(t[j] / eps) * dfv - dpen / (eps * bf);
+    }
+    lt.iter_mut().zip(t).for_each(|(gv, t)| *gv *= t);
+    pen
+}
