@@ -233,7 +233,7 @@ fn compare_threshold(arch: ArchConfig, coef: f64, with_threshold: bool, firing: 
 }
 
 #[test]
-fn dense_relu_l1_backward_matches_autograd() {
+fn relu_l1_steps_match_autograd() {
     let arch = ArchConfig::ReluL1 {
         l1_coef: 0.7,
         l1_warmup_frac: 0.0,
@@ -244,13 +244,15 @@ fn dense_relu_l1_backward_matches_autograd() {
 }
 
 #[test]
-fn dense_jumprelu_backward_matches_autograd() {
-    for target_l0 in [None, Some(3.0)] {
+fn jumprelu_steps_match_autograd() {
+    // A narrow kernel (dF by dots on the window entries) and a wide one (most entries in the
+    // window: dF by one GEMM).
+    for (target_l0, bandwidth) in [(None, 0.05), (Some(3.0), 0.05), (Some(3.0), 0.3)] {
         let arch = ArchConfig::JumpRelu {
             l0_coef: 0.3,
             target_l0,
             l0_warmup_frac: 0.0,
-            bandwidth: 0.05,
+            bandwidth,
             init_threshold: 0.05,
         };
         for firing in [0.5, 0.03] {

@@ -261,18 +261,35 @@ fn jumprelu_terms(
     };
     let dpen = dpen as f32;
     let d = p.d_in;
-    let win = &ws.win;
-    let g = &ws.g;
-    let df: Vec<f32> = (0..win.rows())
-        .into_par_iter()
-        .flat_map_iter(|r| {
-            let gr = &g[r * d..(r + 1) * d];
-            win.row(r)
-                .0
-                .iter()
-                .map(move |&j| dot_dispatch(gr, &p.w_dec[j as usize * d..(j as usize + 1) * d]))
-        })
-        .collect();
+    let (win, g) = (&ws.win, &ws.g);
+    let rows = win.rows();
+    // dF = g . W_dec[j] on the window entries: one dot each, or, when the window holds many
+    // entries (a wide kernel), one GEMM G W_dec^T into the z buffer (no longer needed).
+    let df: Vec<f32> = if win.nnz() as f64 > DENSE_DENSITY * (rows * p.d_sae) as f64 {
+        let full = &mut ws.z[..rows * p.d_sae];
+        let (gm, wt) = (Mat::new(g, rows, d), Mat::t(&p.w_dec, p.d_sae, d));
+        matmul_into(full, gm, wt, false);
+        let full = &*full;
+        (0..rows)
+            .flat_map(|r| {
+                win.row(r)
+                    .0
+                    .iter()
+                    .map(move |&j| full[r * p.d_sae + j as usize])
+            })
+            .collect()
+    } else {
+        (0..rows)
+            .into_par_iter()
+            .flat_map_iter(|r| {
+                let gr = &g[r * d..(r + 1) * d];
+                win.row(r)
+                    .0
+                    .iter()
+                    .map(move |&j| dot_dispatch(gr, &p.w_dec[j as usize * d..(j as usize + 1) * d]))
+            })
+            .collect()
+    };
     let lt = grads
         .log_threshold
         .get_or_insert_with(|| vec![0.0; p.d_sae]);
