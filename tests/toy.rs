@@ -187,3 +187,40 @@ fn bad_input_is_one_line() {
     assert!(e.contains("already holds"), "{e}");
     assert_eq!(std::fs::read_to_string(out.join("toy.json")).unwrap(), "{}");
 }
+
+/// n = 200, m = 20, equal importance: D* sticks at 1/2 over consecutive sparsities and the D_i
+/// of the represented features there pile up at 1/2 (antipodal pairs). Batch 512 and 3000 steps
+/// instead of the paper's 1024 and 10,000; the sparsities span the plateau.
+#[test]
+fn feature_dimensionality_sticks_at_one_half() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = r#"
+experiments = ["dimensionality"]
+[train]
+steps = 3000
+batch = 512
+[dimensionality]
+inverse_densities = [2.2, 2.49, 2.81, 3.18, 3.6]
+"#;
+    let r = toy(tmp.path(), cfg, &[]);
+    let d = &r["dimensionality"];
+    let levels = d["levels"].as_array().unwrap();
+    let dstar: Vec<f64> = levels.iter().map(|l| f(&l["d_star"])).collect();
+    let plateau: Vec<usize> = d["plateau"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    assert!(plateau.len() >= 3, "D* {dstar:?}, plateau {plateau:?}");
+    for w in plateau.windows(2) {
+        assert_eq!(w[1], w[0] + 1, "consecutive levels");
+    }
+    for &i in &plateau {
+        assert!((0.45..=0.55).contains(&dstar[i]), "D* {dstar:?}");
+        // 2m = 40 features as antipodal pairs: about 40 represented.
+        let rep = levels[i]["represented"].as_u64().unwrap();
+        assert!((34..=46).contains(&rep), "level {i}: {rep} represented");
+    }
+    assert_eq!(f(&d["plateau_mode"]), 0.5, "{}", d["plateau_histogram"]);
+}

@@ -3,6 +3,7 @@
 //! measurements (||W_i||, superposition, D_i, D*, features per neuron, kurtosis), its three
 //! experiments, and our SAE trained on the hidden layer against the known feature directions.
 
+mod autograd;
 mod error;
 mod experiments;
 mod fast;
@@ -17,6 +18,7 @@ mod rng;
 mod svg;
 mod train;
 
+pub use autograd::{autograd_grads, batched_losses};
 pub use error::{Result, ToyError};
 pub use experiments::dims::{
     dim_histogram, plateau, run_dims, DimsConfig, DimsLevel, DimsResult, DIM_BIN, PLATEAU_TOL,
@@ -39,9 +41,7 @@ pub use report::{
     run, Experiment, IntroReport, ToyConfig, ToyReport, REPORT_FORMAT, REPORT_JSON, REPORT_VERSION,
 };
 pub use rng::{fill_features, mix, Rng};
-pub use train::{
-    autograd_grads, batched_losses, fast_grads, init, sample_batch, train, TrainSettings, Trained,
-};
+pub use train::{fast_grads, init, sample_batch, train, TrainSettings, Trained};
 
 /// Progress of the training runs (the CLI draws a bar).
 pub trait Progress {

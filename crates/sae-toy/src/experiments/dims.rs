@@ -28,7 +28,7 @@ pub struct DimsConfig {
     pub hidden: usize,
     /// Importance I_i = r^i (1: all equal).
     pub importance_decay: f64,
-    /// Values of 1 / (1 - S), one instance each (default 30 points over 10^[0, 2.5]).
+    /// Values of 1 / (1 - S), one instance each (default 24 points over 10^[0, 2]).
     pub inverse_densities: Vec<f64>,
 }
 
@@ -38,7 +38,7 @@ impl Default for DimsConfig {
             features: 200,
             hidden: 20,
             importance_decay: 1.0,
-            inverse_densities: logspace(1.0, 10f64.powf(2.5), 30),
+            inverse_densities: logspace(1.0, 100.0, 24),
         }
     }
 }
