@@ -16,8 +16,11 @@ pub struct Rule<'a> {
     pub theta: Option<&'a [f32]>,
     /// JumpReLU kernel width eps.
     pub eps: f32,
-    /// Candidates must exceed these [d_sae] (0 for ReLU, theta - eps for JumpReLU).
+    /// Candidates must exceed these [d_sae] (0 for ReLU, theta - eps for JumpReLU, theta when the
+    /// window is not collected).
     pub lower: &'a [f32],
+    /// Collect the kernel-window entries (JumpReLU with a narrow kernel).
+    pub window: bool,
 }
 
 /// One block's entries: per row counts, then (latent, value) in row order.
@@ -48,7 +51,7 @@ simd_dispatch! {
                         part.idx.push(j as u32);
                         part.val.push(v);
                     }
-                    if ((v - t[j]) / rule.eps).abs() < 0.5 {
+                    if rule.window && ((v - t[j]) / rule.eps).abs() < 0.5 {
                         part.widx.push(j as u32);
                         part.wval.push(v);
                     }

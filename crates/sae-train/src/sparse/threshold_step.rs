@@ -16,6 +16,7 @@ use crate::error::{Result, TrainError};
 use crate::kernels::{matmul_into, Mat};
 use crate::params::Params;
 use crate::step::{Grads, Step, StepContext, StepOutput};
+use crate::vecops::simd_dispatch;
 
 /// Above this fraction of firing entries the dense step is used.
 pub const DENSE_DENSITY: f64 = 0.05;
@@ -37,6 +38,8 @@ pub struct SparseThresholdStep {
     dense: DenseStep,
     path: DensityPath,
     last_density: f64,
+    /// Fraction of the entries inside JumpReLU's kernel window at the last step.
+    last_window: f64,
     ws: Workspace,
 }
 
@@ -44,6 +47,8 @@ pub struct SparseThresholdStep {
 struct Workspace {
     xc: Vec<f32>,
     z: Vec<f32>,
+    /// dF = G W_dec^T [B, d_sae] when the kernel window is wide.
+    f: Vec<f32>,
     lower: Vec<f32>,
     act: RowSets,
     win: RowSets,
@@ -61,6 +66,7 @@ impl SparseThresholdStep {
             arch,
             path: DensityPath::Auto,
             last_density: 0.0,
+            last_window: 0.0,
             ws: Workspace::default(),
         }
     }
@@ -120,15 +126,20 @@ impl Step for SparseThresholdStep {
         let var_x = centre(x, &p.b_dec, &mut ws.xc).max(1e-30);
         let (xc, w) = (Mat::new(&ws.xc, b, d_in), Mat::new(&p.w_enc, d_in, d_sae));
         matmul_into(&mut ws.z, xc, w, false);
+        // A wide kernel window (many entries): its gradient comes from a dense pass over z and
+        // dF instead of collected entries.
+        let wide = self.last_window > DENSE_DENSITY;
         ws.lower.clear();
         match &theta {
-            Some(t) => ws.lower.extend(t.iter().map(|t| t - eps)),
+            Some(t) if !wide => ws.lower.extend(t.iter().map(|t| t - eps)),
+            Some(t) => ws.lower.extend_from_slice(t),
             None => ws.lower.resize(d_sae, 0.0),
         }
         let rule = Rule {
             theta: theta.as_deref(),
             eps,
             lower: &ws.lower,
+            window: !wide,
         };
         select_threshold(&ws.z, &p.b_enc, &rule, &mut ws.act, &mut ws.win);
         let density = ws.act.nnz() as f64 / (b * d_sae).max(1) as f64;
@@ -153,7 +164,19 @@ impl Step for SparseThresholdStep {
         let l0 = ws.act.nnz() as f64 / b as f64;
         let penalty = match &theta {
             None => relu_l1_terms(ws, p, ctx.sparsity_coef, bf),
-            Some(t) => jumprelu_terms(&self.arch, ws, p, t, eps, l0, ctx.sparsity_coef, bf, grads),
+            Some(t) => {
+                let jt = JumpTerms {
+                    t,
+                    eps,
+                    l0,
+                    coef: ctx.sparsity_coef,
+                    bf,
+                    wide,
+                };
+                let (pen, window) = jumprelu_terms(&self.arch, ws, p, &jt, grads);
+                self.last_window = window;
+                pen
+            }
         };
         let ws = &mut self.ws;
         ws.by_latent.build(
@@ -235,23 +258,30 @@ fn add_l1_decoder_term(ws: &Workspace, p: &Params, lam_over_b: f32, grads: &mut 
         });
 }
 
-/// JumpReLU: the threshold gradient over the kernel-window entries (dF = g . W_dec[j] there);
-/// returns the L0 penalty.
-#[allow(clippy::too_many_arguments)]
-fn jumprelu_terms(
-    arch: &ArchConfig,
-    ws: &mut Workspace,
-    p: &Params,
-    t: &[f32],
+/// What the JumpReLU threshold gradient needs besides the workspace.
+struct JumpTerms<'a> {
+    t: &'a [f32],
     eps: f32,
     l0: f64,
     coef: f64,
     bf: f32,
+    wide: bool,
+}
+
+/// JumpReLU: the L0 penalty and the threshold gradient
+/// dlog_theta_j = theta_j sum_{r in window} (-(theta_j / eps) dF_rj - P'(L0) / (eps B)), with
+/// dF = g . W_dec[j]. Returns the penalty and the fraction of entries inside the window.
+fn jumprelu_terms(
+    arch: &ArchConfig,
+    ws: &mut Workspace,
+    p: &Params,
+    jt: &JumpTerms<'_>,
     grads: &mut Grads,
-) -> f64 {
+) -> (f64, f64) {
     let ArchConfig::JumpRelu { target_l0, .. } = arch else {
         unreachable!("checked by the caller")
     };
+    let (coef, l0) = (jt.coef, jt.l0);
     let (pen, dpen) = match target_l0 {
         Some(tl) => {
             let u = l0 / tl - 1.0;
@@ -259,45 +289,83 @@ fn jumprelu_terms(
         }
         None => (coef * l0, coef),
     };
-    let dpen = dpen as f32;
-    let d = p.d_in;
-    let (win, g) = (&ws.win, &ws.g);
-    let rows = win.rows();
-    // dF = g . W_dec[j] on the window entries: one dot each, or, when the window holds many
-    // entries (a wide kernel), one GEMM G W_dec^T into the z buffer (no longer needed).
-    let df: Vec<f32> = if win.nnz() as f64 > DENSE_DENSITY * (rows * p.d_sae) as f64 {
-        let full = &mut ws.z[..rows * p.d_sae];
-        let (gm, wt) = (Mat::new(g, rows, d), Mat::t(&p.w_dec, p.d_sae, d));
-        matmul_into(full, gm, wt, false);
-        let full = &*full;
-        (0..rows)
-            .flat_map(|r| {
-                win.row(r)
-                    .0
-                    .iter()
-                    .map(move |&j| full[r * p.d_sae + j as usize])
-            })
-            .collect()
-    } else {
-        (0..rows)
-            .into_par_iter()
-            .flat_map_iter(|r| {
-                let gr = &g[r * d..(r + 1) * d];
-                win.row(r)
-                    .0
-                    .iter()
-                    .map(move |&j| dot_dispatch(gr, &p.w_dec[j as usize * d..(j as usize + 1) * d]))
-            })
-            .collect()
-    };
+    let c = dpen as f32 / (jt.eps * jt.bf);
     let lt = grads
         .log_threshold
         .get_or_insert_with(|| vec![0.0; p.d_sae]);
+    let window = if jt.wide {
+        wide_window_grad(ws, p, jt, c, lt)
+    } else {
+        let df = window_df(ws, p);
+        lt.iter_mut().for_each(|v| *v = 0.0);
+        for (&j, &dfv) in ws.win.idx.iter().zip(&df) {
+            let j = j as usize;
+            lt[j] += -(jt.t[j] / jt.eps) * dfv - c;
+        }
+        ws.win.nnz()
+    };
+    lt.iter_mut().zip(jt.t).for_each(|(gv, t)| *gv *= t);
+    (pen, window as f64 / (ws.win.rows().max(1) * p.d_sae) as f64)
+}
+
+/// dF = g . W_dec[j] on the collected window entries (one dot each).
+fn window_df(ws: &Workspace, p: &Params) -> Vec<f32> {
+    let d = p.d_in;
+    let (win, g) = (&ws.win, &ws.g);
+    (0..win.rows())
+        .into_par_iter()
+        .flat_map_iter(|r| {
+            let gr = &g[r * d..(r + 1) * d];
+            win.row(r)
+                .0
+                .iter()
+                .map(move |&j| dot_dispatch(gr, &p.w_dec[j as usize * d..(j as usize + 1) * d]))
+        })
+        .collect()
+}
+
+/// The threshold gradient (before the factor theta) from dF = G W_dec^T by one GEMM and a dense
+/// pass over (z, dF), row blocks summed in block order; returns the number of window entries.
+fn wide_window_grad(
+    ws: &mut Workspace,
+    p: &Params,
+    jt: &JumpTerms<'_>,
+    c: f32,
+    lt: &mut [f32],
+) -> usize {
+    let (d, d_sae) = (p.d_in, p.d_sae);
+    let rows = ws.g.len() / d;
+    ensure(&mut ws.f, rows * d_sae);
+    let (gm, wt) = (Mat::new(&ws.g, rows, d), Mat::t(&p.w_dec, d_sae, d));
+    matmul_into(&mut ws.f, gm, wt, false);
+    let blk = 64 * d_sae;
+    let parts: Vec<(Vec<f32>, usize)> =
+        ws.z.par_chunks(blk)
+            .zip(ws.f.par_chunks(blk))
+            .map(|(zb, fb)| window_block(zb, fb, &p.b_enc, jt.t, jt.eps, c))
+            .collect();
     lt.iter_mut().for_each(|v| *v = 0.0);
-    for (&j, &dfv) in win.idx.iter().zip(&df) {
-        let j = j as usize;
-        lt[j] += -(t[j] / eps) * dfv - dpen / (eps * bf);
+    let mut n = 0;
+    for (part, cnt) in parts {
+        lt.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+        n += cnt;
     }
-    lt.iter_mut().zip(t).for_each(|(gv, t)| *gv *= t);
-    pen
+    n
+}
+
+simd_dispatch! {
+    /// One row block of the wide-window threshold gradient.
+    fn window_block(z: &[f32], f: &[f32], b: &[f32], t: &[f32], eps: f32, c: f32) -> (Vec<f32>, usize) {
+        let d = b.len();
+        let mut acc = vec![0f32; d];
+        let mut n = 0usize;
+        for (zr, fr) in z.chunks_exact(d).zip(f.chunks_exact(d)) {
+            for j in 0..d {
+                let inside = (((zr[j] + b[j]) - t[j]) / eps).abs() < 0.5;
+                acc[j] += if inside { -(t[j] / eps) * fr[j] - c } else { 0.0 };
+                n += inside as usize;
+            }
+        }
+        (acc, n)
+    }
 }
