@@ -144,6 +144,63 @@ fn topk_row(z: &[f32], bias: &[f32], k: usize, best: &mut Best) {
     }
 }
 
+/// Candidates of a row above `lo` (> 0) are collected as keys (value bits, then the complement of
+/// the index: a larger key is a larger value or an equal value at a lower index); when there are
+/// at least `k` of them the `k` largest keys are exactly the row's TopK. Returns the k-th value,
+/// or None (fewer candidates: the caller scans again without a bound).
+#[inline(always)]
+fn topk_row_above(
+    z: &[f32],
+    bias: &[f32],
+    k: usize,
+    lo: f32,
+    cand: &mut Vec<u64>,
+    best: &mut Best,
+) -> Option<f32> {
+    const W: usize = 16;
+    cand.clear();
+    let n = z.len().min(bias.len());
+    let key = |v: f32, j: usize| ((v.to_bits() as u64) << 32) | (u32::MAX - j as u32) as u64;
+    let blocks = n / W;
+    for b in 0..blocks {
+        let (zc, bc) = (&z[b * W..][..W], &bias[b * W..][..W]);
+        let mut any = false;
+        for l in 0..W {
+            any |= zc[l] + bc[l] > lo;
+        }
+        if any {
+            for l in 0..W {
+                let v = zc[l] + bc[l];
+                if v > lo {
+                    cand.push(key(v, b * W + l));
+                }
+            }
+        }
+    }
+    for j in blocks * W..n {
+        let v = z[j] + bias[j];
+        if v > lo {
+            cand.push(key(v, j));
+        }
+    }
+    if cand.len() < k || k == 0 {
+        return None;
+    }
+    if cand.len() > k {
+        cand.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
+    }
+    best.bits.clear();
+    best.idx.clear();
+    for &c in &cand[..k] {
+        best.bits.push((c >> 32) as u32);
+        best.idx.push(u32::MAX - c as u32);
+    }
+    Some(f32::from_bits((cand[k - 1] >> 32) as u32))
+}
+
+/// A row's candidates are collected above this fraction of the previous row's k-th value.
+const HINT_MARGIN: f32 = 0.8;
+
 simd_dispatch! {
     /// One block of rows: TopK of every row into fixed-stride slots, and AuxK among `dead` latents.
     fn select_block(
@@ -153,13 +210,26 @@ simd_dispatch! {
     ) {
         let d_sae = bias.len();
         let mut best = Best::with_capacity(k.max(k_aux));
+        let mut cand = Vec::new();
+        let mut hint = 0f32;
         let mut gz = vec![0f32; dead.len()];
         let mut gb = vec![0f32; dead.len()];
         for (i, &j) in dead.iter().enumerate() {
             gb[i] = bias[j as usize];
         }
         for (r, zr) in z.chunks_exact(d_sae).enumerate() {
-            topk_row(zr, bias, k, &mut best);
+            // Rows are alike: the previous row's k-th value bounds this row's from below, and
+            // one thresholded pass usually finds every candidate.
+            let lo = hint * HINT_MARGIN;
+            let found = if lo > 0.0 { topk_row_above(zr, bias, k, lo, &mut cand, &mut best) } else { None };
+            hint = match found {
+                Some(t) => t,
+                None => {
+                    topk_row(zr, bias, k, &mut best);
+                    let full = best.bits.len() == k && k > 0;
+                    if full { best.weakest().1 } else { 0.0 }
+                }
+            };
             cnt[r] = best.idx.len() as u32;
             for (n, (&j, &b)) in best.idx.iter().zip(&best.bits).enumerate() {
                 idx[r * k + n] = j;
