@@ -255,7 +255,7 @@ pub fn phase_figure(cells: &[PhaseCell]) -> Figure {
         let y = 40.0 + 14.0 * i as f64;
         let _ = write!(
             legend,
-            r##"<rect x="330" y="{y}" width="10" height="10" fill="{}" stroke="#555"/><text x="344" y="{}" font-size="10">{}</text>"##,
+            r##"<rect x="470" y="{y}" width="10" height="10" fill="{}" stroke="#555"/><text x="484" y="{}" font-size="10">{}</text>"##,
             region_colour(*r),
             y + 9.0,
             esc(name)
@@ -265,7 +265,7 @@ pub fn phase_figure(cells: &[PhaseCell]) -> Figure {
     Figure {
         id: "phase".into(),
         caption: "Phase diagram of n = 2 features in m = 1 dimension (ReLU-output model): blue, feature 2 not represented; white, feature 2 takes the dimension; red, both as an antipodal pair (W_1 = -W_2). Hover a cell for W.".into(),
-        svg: p.finish("phase"),
+        svg: p.finish_wider("phase", 170.0),
     }
 }
 

@@ -184,7 +184,9 @@ fn intro_with_probes(
     {
         let Some(model) = &r.model else { continue };
         for (k, inst) in model.instances.iter().enumerate() {
-            if inst.sparsity + 1e-12 < cfg.sae.min_sparsity {
+            if inst.sparsity + 1e-12 < cfg.sae.min_sparsity
+                || r.instances[k].geometry.represented == 0
+            {
                 continue;
             }
             progress.begin(&format!("SAE on {} S={}", r.kind.name(), inst.sparsity), 1);

@@ -248,6 +248,11 @@ impl Plot {
     pub fn finish(self, id: &str) -> String {
         svg_element(id, self.w, self.h, &self.body)
     }
+
+    /// The finished element, `extra` pixels wider than the plot (room for a legend).
+    pub fn finish_wider(self, id: &str, extra: f64) -> String {
+        svg_element(id, self.w + extra, self.h, &self.body)
+    }
 }
 
 /// An `<svg>` element of the given size around `body`.

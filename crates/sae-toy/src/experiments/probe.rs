@@ -185,11 +185,18 @@ pub fn run_probe(
     dir: &Path,
 ) -> Result<ProbeResult> {
     let (store_dir, sae_dir) = (dir.join("store"), dir.join("sae"));
-    write_store(model, k, cfg, seed, &store_dir)?;
     let dirs = directions(model, k);
     let represented: Vec<usize> = (0..model.n)
         .filter(|&i| norm(&dirs[i]) > REPRESENTED_NORM)
         .collect();
+    if represented.is_empty() {
+        return Err(crate::ToyError::Invalid(format!(
+            "{} S = {}: no represented feature for the SAE to recover",
+            model.kind.name(),
+            model.instances[k].sparsity
+        )));
+    }
+    write_store(model, k, cfg, seed, &store_dir)?;
     let gt = store_dir.join(GROUND_TRUTH_FILE);
     ground_truth(&dirs, &represented, model.m, &gt)?;
     let tc = TrainConfig {
