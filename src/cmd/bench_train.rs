@@ -1,25 +1,48 @@
-//! `sae bench train`: rows/s of the full training step (TopK, hand-derived sparse backward, Adam,
-//! decoder projection) on random data, next to a plain matmul of the encoder's shape in the same run.
+//! `sae bench train`: rows/s of the whole training step (forward, hand-derived backward, AuxK,
+//! Adam, decoder projection) of every architecture at the shapes users train, next to a plain f32
+//! matmul of the encoder's shape measured in the same run; with `--store`, the whole `sae train`
+//! loop reading that store from disk next to the in-memory step at the same shape.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
+use anyhow::Context;
 use candle_core::{Device, Tensor};
-use sae_train::kernels::{matmul_into, Mat};
-use sae_train::{ArchConfig, Backend, TrainConfig, Trainer};
+use sae_train::kernels::{matmul_into, pre_acts, Mat};
+use sae_train::{ArchConfig, ArchKind, Backend, TrainConfig, Trainer};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Timed training steps per shape (after one warm-up step).
-    #[arg(long, default_value_t = 20)]
+    /// Minimum timed steps per case (after two warm-up steps; about 3 s of steps otherwise).
+    #[arg(long, default_value_t = 5)]
     steps: u64,
+    /// Only these architectures (default: all four).
+    #[arg(long, value_delimiter = ',')]
+    arch: Vec<String>,
+    /// Leave out the GPT-2-small research shape (768 -> 24576), the slowest.
+    #[arg(long)]
+    small: bool,
+    /// Fraction of latents made dead (encoder columns shrunk, marked dead) so that AuxK runs.
+    #[arg(long, default_value_t = 0.05)]
+    dead_frac: f64,
+    /// Time the whole `sae train` loop on this store (TopK, k 32, 16x latents) instead.
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// Steps of the `--store` run.
+    #[arg(long, default_value_t = 60)]
+    store_steps: u64,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
 }
 
-/// One measured shape.
+const BATCH: usize = 4096;
+const SHAPES: [(usize, usize, usize); 3] = [(128, 1024, 5), (384, 6144, 32), (768, 24576, 32)];
+
+/// One measured case.
 #[derive(serde::Serialize)]
 struct Row {
+    arch: String,
     d_in: usize,
     d_sae: usize,
     k: usize,
@@ -30,6 +53,9 @@ struct Row {
     matmul_ms: f64,
     matmul_gflops: f64,
     step_over_matmul: f64,
+    l0: f64,
+    dead_frac: f64,
+    auxk_loss: f64,
 }
 
 fn random(rows: usize, cols: usize) -> anyhow::Result<Vec<f32>> {
@@ -38,68 +64,172 @@ fn random(rows: usize, cols: usize) -> anyhow::Result<Vec<f32>> {
         .to_vec1()?)
 }
 
-fn measure(d_in: usize, d_sae: usize, k: usize, batch: usize, steps: u64) -> anyhow::Result<Row> {
+/// The encoder-shaped matmul [batch, d_in] x [d_in, d_sae] of the same run.
+struct Matmul {
+    x: Vec<f32>,
+    w: Vec<f32>,
+    out: Vec<f32>,
+    d_in: usize,
+    d_sae: usize,
+}
+
+impl Matmul {
+    fn new(x: &[f32], d_in: usize, d_sae: usize) -> anyhow::Result<Matmul> {
+        Ok(Matmul {
+            x: x.to_vec(),
+            w: random(d_in, d_sae)?,
+            out: vec![0f32; BATCH * d_sae],
+            d_in,
+            d_sae,
+        })
+    }
+
+    /// Seconds of one call.
+    fn time(&mut self) -> f64 {
+        let t0 = Instant::now();
+        matmul_into(
+            &mut self.out,
+            Mat::new(&self.x, BATCH, self.d_in),
+            Mat::new(&self.w, self.d_in, self.d_sae),
+            false,
+        );
+        t0.elapsed().as_secs_f64()
+    }
+}
+
+/// The trainer in a state users meet: a `dead_frac` share of latents dead (encoder columns shrunk
+/// so they stay out of the TopK, marked dead so AuxK runs); ReLU-L1 and JumpReLU with their bias
+/// or threshold set so that about 2k latents fire per row.
+fn prepared(
+    kind: ArchKind,
+    shape: (usize, usize, usize),
+    x: &[f32],
+    dead_frac: f64,
+) -> anyhow::Result<Trainer> {
+    let (d_in, d_sae, k) = shape;
     let cfg = TrainConfig {
-        arch: ArchConfig::TopK {
-            k,
-            auxk_coef: 1.0 / 32.0,
-            k_aux: None,
-        },
+        arch: ArchConfig::default_for(kind, Some(k)),
         d_sae: Some(d_sae),
-        batch,
+        batch: BATCH,
         steps: 1_000_000,
         ..TrainConfig::default()
     };
     let res = cfg.resolve(d_in)?;
-    let data = random(batch, d_in)?;
-    let mut trainer = Trainer::new(cfg, res, &data, Backend::Fast)?;
-    let step = |t: &mut Trainer| -> anyhow::Result<()> {
-        let mut b = data.clone();
-        t.step(&mut b)?;
-        Ok(())
+    let mut t = Trainer::new(cfg, res, x, Backend::Fast)?;
+    let p = &mut t.state.params;
+    let n_dead = (dead_frac * d_sae as f64).round() as usize;
+    let stride = (d_sae / n_dead.max(1)).max(1);
+    for j in (0..d_sae).step_by(stride).take(n_dead) {
+        (0..d_in).for_each(|i| p.w_enc[i * d_sae + j] *= 0.1);
+        t.state.dead.since[j] = t.state.dead.window;
+    }
+    if matches!(kind, ArchKind::ReluL1 | ArchKind::JumpRelu) {
+        let scaled: Vec<f32> = x.iter().map(|v| v * t.state.scale).collect();
+        let (_, mut z) = pre_acts(&scaled, &t.state.params);
+        let at = z.len() - (z.len() as f64 * 2.0 * k as f64 / d_sae as f64) as usize;
+        let (_, q, _) = z.select_nth_unstable_by(at, |a, b| a.total_cmp(b));
+        let q = q.max(1e-3);
+        let p = &mut t.state.params;
+        match p.log_threshold.as_mut() {
+            Some(lt) => lt.iter_mut().for_each(|v| *v = q.ln()),
+            None => p.b_enc.iter_mut().for_each(|v| *v -= q),
+        }
+    }
+    Ok(t)
+}
+
+/// Steps and matmuls alternate, and the fastest of each is kept: on a shared machine both then
+/// see the same quiet moments, and the ratio is measured inside one run.
+fn measure(
+    kind: ArchKind,
+    shape: (usize, usize, usize),
+    x: &[f32],
+    min_steps: u64,
+    dead_frac: f64,
+) -> anyhow::Result<Row> {
+    let (d_in, d_sae, k) = shape;
+    let mut t = prepared(kind, shape, x, dead_frac)?;
+    let mut mm = Matmul::new(x, d_in, d_sae)?;
+    let mut buf = x.to_vec();
+    let mut step = |t: &mut Trainer| -> anyhow::Result<(f64, sae_train::StepMetrics)> {
+        buf.copy_from_slice(x);
+        let t0 = Instant::now();
+        let m = t.step(&mut buf)?;
+        Ok((t0.elapsed().as_secs_f64(), m))
     };
-    step(&mut trainer)?;
-    let t0 = Instant::now();
+    step(&mut t)?;
+    mm.time();
+    let (once, _) = step(&mut t)?;
+    let steps = ((3.0 / once.max(1e-6)) as u64).clamp(min_steps.max(1), 100);
+    let (mut step_s, mut mm_s) = (f64::INFINITY, f64::INFINITY);
+    let mut last = None;
     for _ in 0..steps {
-        step(&mut trainer)?;
+        let (s, m) = step(&mut t)?;
+        step_s = step_s.min(s);
+        mm_s = mm_s.min(mm.time());
+        last = Some(m);
     }
-    let step_s = t0.elapsed().as_secs_f64() / steps as f64;
-    let w = random(d_in, d_sae)?;
-    let mut out = vec![0f32; batch * d_sae];
-    let mm = |out: &mut [f32]| {
-        matmul_into(
-            out,
-            Mat::new(&data, batch, d_in),
-            Mat::new(&w, d_in, d_sae),
-            false,
-        )
-    };
-    mm(&mut out);
-    let reps = (steps * 3).max(5);
-    let t0 = Instant::now();
-    for _ in 0..reps {
-        mm(&mut out);
-    }
-    let mm_s = t0.elapsed().as_secs_f64() / reps as f64;
+    let m = last.expect("at least one step");
     Ok(Row {
+        arch: ArchConfig::default_for(kind, Some(k)).name().to_string(),
         d_in,
         d_sae,
         k,
-        batch,
+        batch: BATCH,
         steps,
         step_ms: step_s * 1e3,
-        rows_per_s: batch as f64 / step_s,
+        rows_per_s: BATCH as f64 / step_s,
         matmul_ms: mm_s * 1e3,
-        matmul_gflops: 2.0 * (batch * d_in * d_sae) as f64 / mm_s / 1e9,
+        matmul_gflops: 2.0 * (BATCH * d_in * d_sae) as f64 / mm_s / 1e9,
         step_over_matmul: step_s / mm_s,
+        l0: m.l0,
+        dead_frac: m.dead_frac,
+        auxk_loss: if matches!(kind, ArchKind::TopK | ArchKind::BatchTopK) {
+            m.aux
+        } else {
+            0.0
+        },
     })
 }
 
+fn kinds(names: &[String]) -> anyhow::Result<Vec<ArchKind>> {
+    let all = [
+        ArchKind::TopK,
+        ArchKind::BatchTopK,
+        ArchKind::ReluL1,
+        ArchKind::JumpRelu,
+    ];
+    if names.is_empty() {
+        return Ok(all.to_vec());
+    }
+    names
+        .iter()
+        .map(|n| {
+            all.iter()
+                .copied()
+                .find(|k| ArchConfig::default_for(*k, None).name() == n.as_str())
+                .with_context(|| {
+                    format!("unknown architecture {n:?} (topk, batchtopk, relu-l1, jumprelu)")
+                })
+        })
+        .collect()
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let steps = args.steps.max(1);
+    if let Some(store) = &args.store {
+        return super::bench_train_store::run(store, args.store_steps, args.json);
+    }
+    let kinds = kinds(&args.arch)?;
     let mut rows = Vec::new();
-    for (d_in, d_sae, k) in [(128, 1024, 5), (384, 6144, 32)] {
-        rows.push(measure(d_in, d_sae, k, 4096, steps)?);
+    for shape in SHAPES
+        .iter()
+        .copied()
+        .filter(|s| !(args.small && s.0 == 768))
+    {
+        let x = random(BATCH, shape.0)?;
+        for &kind in &kinds {
+            rows.push(measure(kind, shape, &x, args.steps, args.dead_frac)?);
+        }
     }
     let threads = candle_core::utils::get_num_threads();
     if args.json {
@@ -109,14 +239,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    println!("training step (topk, sparse backward, Adam) vs encoder matmul [4096, d_in] x [d_in, d_sae]; {threads} threads");
     println!(
-        "{:>5} {:>6} {:>3} {:>10} {:>12} {:>10} {:>10} {:>8}",
-        "d_in", "d_sae", "k", "step ms", "rows/s", "matmul ms", "GFLOP/s", "ratio"
+        "training step vs encoder matmul [{BATCH}, d_in] x [d_in, d_sae], alternating in one run (fastest of each); {threads} threads; {:.0}% of latents dead",
+        args.dead_frac * 100.0
+    );
+    println!(
+        "{:>9} {:>5} {:>6} {:>3} {:>9} {:>9} {:>9} {:>8} {:>6} {:>6}",
+        "arch", "d_in", "d_sae", "k", "step ms", "rows/s", "matmul ms", "GFLOP/s", "ratio", "l0"
     );
     for r in &rows {
         println!(
-            "{:>5} {:>6} {:>3} {:>10.2} {:>12.0} {:>10.2} {:>10.1} {:>8.2}",
+            "{:>9} {:>5} {:>6} {:>3} {:>9.1} {:>9.0} {:>9.1} {:>8.1} {:>6.2} {:>6.1}",
+            r.arch,
             r.d_in,
             r.d_sae,
             r.k,
@@ -124,7 +258,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             r.rows_per_s,
             r.matmul_ms,
             r.matmul_gflops,
-            r.step_over_matmul
+            r.step_over_matmul,
+            r.l0
         );
     }
     Ok(())

@@ -75,6 +75,9 @@ pub struct Args {
     /// Write a checkpoint every N steps (0: none).
     #[arg(long)]
     checkpoint_every: Option<u64>,
+    /// MiB of decoded rows in the shuffling buffer (default 256).
+    #[arg(long)]
+    shuffle_buffer_mib: Option<usize>,
     /// Compute gradients with candle autograd (the slow reference) instead of the hand-derived backward.
     #[arg(long)]
     autograd: bool,
@@ -115,7 +118,7 @@ fn resolve_config(args: &Args) -> anyhow::Result<TrainConfig> {
     macro_rules! set {
         ($($f:ident),*) => { $(if let Some(v) = args.$f { cfg.$f = v; })* };
     }
-    set!(steps, batch, lr, seed, checkpoint_every);
+    set!(steps, batch, lr, seed, checkpoint_every, shuffle_buffer_mib);
     Ok(cfg)
 }
 
