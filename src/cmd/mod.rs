@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bench_harvest;
 pub mod bench_train;
+pub mod bench_train_store;
 pub mod eval;
 pub mod fetch;
 pub mod harvest;
