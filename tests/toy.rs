@@ -104,7 +104,10 @@ fn intro_superposition_grows_with_sparsity_and_the_sae_recovers_it() {
     );
     // The count-kurtosis correlation is reported, whatever its sign.
     let ck = &hidden["count_kurtosis"];
-    assert_eq!(ck["units"].as_u64().unwrap(), 30);
+    assert!(
+        ck["units"].as_u64().unwrap() >= 25,
+        "most of the 30 neurons are alive"
+    );
     assert!(f(&ck["spearman"]).abs() <= 1.0 && f(&ck["pearson"]).abs() <= 1.0);
     // The SAE on h at S >= 0.99, over the represented features; `sae eval` agrees.
     let probes = r["intro"]["sae"].as_array().unwrap();
@@ -117,10 +120,16 @@ fn intro_superposition_grows_with_sparsity_and_the_sae_recovers_it() {
         let what = format!("{} S = {}", p["kind"], p["sparsity"]);
         assert!(p["represented"].as_array().unwrap().len() >= 8, "{what}");
         assert!(f(&p["mmcs"]) >= 0.95, "{what}: mmcs {}", p["mmcs"]);
-        assert!(
-            f(&p["latent_features"]) <= 1.5,
-            "{what}: latents stay monosemantic"
-        );
+        // SAE latents answer to about one feature each; the hidden-ReLU neurons to several.
+        let latent = f(&p["latent_features"]);
+        assert!(latent <= 1.6, "{what}: {latent} features per latent");
+        if p["kind"] == "hidden-relu" {
+            let neuron = f(&p["neuron_features"]);
+            assert!(
+                latent + 1.0 <= neuron,
+                "{what}: latents {latent}, neurons {neuron}"
+            );
+        }
     }
     let p = &probes[0];
     let o = ok(sae(&[
