@@ -195,6 +195,12 @@ fn bad_input_is_one_line() {
     let e = one_line_error(&sae(&["toy", "--out", s(&out), "--steps", "1"]));
     assert!(e.contains("already holds"), "{e}");
     assert_eq!(std::fs::read_to_string(out.join("toy.json")).unwrap(), "{}");
+    // Nor into one holding an earlier run's stores and SAEs.
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(other.join("sae/mine")).unwrap();
+    let e = one_line_error(&sae(&["toy", "--out", s(&other), "--steps", "1"]));
+    assert!(e.contains("already holds"), "{e}");
+    assert!(other.join("sae/mine").exists());
 }
 
 /// n = 200, m = 20, equal importance: D* sticks at 1/2 over consecutive sparsities and the D_i

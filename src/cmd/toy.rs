@@ -134,9 +134,9 @@ impl Progress for Bar {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cfg = resolve(&args)?;
     cfg.validate()?;
-    if args.out.join(REPORT_JSON).exists() {
+    if args.out.join(REPORT_JSON).exists() || args.out.join("sae").exists() {
         bail!(
-            "{} already holds a toy report; choose another output folder",
+            "{} already holds a toy report (toy.json or sae/); choose another output folder",
             args.out.display()
         );
     }

@@ -194,7 +194,10 @@ fn intro_with_probes(
                 .join("sae")
                 .join(format!("{}-S{}", r.kind.name(), inst.sparsity));
             if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(crate::error::io_err(&dir))?;
+                return Err(ToyError::Invalid(format!(
+                    "{} already exists; choose another output folder",
+                    dir.display()
+                )));
             }
             sae.push(run_probe(model, k, &cfg.sae, cfg.train.seed, &dir)?);
             progress.end();
