@@ -113,6 +113,29 @@ pub fn sub_into(out: &mut [f32], a: &[f32], b: &[f32]) {
     }
 }
 
+/// Bit l set where z[l] + b[l] > lo[l], for 16 lanes (a vector compare and a move-mask once
+/// vectorised); callers visit the set bits only.
+#[inline(always)]
+pub fn mask16(z: &[f32], b: &[f32], lo: &[f32]) -> u32 {
+    let (z, b, lo) = (&z[..16], &b[..16], &lo[..16]);
+    let mut m = 0u32;
+    for l in 0..16 {
+        m |= ((z[l] + b[l] > lo[l]) as u32) << l;
+    }
+    m
+}
+
+/// Bit l set where z[l] + b[l] > lo, for 16 lanes.
+#[inline(always)]
+pub fn mask16_above(z: &[f32], b: &[f32], lo: f32) -> u32 {
+    let (z, b) = (&z[..16], &b[..16]);
+    let mut m = 0u32;
+    for l in 0..16 {
+        m |= ((z[l] + b[l] > lo) as u32) << l;
+    }
+    m
+}
+
 /// Sum of the lanes in a fixed pairwise order.
 #[inline(always)]
 fn hsum(acc: &[f32; LANES]) -> f32 {

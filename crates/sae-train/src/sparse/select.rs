@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use crate::vecops::simd_dispatch;
+use crate::vecops::{mask16_above, simd_dispatch};
 
 /// Active latents of every row in CSR form: row r owns `idx[off[r]..off[r+1]]`, values `val[..]`.
 #[derive(Clone, Debug, Default)]
@@ -123,16 +123,14 @@ fn topk_row(z: &[f32], bias: &[f32], k: usize, best: &mut Best) {
     for b in 0..blocks {
         let zc = &z[b * W..(b + 1) * W];
         let bc = &bias[b * W..(b + 1) * W];
-        let mut any = false;
-        for l in 0..W {
-            any |= zc[l] + bc[l] > thr;
-        }
-        if any {
-            for l in 0..W {
-                let v = zc[l] + bc[l];
-                if v > thr {
-                    offer(best, v, b * W + l, &mut thr);
-                }
+        let mut m = mask16_above(zc, bc, thr);
+        while m != 0 {
+            let l = m.trailing_zeros() as usize;
+            m &= m - 1;
+            // The bound rises as values enter: test again.
+            let v = zc[l] + bc[l];
+            if v > thr {
+                offer(best, v, b * W + l, &mut thr);
             }
         }
     }
@@ -164,17 +162,11 @@ fn topk_row_above(
     let blocks = n / W;
     for b in 0..blocks {
         let (zc, bc) = (&z[b * W..][..W], &bias[b * W..][..W]);
-        let mut any = false;
-        for l in 0..W {
-            any |= zc[l] + bc[l] > lo;
-        }
-        if any {
-            for l in 0..W {
-                let v = zc[l] + bc[l];
-                if v > lo {
-                    cand.push(key(v, b * W + l));
-                }
-            }
+        let mut m = mask16_above(zc, bc, lo);
+        while m != 0 {
+            let l = m.trailing_zeros() as usize;
+            m &= m - 1;
+            cand.push(key(zc[l] + bc[l], b * W + l));
         }
     }
     for j in blocks * W..n {

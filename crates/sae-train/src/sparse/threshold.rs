@@ -7,7 +7,7 @@
 use rayon::prelude::*;
 
 use super::select::{RowSets, ROW_BLOCK};
-use crate::vecops::simd_dispatch;
+use crate::vecops::{mask16, simd_dispatch};
 
 /// The threshold rule of a row scan.
 #[derive(Clone, Copy, Debug)]
@@ -60,17 +60,11 @@ simd_dispatch! {
             let blocks = d / W;
             for b in 0..blocks {
                 let (zc, bc, lc) = (&zr[b * W..][..W], &bias[b * W..][..W], &lower[b * W..][..W]);
-                let mut any = false;
-                for l in 0..W {
-                    any |= zc[l] + bc[l] > lc[l];
-                }
-                if any {
-                    for l in 0..W {
-                        let v = zc[l] + bc[l];
-                        if v > lc[l] {
-                            visit(b * W + l, v, part);
-                        }
-                    }
+                let mut m = mask16(zc, bc, lc);
+                while m != 0 {
+                    let l = m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    visit(b * W + l, zc[l] + bc[l], part);
                 }
             }
             for j in blocks * W..d {
