@@ -82,7 +82,8 @@ pub struct Args {
     /// Stop after this many stored tokens (rows per hook).
     #[arg(long)]
     max_tokens: Option<u64>,
-    /// Contexts per forward pass.
+    /// Contexts per forward pass: a batch holds up to batch x ctx-len tokens of contexts packed end to end
+    /// (short documents fill it instead of padding it; a context never spans two documents).
     #[arg(long, default_value_t = 16)]
     batch: usize,
     /// On-disk element type.
