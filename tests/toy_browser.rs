@@ -105,8 +105,8 @@ fn toy_page_renders_every_plot() {
         })
         .collect();
     ids.sort();
-    // W^T W and norms for 3 models, 2 neuron plots, the phase diagram, D* and the histogram.
-    assert_eq!(ids.len(), 11, "{ids:?}");
+    // W^T W and norms for 3 models, 2 neuron plots, the phase diagram, D* and two histograms.
+    assert_eq!(ids.len(), 12, "{ids:?}");
     let page = out.join("index.html").canonicalize().unwrap();
     let dom = dump_dom(&format!("file://{}", page.display()));
     assert!(dom.contains("<title>Toy models of superposition</title>"));

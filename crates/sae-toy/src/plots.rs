@@ -326,19 +326,32 @@ pub fn dims_figures(d: &DimsResult) -> Vec<Figure> {
             &format!("1/(1-S) = {}: D* = {y:.3}", fmt_num(*x)),
         );
     }
-    let top = d
-        .plateau_histogram
-        .iter()
-        .copied()
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
+    let b = histogram_plot(
+        &d.plateau_histogram,
+        "D_i of represented features on the plateau",
+        "dims-hist",
+    );
+    let c = histogram_plot(
+        &d.histogram,
+        "D_i of represented features at every sparsity",
+        "dims-hist-all",
+    );
+    vec![
+        Figure { id: "dims-dstar".into(), caption: "n = 200, m = 20, equal importance: D* against 1/(1-S) (black line; red points: the plateau within 0.05 of 1/2) and each represented feature's D_i (grey dots), with the paper's fractions.".into(), svg: a.finish("dims-dstar") },
+        Figure { id: "dims-hist".into(), caption: "Histogram of D_i over the represented features of the plateau's sparsity levels (bins of 1/40 centred on its multiples).".into(), svg: b },
+        Figure { id: "dims-hist-all".into(), caption: "Histogram of D_i over the represented features of every sparsity level: clusters at the paper's fractions (1, 3/4, 2/3, 1/2, 2/5, 3/8) and, at higher sparsity, below them, with many features in between.".into(), svg: c },
+    ]
+}
+
+/// A D_i histogram (bins of [`DIM_BIN`] centred on its multiples) with the paper's fractions.
+fn histogram_plot(hist: &[usize], title: &str, id: &str) -> String {
+    let top = hist.iter().copied().max().unwrap_or(1).max(1) as f64;
     let mut b = Plot::new(
         560.0,
         260.0,
         Scale::Linear(0.0, 1.05),
         Scale::Linear(0.0, top * 1.1),
-        "D_i of represented features on the plateau",
+        title,
         "D_i",
         "features",
     );
@@ -352,7 +365,7 @@ pub fn dims_figures(d: &DimsResult) -> Vec<Figure> {
     ] {
         b.vline(v, l);
     }
-    for (k, c) in d.plateau_histogram.iter().enumerate() {
+    for (k, c) in hist.iter().enumerate() {
         let x = k as f64 * DIM_BIN;
         b.rect(
             x - DIM_BIN * 0.45,
@@ -363,8 +376,5 @@ pub fn dims_figures(d: &DimsResult) -> Vec<Figure> {
             &format!("D_i near {}: {c}", fmt_num(x)),
         );
     }
-    vec![
-        Figure { id: "dims-dstar".into(), caption: "n = 200, m = 20, equal importance: D* against 1/(1-S) (black line; red points: the plateau within 0.05 of 1/2) and each represented feature's D_i (grey dots), with the paper's fractions.".into(), svg: a.finish("dims-dstar") },
-        Figure { id: "dims-hist".into(), caption: "Histogram of D_i over the represented features of the plateau's sparsity levels (bins of 1/40 centred on its multiples).".into(), svg: b.finish("dims-hist") },
-    ]
+    b.finish(id)
 }

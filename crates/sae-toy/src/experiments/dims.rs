@@ -72,6 +72,8 @@ pub struct DimsResult {
     pub plateau_histogram: Vec<usize>,
     /// Centre of the most populated bin of `plateau_histogram` (None without a plateau).
     pub plateau_mode: Option<f64>,
+    /// Histogram of D_i over the represented features of every level (same bins).
+    pub histogram: Vec<usize>,
 }
 
 /// Histogram of values in bins of [`DIM_BIN`] centred on its multiples, k = 0 ..= 41.
@@ -157,10 +159,11 @@ pub fn run_dims(
         })
         .flatten();
     Ok(DimsResult {
-        levels,
         plateau: plat,
         plateau_histogram: hist,
         plateau_mode: mode,
+        histogram: dim_histogram(levels.iter().flat_map(|l| l.dimensionality.clone())),
+        levels,
     })
 }
 
