@@ -203,7 +203,7 @@ simd_dispatch! {
         let d_sae = bias.len();
         let mut best = Best::with_capacity(k.max(k_aux));
         let mut cand = Vec::new();
-        let mut hint = 0f32;
+        let (mut hint, mut ahint) = (0f32, 0f32);
         let mut gz = vec![0f32; dead.len()];
         let mut gb = vec![0f32; dead.len()];
         for (i, &j) in dead.iter().enumerate() {
@@ -233,7 +233,16 @@ simd_dispatch! {
             for (g, &j) in gz.iter_mut().zip(dead) {
                 *g = zr[j as usize];
             }
-            topk_row(&gz, &gb, k_aux, &mut best);
+            let alo = ahint * HINT_MARGIN;
+            let found = if alo > 0.0 { topk_row_above(&gz, &gb, k_aux, alo, &mut cand, &mut best) } else { None };
+            ahint = match found {
+                Some(t) => t,
+                None => {
+                    topk_row(&gz, &gb, k_aux, &mut best);
+                    let full = best.bits.len() == k_aux;
+                    if full { best.weakest().1 } else { 0.0 }
+                }
+            };
             acnt[r] = best.idx.len() as u32;
             for (n, (&i, &b)) in best.idx.iter().zip(&best.bits).enumerate() {
                 aidx[r * k_aux + n] = dead[i as usize];
