@@ -25,13 +25,18 @@ pub fn simd<R>(f: impl FnOnce() -> R) -> R {
 const CHUNK: usize = 1 << 14;
 
 /// e^x, relative error ~2e-7 over the f32 range; x below -87 gives ~1e-38 (callers skip masked entries).
+/// Only float and integer bit operations (no float-to-int cast), so loops over it vectorise fully.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
+    // 1.5 * 2^23: adding it rounds to the nearest integer n, which then sits in the low mantissa bits.
+    const MAGIC: f32 = 12_582_912.0;
+    const MAGIC_BITS: u32 = 0x4B40_0000;
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + 0.5).floor();
+    let kf = x * LOG2E + MAGIC;
+    let n = kf - MAGIC;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.0 / 5040.0;
     let p = p * r + 1.0 / 720.0;
@@ -41,8 +46,9 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 0.5;
     let p = p * r + 1.0;
     let p = p * r + 1.0;
-    let bits = ((n as i32 + 127) as u32) << 23;
-    p * f32::from_bits(bits)
+    // 2^n from n + 127 in the exponent field (n is in [-126, 127] after the clamp).
+    let scale = f32::from_bits(kf.to_bits().wrapping_sub(MAGIC_BITS - 127) << 23);
+    p * scale
 }
 
 /// erf(x), absolute error ~2e-7 (Abramowitz & Stegun 7.1.26 with the exp above).
