@@ -13,7 +13,7 @@ use sae_train::{ArchConfig, ArchKind, Backend, TrainConfig, Trainer};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Minimum timed steps per case (after two warm-up steps; about 3 s of steps otherwise).
+    /// Minimum timed steps per case (after two warm-up steps; about 4 s of steps otherwise).
     #[arg(long, default_value_t = 5)]
     steps: u64,
     /// Only these architectures (default: all four).
@@ -138,8 +138,8 @@ fn prepared(
     Ok(t)
 }
 
-/// Steps and matmuls alternate, and the fastest of each is kept: on a shared machine both then
-/// see the same quiet moments, and the ratio is measured inside one run.
+/// Steps and matmuls alternate and each step is divided by the matmul right after it: on a shared
+/// machine both then see the same load. Reported: medians of the times and of those ratios.
 fn measure(
     kind: ArchKind,
     shape: (usize, usize, usize),
@@ -160,15 +160,21 @@ fn measure(
     step(&mut t)?;
     mm.time();
     let (once, _) = step(&mut t)?;
-    let steps = ((3.0 / once.max(1e-6)) as u64).clamp(min_steps.max(1), 100);
-    let (mut step_s, mut mm_s) = (f64::INFINITY, f64::INFINITY);
+    let steps = ((4.0 / once.max(1e-6)) as u64).clamp(min_steps.max(1), 100);
+    let (mut steps_s, mut mms_s) = (Vec::new(), Vec::new());
     let mut last = None;
     for _ in 0..steps {
         let (s, m) = step(&mut t)?;
-        step_s = step_s.min(s);
-        mm_s = mm_s.min(mm.time());
+        steps_s.push(s);
+        mms_s.push(mm.time());
         last = Some(m);
     }
+    let mut ratios: Vec<f64> = steps_s.iter().zip(&mms_s).map(|(s, m)| s / m).collect();
+    let (step_s, mm_s, ratio) = (
+        median(&mut steps_s),
+        median(&mut mms_s),
+        median(&mut ratios),
+    );
     let m = last.expect("at least one step");
     Ok(Row {
         arch: ArchConfig::default_for(kind, Some(k)).name().to_string(),
@@ -181,7 +187,7 @@ fn measure(
         rows_per_s: BATCH as f64 / step_s,
         matmul_ms: mm_s * 1e3,
         matmul_gflops: 2.0 * (BATCH * d_in * d_sae) as f64 / mm_s / 1e9,
-        step_over_matmul: step_s / mm_s,
+        step_over_matmul: ratio,
         l0: m.l0,
         dead_frac: m.dead_frac,
         auxk_loss: if matches!(kind, ArchKind::TopK | ArchKind::BatchTopK) {
@@ -190,6 +196,16 @@ fn measure(
             0.0
         },
     })
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn kinds(names: &[String]) -> anyhow::Result<Vec<ArchKind>> {
@@ -240,7 +256,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "training step vs encoder matmul [{BATCH}, d_in] x [d_in, d_sae], alternating in one run (fastest of each); {threads} threads; {:.0}% of latents dead",
+        "training step vs encoder matmul [{BATCH}, d_in] x [d_in, d_sae], alternating in one run (medians of the times and of step/next-matmul ratios); {threads} threads; {:.0}% of latents dead",
         args.dead_frac * 100.0
     );
     println!(
