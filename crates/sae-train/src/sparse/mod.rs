@@ -72,6 +72,52 @@ impl SparseTopKStep {
         }
     }
 
+    /// Active latents into `ws.act`, AuxK latents into `ws.aux`; returns the AuxK coefficient and,
+    /// for BatchTopK, the smallest kept activation.
+    fn select(
+        &mut self,
+        p: &Params,
+        ctx: &StepContext<'_>,
+        b: usize,
+    ) -> Result<(f64, Option<f32>)> {
+        let ws = &mut self.ws;
+        ws.dead.clear();
+        ws.dead
+            .extend((0..p.d_sae as u32).filter(|&j| ctx.dead[j as usize]));
+        let (k, auxk_coef, batch) = match &self.arch {
+            ArchConfig::TopK { k, auxk_coef, .. } => (*k, *auxk_coef, false),
+            ArchConfig::BatchTopK { k, auxk_coef, .. } => (*k, *auxk_coef, true),
+            other => {
+                return Err(TrainError::Invalid(format!(
+                    "the sparse step handles the TopK family, not {}",
+                    other.name()
+                )))
+            }
+        };
+        let mut min_kept = None;
+        let row_k = if batch {
+            min_kept = batch::select_batchtopk(&ws.z, &p.b_enc, k * b, &mut ws.batch, &mut ws.act);
+            0
+        } else {
+            k
+        };
+        // For BatchTopK the row pass only picks AuxK latents (k = 0 for its main selection).
+        let mut none = RowSets::default();
+        let act = if batch { &mut none } else { &mut ws.act };
+        let (z, bias, dead) = (&ws.z, &p.b_enc, &ws.dead);
+        select::select_topk(
+            z,
+            bias,
+            row_k,
+            dead,
+            self.k_aux,
+            &mut ws.sel,
+            act,
+            &mut ws.aux,
+        );
+        Ok((auxk_coef, min_kept))
+    }
+
     /// The same step with AuxK forced onto one implementation (tests compare both).
     pub fn with_aux_path(mut self, path: AuxPath) -> Self {
         self.aux_path = path;
@@ -124,6 +170,34 @@ fn centre(x: &[f32], b_dec: &[f32], xc: &mut [f32]) -> f64 {
     (ss - mean_sq).max(0.0)
 }
 
+/// The dense encoder without the bias (the selections add it): xc = x - b_dec, z = xc W_enc.
+/// Returns the total variance of x.
+fn encode(x: &[f32], p: &Params, xc: &mut Vec<f32>, z: &mut Vec<f32>) -> f64 {
+    let (d_in, d_sae) = (p.d_in, p.d_sae);
+    let b = x.len() / d_in;
+    ensure(xc, b * d_in);
+    ensure(z, b * d_sae);
+    let var_x = centre(x, &p.b_dec, xc).max(1e-30);
+    matmul_into(
+        z,
+        Mat::new(xc, b, d_in),
+        Mat::new(&p.w_enc, d_in, d_sae),
+        false,
+    );
+    var_x
+}
+
+/// db_dec = sum_r g_r - W_enc db_enc (b_dec enters the decoder and, negated, the encoder), with
+/// sum_r g_r = gscale sum_r e_r.
+fn b_dec_grad(p: &Params, e_sum: &[f64], gscale: f32, grads: &mut Grads) {
+    let d_sae = p.d_sae;
+    let db_enc = &grads.b_enc;
+    grads.b_dec.par_iter_mut().enumerate().for_each(|(i, o)| {
+        let w = &p.w_enc[i * d_sae..(i + 1) * d_sae];
+        *o = (gscale as f64 * e_sum[i]) as f32 - dot_dispatch(w, db_enc);
+    });
+}
+
 /// Total variance from the row sums of e: sum ||e_r||^2 - ||sum e_r||^2 / n.
 fn variance_from_sums(sse: f64, e_sum: &[f64], n: usize) -> f64 {
     (sse - e_sum.iter().map(|v| v * v).sum::<f64>() / n.max(1) as f64).max(0.0)
@@ -139,59 +213,9 @@ impl Step for SparseTopKStep {
     ) -> Result<StepOutput> {
         let (d_in, d_sae) = (p.d_in, p.d_sae);
         let b = x.len() / d_in;
+        let var_x = encode(x, p, &mut self.ws.xc, &mut self.ws.z);
+        let (auxk_coef, min_kept) = self.select(p, ctx, b)?;
         let ws = &mut self.ws;
-        ensure(&mut ws.xc, b * d_in);
-        ensure(&mut ws.z, b * d_sae);
-        let var_x = centre(x, &p.b_dec, &mut ws.xc).max(1e-30);
-        // Dense encoder without the bias (the selection adds it): z = xc W_enc.
-        matmul_into(
-            &mut ws.z,
-            Mat::new(&ws.xc, b, d_in),
-            Mat::new(&p.w_enc, d_in, d_sae),
-            false,
-        );
-        ws.dead.clear();
-        ws.dead
-            .extend((0..d_sae as u32).filter(|&j| ctx.dead[j as usize]));
-        let mut min_kept = None;
-        let auxk_coef = match &self.arch {
-            ArchConfig::TopK { k, auxk_coef, .. } => {
-                select::select_topk(
-                    &ws.z,
-                    &p.b_enc,
-                    *k,
-                    &ws.dead,
-                    self.k_aux,
-                    &mut ws.sel,
-                    &mut ws.act,
-                    &mut ws.aux,
-                );
-                *auxk_coef
-            }
-            ArchConfig::BatchTopK { k, auxk_coef, .. } => {
-                min_kept =
-                    batch::select_batchtopk(&ws.z, &p.b_enc, k * b, &mut ws.batch, &mut ws.act);
-                // AuxK rows only (k = 0 for the main selection).
-                let mut none = RowSets::default();
-                select::select_topk(
-                    &ws.z,
-                    &p.b_enc,
-                    0,
-                    &ws.dead,
-                    self.k_aux,
-                    &mut ws.sel,
-                    &mut none,
-                    &mut ws.aux,
-                );
-                *auxk_coef
-            }
-            other => {
-                return Err(TrainError::Invalid(format!(
-                    "the sparse step handles the TopK family, not {}",
-                    other.name()
-                )))
-            }
-        };
         let with_aux = ws.aux.nnz() > 0;
         let path = self.aux_path.resolve(ws.dead.len(), ws.aux.nnz(), b);
         let sparse_aux = with_aux && path == AuxPath::Sparse;
@@ -258,12 +282,7 @@ impl Step for SparseTopKStep {
             0.0
         };
         let aux = if with_aux { aux_sse / var_e } else { 0.0 };
-        // db_dec = sum_r g_r - W_enc db_enc, with sum_r g_r = gscale sum_r e_r.
-        let db_enc = &grads.b_enc;
-        grads.b_dec.par_iter_mut().enumerate().for_each(|(i, o)| {
-            let w = &p.w_enc[i * d_sae..(i + 1) * d_sae];
-            *o = (gscale as f64 * sums.e_sum[i]) as f32 - dot_dispatch(w, db_enc);
-        });
+        b_dec_grad(p, &sums.e_sum, gscale, grads);
         let l0 = ws.act.nnz() as f64 / b as f64;
         Ok(StepOutput {
             loss: recon + auxk_coef * aux,

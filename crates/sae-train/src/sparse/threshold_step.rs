@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use super::passes::{self, ByLatent, Part, RowInputs};
 use super::select::RowSets;
 use super::threshold::{select_threshold, Rule};
-use super::{centre, dot_dispatch, ensure};
+use super::{b_dec_grad, dot_dispatch, encode, ensure};
 use crate::config::ArchConfig;
 use crate::dense_step::DenseStep;
 use crate::error::{Result, TrainError};
@@ -121,11 +121,7 @@ impl Step for SparseThresholdStep {
             return Ok(out);
         }
         let ws = &mut self.ws;
-        ensure(&mut ws.xc, b * d_in);
-        ensure(&mut ws.z, b * d_sae);
-        let var_x = centre(x, &p.b_dec, &mut ws.xc).max(1e-30);
-        let (xc, w) = (Mat::new(&ws.xc, b, d_in), Mat::new(&p.w_enc, d_in, d_sae));
-        matmul_into(&mut ws.z, xc, w, false);
+        let var_x = encode(x, p, &mut ws.xc, &mut ws.z);
         // A wide kernel window (many entries): its gradient comes from a dense pass over z and
         // dF instead of collected entries.
         let wide = self.last_window > DENSE_DENSITY;
@@ -201,11 +197,7 @@ impl Step for SparseThresholdStep {
         if theta.is_none() {
             add_l1_decoder_term(ws, p, ctx.sparsity_coef as f32 / bf, grads);
         }
-        let db_enc = &grads.b_enc;
-        grads.b_dec.par_iter_mut().enumerate().for_each(|(i, o)| {
-            let w = &p.w_enc[i * d_sae..(i + 1) * d_sae];
-            *o = (gscale as f64 * sums.e_sum[i]) as f32 - dot_dispatch(w, db_enc);
-        });
+        b_dec_grad(p, &sums.e_sum, gscale, grads);
         let recon = sums.sse / b as f64;
         Ok(StepOutput {
             loss: recon + penalty,
