@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{s as p, sae};
 
-fn train_args<'a>(store: &'a str, out: &'a str) -> Vec<&'a str> {
+fn train_args<'a>(store: &'a str, out: &'a str, arch: &'a str) -> Vec<&'a str> {
     vec![
         "train",
         "--store",
@@ -16,7 +16,7 @@ fn train_args<'a>(store: &'a str, out: &'a str) -> Vec<&'a str> {
         "--out",
         out,
         "--arch",
-        "topk",
+        arch,
         "--k",
         "4",
         "--d-sae",
@@ -32,8 +32,15 @@ fn train_args<'a>(store: &'a str, out: &'a str) -> Vec<&'a str> {
     ]
 }
 
+/// TopK (sparse step, AuxK) and JumpReLU (the threshold step, which picks its path from each batch).
 #[test]
 fn killed_and_resumed_run_matches_an_uninterrupted_one() {
+    for arch in ["topk", "jumprelu"] {
+        resume_matches(arch);
+    }
+}
+
+fn resume_matches(arch: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     let o = sae(&[
@@ -56,7 +63,7 @@ fn killed_and_resumed_run_matches_an_uninterrupted_one() {
 
     // Run A: start, wait for the first checkpoint, SIGKILL, resume.
     let mut child = Command::new(env!("CARGO_BIN_EXE_sae"))
-        .args(train_args(p(&store), p(&a)))
+        .args(train_args(p(&store), p(&a), arch))
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -76,23 +83,23 @@ fn killed_and_resumed_run_matches_an_uninterrupted_one() {
         "the run finished before it was killed; the test proves nothing"
     );
     // Without --resume the interrupted folder is refused (nothing is overwritten).
-    let o = sae(&train_args(p(&store), p(&a)));
+    let o = sae(&train_args(p(&store), p(&a), arch));
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--resume"));
-    let mut args = train_args(p(&store), p(&a));
+    let mut args = train_args(p(&store), p(&a), arch);
     args.push("--resume");
     let o = sae(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     // Run B: uninterrupted.
-    let o = sae(&train_args(p(&store), p(&b)));
+    let o = sae(&train_args(p(&store), p(&b), arch));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let wa = std::fs::read(a.join("sae_weights.safetensors")).unwrap();
     let wb = std::fs::read(b.join("sae_weights.safetensors")).unwrap();
     assert!(
         wa == wb,
-        "resumed weights differ from the uninterrupted run"
+        "{arch}: resumed weights differ from the uninterrupted run"
     );
     let sa = std::fs::read(a.join("sparsity.safetensors")).unwrap();
     let sb = std::fs::read(b.join("sparsity.safetensors")).unwrap();

@@ -30,10 +30,26 @@ impl Step for DenseStep {
         ctx: &StepContext<'_>,
         grads: &mut Grads,
     ) -> Result<StepOutput> {
+        let (xc, z) = pre_acts(x, p);
+        self.run_on(x, &xc, z, p, ctx, grads)
+    }
+}
+
+impl DenseStep {
+    /// The step from the encoder's output already computed: `xc` = x - b_dec and `z` = xc W_enc +
+    /// b_enc ([B, d_sae], consumed).
+    pub fn run_on(
+        &self,
+        x: &[f32],
+        xc: &[f32],
+        mut z: Vec<f32>,
+        p: &Params,
+        ctx: &StepContext<'_>,
+        grads: &mut Grads,
+    ) -> Result<StepOutput> {
         let (d_in, d_sae) = (p.d_in, p.d_sae);
         let b = x.len() / d_in;
         let bf = b as f32;
-        let (xc, mut z) = pre_acts(x, p);
         let theta: Option<Vec<f32>> = p
             .log_threshold
             .as_ref()
@@ -180,7 +196,7 @@ impl Step for DenseStep {
         matmul_into(
             &mut grads.w_enc_t,
             Mat::t(&dz, b, d_sae),
-            Mat::new(&xc, b, d_in),
+            Mat::new(xc, b, d_in),
             false,
         );
         for r in dz.chunks(d_sae) {

@@ -219,8 +219,7 @@ fn compare_threshold(arch: ArchConfig, coef: f64, with_threshold: bool, firing: 
         let mut step = SparseThresholdStep::new(arch.clone()).with_path(path);
         let fast = run(&mut step, &x, &p, &ctx);
         assert_agree(&reference, &fast, 1e-4, &format!("{what} {path:?}"));
-        // The second step reuses the workspace, and after a wide kernel window takes JumpReLU's
-        // dense window pass.
+        // The second step reuses the workspace (and gives the same result up to summation order).
         let again = run(&mut step, &x, &p, &ctx);
         assert_agree(&reference, &again, 1e-4, &format!("{what} {path:?} again"));
     }

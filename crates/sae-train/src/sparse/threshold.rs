@@ -116,3 +116,34 @@ pub fn select_threshold(
         }
     }
 }
+
+simd_dispatch! {
+    /// (firing, inside the kernel window) counts of one block of rows.
+    fn count_block(z: &[f32], bias: &[f32], theta: &[f32], eps: f32, jump: bool) -> (usize, usize) {
+        let d = bias.len();
+        let (mut on, mut win) = (0usize, 0usize);
+        for zr in z.chunks_exact(d) {
+            for j in 0..d {
+                let v = zr[j] + bias[j];
+                on += (v > theta[j]) as usize;
+                if jump {
+                    win += (((v - theta[j]) / eps).abs() < 0.5) as usize;
+                }
+            }
+        }
+        (on, win)
+    }
+}
+
+/// Fractions of the entries that fire and that sit inside JumpReLU's kernel window, from this
+/// batch alone (so that the path a step takes never depends on the steps before: a resumed run
+/// repeats it exactly). `theta` is 0 for ReLU.
+pub fn fractions(z: &[f32], bias: &[f32], theta: &[f32], eps: f32, jump: bool) -> (f64, f64) {
+    let d = bias.len();
+    let (on, win) = z
+        .par_chunks(ROW_BLOCK * d)
+        .map(|zb| count_block(zb, bias, theta, eps, jump))
+        .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let n = z.len().max(1) as f64;
+    (on as f64 / n, win as f64 / n)
+}

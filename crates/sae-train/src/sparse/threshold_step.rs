@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::passes::{self, ByLatent, Part, RowInputs};
 use super::select::RowSets;
-use super::threshold::{select_threshold, Rule};
+use super::threshold::{fractions, select_threshold, Rule};
 use super::{b_dec_grad, dot_dispatch, encode, ensure};
 use crate::config::ArchConfig;
 use crate::dense_step::DenseStep;
@@ -37,9 +37,6 @@ pub struct SparseThresholdStep {
     arch: ArchConfig,
     dense: DenseStep,
     path: DensityPath,
-    last_density: f64,
-    /// Fraction of the entries inside JumpReLU's kernel window at the last step.
-    last_window: f64,
     ws: Workspace,
 }
 
@@ -65,8 +62,6 @@ impl SparseThresholdStep {
             dense: DenseStep { arch: arch.clone() },
             arch,
             path: DensityPath::Auto,
-            last_density: 0.0,
-            last_window: 0.0,
             ws: Workspace::default(),
         }
     }
@@ -110,26 +105,33 @@ impl Step for SparseThresholdStep {
                 )))
             }
         };
+        let ws = &mut self.ws;
+        let var_x = encode(x, p, &mut ws.xc, &mut ws.z);
+        // The path follows this batch's own counts (never the steps before it).
+        ws.lower.clear();
+        match &theta {
+            Some(t) => ws.lower.extend_from_slice(t),
+            None => ws.lower.resize(d_sae, 0.0),
+        }
+        let jump = theta.is_some();
+        let (density, window) = fractions(&ws.z, &p.b_enc, &ws.lower, eps.max(1e-30), jump);
         let dense_now = match self.path {
             DensityPath::Dense => true,
             DensityPath::Sparse => false,
-            DensityPath::Auto => self.last_density > DENSE_DENSITY,
+            DensityPath::Auto => density > DENSE_DENSITY,
         };
         if dense_now {
-            let out = self.dense.run(x, p, ctx, grads)?;
-            self.last_density = out.l0 / d_sae as f64;
-            return Ok(out);
+            let mut z = std::mem::take(&mut ws.z);
+            z.par_chunks_mut(d_sae)
+                .for_each(|r| r.iter_mut().zip(&p.b_enc).for_each(|(v, b)| *v += b));
+            return self.dense.run_on(x, &ws.xc, z, p, ctx, grads);
         }
-        let ws = &mut self.ws;
-        let var_x = encode(x, p, &mut ws.xc, &mut ws.z);
         // A wide kernel window (many entries): its gradient comes from a dense pass over z and
         // dF instead of collected entries.
-        let wide = self.last_window > DENSE_DENSITY;
-        ws.lower.clear();
-        match &theta {
-            Some(t) if !wide => ws.lower.extend(t.iter().map(|t| t - eps)),
-            Some(t) => ws.lower.extend_from_slice(t),
-            None => ws.lower.resize(d_sae, 0.0),
+        let wide = window > DENSE_DENSITY;
+        if let (Some(t), false) = (&theta, wide) {
+            ws.lower.clear();
+            ws.lower.extend(t.iter().map(|t| t - eps));
         }
         let rule = Rule {
             theta: theta.as_deref(),
@@ -138,11 +140,6 @@ impl Step for SparseThresholdStep {
             window: !wide,
         };
         select_threshold(&ws.z, &p.b_enc, &rule, &mut ws.act, &mut ws.win);
-        let density = ws.act.nnz() as f64 / (b * d_sae).max(1) as f64;
-        self.last_density = density;
-        if self.path == DensityPath::Auto && density > DENSE_DENSITY {
-            return self.dense.run(x, p, ctx, grads);
-        }
         let bf = b as f32;
         let gscale = -2.0 / bf;
         ensure(&mut ws.g, b * d_in);
@@ -169,9 +166,7 @@ impl Step for SparseThresholdStep {
                     bf,
                     wide,
                 };
-                let (pen, window) = jumprelu_terms(&self.arch, ws, p, &jt, grads);
-                self.last_window = window;
-                pen
+                jumprelu_terms(&self.arch, ws, p, &jt, grads)
             }
         };
         let ws = &mut self.ws;
@@ -262,14 +257,14 @@ struct JumpTerms<'a> {
 
 /// JumpReLU: the L0 penalty and the threshold gradient
 /// dlog_theta_j = theta_j sum_{r in window} (-(theta_j / eps) dF_rj - P'(L0) / (eps B)), with
-/// dF = g . W_dec[j]. Returns the penalty and the fraction of entries inside the window.
+/// dF = g . W_dec[j]. Returns the penalty.
 fn jumprelu_terms(
     arch: &ArchConfig,
     ws: &mut Workspace,
     p: &Params,
     jt: &JumpTerms<'_>,
     grads: &mut Grads,
-) -> (f64, f64) {
+) -> f64 {
     let ArchConfig::JumpRelu { target_l0, .. } = arch else {
         unreachable!("checked by the caller")
     };
@@ -285,8 +280,8 @@ fn jumprelu_terms(
     let lt = grads
         .log_threshold
         .get_or_insert_with(|| vec![0.0; p.d_sae]);
-    let window = if jt.wide {
-        wide_window_grad(ws, p, jt, c, lt)
+    if jt.wide {
+        wide_window_grad(ws, p, jt, c, lt);
     } else {
         let df = window_df(ws, p);
         lt.iter_mut().for_each(|v| *v = 0.0);
@@ -294,10 +289,9 @@ fn jumprelu_terms(
             let j = j as usize;
             lt[j] += -(jt.t[j] / jt.eps) * dfv - c;
         }
-        ws.win.nnz()
-    };
+    }
     lt.iter_mut().zip(jt.t).for_each(|(gv, t)| *gv *= t);
-    (pen, window as f64 / (ws.win.rows().max(1) * p.d_sae) as f64)
+    pen
 }
 
 /// dF = g . W_dec[j] on the collected window entries (one dot each).
@@ -317,47 +311,36 @@ fn window_df(ws: &Workspace, p: &Params) -> Vec<f32> {
 }
 
 /// The threshold gradient (before the factor theta) from dF = G W_dec^T by one GEMM and a dense
-/// pass over (z, dF), row blocks summed in block order; returns the number of window entries.
-fn wide_window_grad(
-    ws: &mut Workspace,
-    p: &Params,
-    jt: &JumpTerms<'_>,
-    c: f32,
-    lt: &mut [f32],
-) -> usize {
+/// pass over (z, dF), row blocks summed in block order.
+fn wide_window_grad(ws: &mut Workspace, p: &Params, jt: &JumpTerms<'_>, c: f32, lt: &mut [f32]) {
     let (d, d_sae) = (p.d_in, p.d_sae);
     let rows = ws.g.len() / d;
     ensure(&mut ws.f, rows * d_sae);
     let (gm, wt) = (Mat::new(&ws.g, rows, d), Mat::t(&p.w_dec, d_sae, d));
     matmul_into(&mut ws.f, gm, wt, false);
     let blk = 64 * d_sae;
-    let parts: Vec<(Vec<f32>, usize)> =
+    let parts: Vec<Vec<f32>> =
         ws.z.par_chunks(blk)
             .zip(ws.f.par_chunks(blk))
             .map(|(zb, fb)| window_block(zb, fb, &p.b_enc, jt.t, jt.eps, c))
             .collect();
     lt.iter_mut().for_each(|v| *v = 0.0);
-    let mut n = 0;
-    for (part, cnt) in parts {
+    for part in parts {
         lt.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
-        n += cnt;
     }
-    n
 }
 
 simd_dispatch! {
     /// One row block of the wide-window threshold gradient.
-    fn window_block(z: &[f32], f: &[f32], b: &[f32], t: &[f32], eps: f32, c: f32) -> (Vec<f32>, usize) {
+    fn window_block(z: &[f32], f: &[f32], b: &[f32], t: &[f32], eps: f32, c: f32) -> Vec<f32> {
         let d = b.len();
         let mut acc = vec![0f32; d];
-        let mut n = 0usize;
         for (zr, fr) in z.chunks_exact(d).zip(f.chunks_exact(d)) {
             for j in 0..d {
                 let inside = (((zr[j] + b[j]) - t[j]) / eps).abs() < 0.5;
                 acc[j] += if inside { -(t[j] / eps) * fr[j] - c } else { 0.0 };
-                n += inside as usize;
             }
         }
-        (acc, n)
+        acc
     }
 }
