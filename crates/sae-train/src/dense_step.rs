@@ -166,13 +166,7 @@ impl DenseStep {
                 Some(t),
             ) => {
                 let eps = *bandwidth as f32;
-                let (pen, dpen) = match target_l0 {
-                    Some(tl) => {
-                        let u = l0 / tl - 1.0;
-                        (ctx.sparsity_coef * u * u, ctx.sparsity_coef * 2.0 * u / tl)
-                    }
-                    None => (ctx.sparsity_coef * l0, ctx.sparsity_coef),
-                };
+                let (pen, dpen) = l0_penalty(*target_l0, ctx.sparsity_coef, l0);
                 penalty = pen;
                 let dpen = dpen as f32;
                 let lt_grad = grads.log_threshold.get_or_insert_with(|| vec![0.0; d_sae]);
@@ -219,5 +213,17 @@ impl DenseStep {
             fired,
             min_kept: None,
         })
+    }
+}
+
+/// JumpReLU's L0 penalty and its derivative with respect to L0: coef (L0 / target - 1)^2 towards a
+/// target, else coef L0.
+pub(crate) fn l0_penalty(target_l0: Option<f64>, coef: f64, l0: f64) -> (f64, f64) {
+    match target_l0 {
+        Some(tl) => {
+            let u = l0 / tl - 1.0;
+            (coef * u * u, coef * 2.0 * u / tl)
+        }
+        None => (coef * l0, coef),
     }
 }

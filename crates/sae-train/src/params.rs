@@ -66,12 +66,7 @@ impl Params {
             let n = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
             row.iter_mut().for_each(|v| *v *= dec_norm / n);
         }
-        let mut w_enc = vec![0f32; d_in * d_sae];
-        for i in 0..d_sae {
-            for j in 0..d_in {
-                w_enc[j * d_sae + i] = w_dec[i * d_in + j];
-            }
-        }
+        let w_enc = transpose(&w_dec, d_sae, d_in);
         Params {
             d_in,
             d_sae,
@@ -145,6 +140,17 @@ impl Params {
             b_dec: Tensor::from_vec(b_dec, self.d_in, &dev)?,
         })
     }
+}
+
+/// The transpose [cols, rows] of the row-major matrix `src` [rows, cols].
+pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; rows * cols];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = src[r * cols + c];
+        }
+    }
+    out
 }
 
 /// Weights with the input scale folded in (they act on raw activations).

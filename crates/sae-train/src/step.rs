@@ -5,7 +5,7 @@
 //! [`crate::dense_step::DenseStep`] (ReLU-L1, JumpReLU).
 
 use crate::error::Result;
-use crate::params::Params;
+use crate::params::{transpose, Params};
 
 /// What a step needs besides the batch and the parameters.
 #[derive(Clone, Copy, Debug)]
@@ -74,16 +74,10 @@ impl Grads {
     /// The gradients in the layout of [`Params`] (W_enc as [d_in, d_sae]).
     pub fn to_params(&self) -> Params {
         let (d_in, d_sae) = (self.d_in, self.d_sae);
-        let mut w_enc = vec![0f32; d_in * d_sae];
-        for j in 0..d_sae {
-            for i in 0..d_in {
-                w_enc[i * d_sae + j] = self.w_enc_t[j * d_in + i];
-            }
-        }
         Params {
             d_in,
             d_sae,
-            w_enc,
+            w_enc: transpose(&self.w_enc_t, d_sae, d_in),
             b_enc: self.b_enc.clone(),
             w_dec: self.w_dec.clone(),
             b_dec: self.b_dec.clone(),
@@ -94,16 +88,10 @@ impl Grads {
     /// Gradients given in the layout of [`Params`].
     pub fn from_params(g: &Params) -> Grads {
         let (d_in, d_sae) = (g.d_in, g.d_sae);
-        let mut w_enc_t = vec![0f32; d_in * d_sae];
-        for i in 0..d_in {
-            for j in 0..d_sae {
-                w_enc_t[j * d_in + i] = g.w_enc[i * d_sae + j];
-            }
-        }
         Grads {
             d_in,
             d_sae,
-            w_enc_t,
+            w_enc_t: transpose(&g.w_enc, d_in, d_sae),
             b_enc: g.b_enc.clone(),
             w_dec: g.w_dec.clone(),
             b_dec: g.b_dec.clone(),

@@ -125,15 +125,10 @@ pub fn mask16(z: &[f32], b: &[f32], lo: &[f32]) -> u32 {
     m
 }
 
-/// Bit l set where z[l] + b[l] > lo, for 16 lanes.
+/// Bit l set where z[l] + b[l] > lo, for 16 lanes (one bound for all of them).
 #[inline(always)]
 pub fn mask16_above(z: &[f32], b: &[f32], lo: f32) -> u32 {
-    let (z, b) = (&z[..16], &b[..16]);
-    let mut m = 0u32;
-    for l in 0..16 {
-        m |= ((z[l] + b[l] > lo) as u32) << l;
-    }
-    m
+    mask16(z, b, &[lo; 16])
 }
 
 /// Sum of the lanes in a fixed pairwise order.

@@ -104,17 +104,18 @@ impl DenseAux {
             .par_chunks_mut(64 * d_in)
             .zip(self.e_hat.par_chunks(64 * d_in))
             .map(|(e, h)| {
+                // e <- hscale (e - e_hat), summing the squared residual on the way.
                 let mut s = 0f64;
                 for (e, h) in e.iter_mut().zip(h) {
-                    *e -= h;
-                    s += (*e as f64) * (*e as f64);
+                    let diff = *e - h;
+                    s += (diff as f64) * (diff as f64);
+                    *e = diff * hscale;
                 }
                 s
             })
             .collect::<Vec<f64>>()
             .iter()
             .sum();
-        io.e_h.par_iter_mut().for_each(|v| *v *= hscale);
         let h = Mat::new(io.e_h, b, d_in);
         self.dz.resize(b * nd, 0.0);
         matmul_into(&mut self.dz, h, Mat::t(&self.w_dead, nd, d_in), false);

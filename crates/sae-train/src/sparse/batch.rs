@@ -1,9 +1,9 @@
-//! BatchTopK's exact batch-wide selection without copying the [rows, d_sae] pre-activations: the
-//! k * rows largest positive values of z + b_enc are found by a histogram of the top 16 bits of
-//! the positive floats (their bit patterns order like their values), then one thresholded pass
-//! collects the candidates at or above the boundary bin and an exact selection inside that bin
-//! gives the threshold. Ties at the threshold go to the lower flat index, as in
-//! [`crate::select::batchtopk_mask`].
+//! BatchTopK's exact batch-wide selection without copying the [rows, d_sae] pre-activations: one
+//! thresholded pass collects every value of z + b_enc at or above a lower bound of the threshold,
+//! and an exact selection among those candidates gives it. The bound is 0.8x the last step's
+//! threshold when that leaves at least k * rows candidates, else the lower edge of the boundary bin
+//! of a histogram of the top 16 bits of the positive floats (their bit patterns order like their
+//! values). Ties at the threshold go to the lower flat index, as in [`crate::select::batchtopk_mask`].
 
 use rayon::prelude::*;
 
@@ -41,14 +41,11 @@ simd_dispatch! {
             for b in 0..blocks {
                 let zc = &zr[b * W..(b + 1) * W];
                 let bc = &bias[b * W..(b + 1) * W];
-                let mut m = mask16_above(zc, bc, below) ;
+                let mut m = mask16_above(zc, bc, below);
                 while m != 0 {
                     let l = m.trailing_zeros() as usize;
                     m &= m - 1;
-                    let v = zc[l] + bc[l];
-                    if v >= lo {
-                        out.push((row_base + (b * W + l) as u64, v));
-                    }
+                    out.push((row_base + (b * W + l) as u64, zc[l] + bc[l]));
                 }
             }
             for j in blocks * W..d {

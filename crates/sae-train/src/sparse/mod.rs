@@ -166,8 +166,7 @@ fn centre(x: &[f32], b_dec: &[f32], xc: &mut [f32]) -> f64 {
         s.iter_mut().zip(&ps).for_each(|(a, b)| *a += b);
         ss += pss;
     }
-    let mean_sq: f64 = s.iter().map(|v| v * v).sum::<f64>() / n.max(1) as f64;
-    (ss - mean_sq).max(0.0)
+    variance_from_sums(ss, &s, n)
 }
 
 /// The dense encoder without the bias (the selections add it): xc = x - b_dec, z = xc W_enc.
@@ -198,7 +197,7 @@ fn b_dec_grad(p: &Params, e_sum: &[f64], gscale: f32, grads: &mut Grads) {
     });
 }
 
-/// Total variance from the row sums of e: sum ||e_r||^2 - ||sum e_r||^2 / n.
+/// Total variance of n rows from their sums: sum ||e_r||^2 - ||sum e_r||^2 / n.
 fn variance_from_sums(sse: f64, e_sum: &[f64], n: usize) -> f64 {
     (sse - e_sum.iter().map(|v| v * v).sum::<f64>() / n.max(1) as f64).max(0.0)
 }

@@ -70,13 +70,12 @@ simd_dispatch! {
             sub_into(gr, &inp.x[r * d..(r + 1) * d], &xh);
             sums.sse += dot(gr, gr) as f64;
             sums.e_sum.iter_mut().zip(gr.iter()).for_each(|(s, e)| *s += *e as f64);
-            if inp.copy_e && !with_aux {
+            if inp.copy_e || with_aux {
                 diff[i * d..(i + 1) * d].copy_from_slice(gr);
             }
             if with_aux {
                 let (aidx, aval) = inp.aux.row(r);
                 let dr = &mut diff[i * d..(i + 1) * d];
-                dr.copy_from_slice(gr);
                 for (&j, &a) in aidx.iter().zip(aval) {
                     axpy(dr, -a, &inp.w_dec[j as usize * d..(j as usize + 1) * d]);
                 }

@@ -1,7 +1,7 @@
 //! Which latents fire, fused with the bias and the ReLU, read straight from the encoder GEMM output
-//! (z without b_enc): per-row TopK, AuxK among dead latents, and the exact batch-wide BatchTopK
-//! threshold by a histogram of the float bits. Rows are processed in parallel blocks; every result
-//! is independent of the thread count.
+//! (z without b_enc): per-row TopK and AuxK among dead latents (BatchTopK's batch-wide selection is
+//! in `batch.rs`). Rows are processed in parallel blocks; every result is independent of the
+//! thread count.
 //!
 //! Tie rule everywhere: among equal values the lower flat index (row-major) wins, as in the plain
 //! reference selection of [`crate::select`].
@@ -193,6 +193,37 @@ fn topk_row_above(
 /// A row's candidates are collected above this fraction of the previous row's k-th value.
 const HINT_MARGIN: f32 = 0.8;
 
+/// TopK of one row into `best`, first above `HINT_MARGIN` x `hint` (the previous row's k-th value:
+/// rows are alike, so one thresholded pass usually finds every candidate), else by the eviction
+/// scan; `hint` becomes this row's k-th value (0 when the row has fewer than k positive values).
+#[inline(always)]
+fn topk_row_hinted(
+    z: &[f32],
+    bias: &[f32],
+    k: usize,
+    hint: &mut f32,
+    cand: &mut Vec<u64>,
+    best: &mut Best,
+) {
+    let lo = *hint * HINT_MARGIN;
+    let found = if lo > 0.0 {
+        topk_row_above(z, bias, k, lo, cand, best)
+    } else {
+        None
+    };
+    *hint = match found {
+        Some(t) => t,
+        None => {
+            topk_row(z, bias, k, best);
+            if best.bits.len() == k && k > 0 {
+                best.weakest().1
+            } else {
+                0.0
+            }
+        }
+    };
+}
+
 simd_dispatch! {
     /// One block of rows: TopK of every row into fixed-stride slots, and AuxK among `dead` latents.
     fn select_block(
@@ -210,18 +241,7 @@ simd_dispatch! {
             gb[i] = bias[j as usize];
         }
         for (r, zr) in z.chunks_exact(d_sae).enumerate() {
-            // Rows are alike: the previous row's k-th value bounds this row's from below, and
-            // one thresholded pass usually finds every candidate.
-            let lo = hint * HINT_MARGIN;
-            let found = if lo > 0.0 { topk_row_above(zr, bias, k, lo, &mut cand, &mut best) } else { None };
-            hint = match found {
-                Some(t) => t,
-                None => {
-                    topk_row(zr, bias, k, &mut best);
-                    let full = best.bits.len() == k && k > 0;
-                    if full { best.weakest().1 } else { 0.0 }
-                }
-            };
+            topk_row_hinted(zr, bias, k, &mut hint, &mut cand, &mut best);
             cnt[r] = best.idx.len() as u32;
             for (n, (&j, &b)) in best.idx.iter().zip(&best.bits).enumerate() {
                 idx[r * k + n] = j;
@@ -233,16 +253,7 @@ simd_dispatch! {
             for (g, &j) in gz.iter_mut().zip(dead) {
                 *g = zr[j as usize];
             }
-            let alo = ahint * HINT_MARGIN;
-            let found = if alo > 0.0 { topk_row_above(&gz, &gb, k_aux, alo, &mut cand, &mut best) } else { None };
-            ahint = match found {
-                Some(t) => t,
-                None => {
-                    topk_row(&gz, &gb, k_aux, &mut best);
-                    let full = best.bits.len() == k_aux;
-                    if full { best.weakest().1 } else { 0.0 }
-                }
-            };
+            topk_row_hinted(&gz, &gb, k_aux, &mut ahint, &mut cand, &mut best);
             acnt[r] = best.idx.len() as u32;
             for (n, (&i, &b)) in best.idx.iter().zip(&best.bits).enumerate() {
                 aidx[r * k_aux + n] = dead[i as usize];
@@ -285,22 +296,23 @@ pub fn select_topk(
         k_aux.min(dead.len())
     };
     // Slots of at least one entry per row, so that every buffer splits into the same blocks.
+    let (ks, kas) = (k.max(1), k_aux.max(1));
     s.cnt.clear();
     s.cnt.resize(rows, 0);
-    s.idx.resize(rows * k.max(1), 0);
-    s.val.resize(rows * k.max(1), 0.0);
+    s.idx.resize(rows * ks, 0);
+    s.val.resize(rows * ks, 0.0);
     s.acnt.clear();
     s.acnt.resize(rows, 0);
-    s.aidx.resize(rows * k_aux.max(1), 0);
-    s.aval.resize(rows * k_aux.max(1), 0.0);
+    s.aidx.resize(rows * kas, 0);
+    s.aval.resize(rows * kas, 0.0);
     let blk = ROW_BLOCK;
     z.par_chunks(blk * d_sae)
         .zip(s.cnt.par_chunks_mut(blk))
-        .zip(s.idx.par_chunks_mut((blk * k).max(1)))
-        .zip(s.val.par_chunks_mut((blk * k).max(1)))
+        .zip(s.idx.par_chunks_mut(blk * ks))
+        .zip(s.val.par_chunks_mut(blk * ks))
         .zip(s.acnt.par_chunks_mut(blk))
-        .zip(s.aidx.par_chunks_mut((blk * k_aux).max(1)))
-        .zip(s.aval.par_chunks_mut((blk * k_aux).max(1)))
+        .zip(s.aidx.par_chunks_mut(blk * kas))
+        .zip(s.aval.par_chunks_mut(blk * kas))
         .for_each(|((((((zb, c), i), v), ac), ai), av)| {
             select_block(zb, bias, k, dead, k_aux, c, i, v, ac, ai, av);
         });

@@ -11,7 +11,7 @@ use super::select::RowSets;
 use super::threshold::{fractions, select_threshold, Rule};
 use super::{b_dec_grad, dot_dispatch, encode, ensure};
 use crate::config::ArchConfig;
-use crate::dense_step::DenseStep;
+use crate::dense_step::{l0_penalty, DenseStep};
 use crate::error::{Result, TrainError};
 use crate::kernels::{matmul_into, Mat};
 use crate::params::Params;
@@ -155,8 +155,11 @@ impl Step for SparseThresholdStep {
         };
         let sums = passes::row_pass(&inp, &mut ws.g, &mut [], &mut ws.dz, &mut []);
         let l0 = ws.act.nnz() as f64 / b as f64;
-        let penalty = match &theta {
-            None => relu_l1_terms(ws, p, ctx.sparsity_coef, bf),
+        let (penalty, l1) = match &theta {
+            None => {
+                let (pen, l1) = relu_l1_terms(ws, p, ctx.sparsity_coef, bf);
+                (pen, Some(l1))
+            }
             Some(t) => {
                 let jt = JumpTerms {
                     t,
@@ -166,7 +169,7 @@ impl Step for SparseThresholdStep {
                     bf,
                     wide,
                 };
-                jumprelu_terms(&self.arch, ws, p, &jt, grads)
+                (jumprelu_terms(&self.arch, ws, p, &jt, grads), None)
             }
         };
         let ws = &mut self.ws;
@@ -189,8 +192,8 @@ impl Step for SparseThresholdStep {
             &mut grads.w_enc_t,
             &mut grads.b_enc,
         );
-        if theta.is_none() {
-            add_l1_decoder_term(ws, p, ctx.sparsity_coef as f32 / bf, grads);
+        if let Some(l1) = &l1 {
+            add_l1_decoder_term(l1, p, ctx.sparsity_coef as f32 / bf, grads);
         }
         b_dec_grad(p, &sums.e_sum, gscale, grads);
         let recon = sums.sse / b as f64;
@@ -206,9 +209,17 @@ impl Step for SparseThresholdStep {
     }
 }
 
+/// ReLU-L1's per-latent sums, found once for the penalty, dz and the decoder term.
+struct L1Sums {
+    /// sum_r f_rj.
+    fsum: Vec<f32>,
+    /// ||W_dec[j]||.
+    norms: Vec<f32>,
+}
+
 /// ReLU-L1: dz += lambda n_j / B on the firing entries; returns the penalty
-/// lambda / B sum_j n_j sum_r f_rj.
-fn relu_l1_terms(ws: &mut Workspace, p: &Params, coef: f64, bf: f32) -> f64 {
+/// lambda / B sum_j n_j sum_r f_rj and the sums it used.
+fn relu_l1_terms(ws: &mut Workspace, p: &Params, coef: f64, bf: f32) -> (f64, L1Sums) {
     let norms = row_norms(&p.w_dec, p.d_in);
     let lam = coef as f32;
     let mut fsum = vec![0f32; p.d_sae];
@@ -216,28 +227,25 @@ fn relu_l1_terms(ws: &mut Workspace, p: &Params, coef: f64, bf: f32) -> f64 {
         fsum[j as usize] += v;
         ws.dz[n] += lam * norms[j as usize] / bf;
     }
-    coef * fsum
-        .iter()
-        .zip(&norms)
-        .map(|(s, n)| (*s as f64) * (*n as f64))
-        .sum::<f64>()
-        / bf as f64
+    let pen = coef
+        * fsum
+            .iter()
+            .zip(&norms)
+            .map(|(s, n)| (*s as f64) * (*n as f64))
+            .sum::<f64>()
+        / bf as f64;
+    (pen, L1Sums { fsum, norms })
 }
 
 /// ReLU-L1's decoder term: dW_dec[j] += (lambda / B) (sum_r f_rj) W_dec[j] / n_j.
-fn add_l1_decoder_term(ws: &Workspace, p: &Params, lam_over_b: f32, grads: &mut Grads) {
+fn add_l1_decoder_term(l1: &L1Sums, p: &Params, lam_over_b: f32, grads: &mut Grads) {
     let d = p.d_in;
-    let mut fsum = vec![0f32; p.d_sae];
-    for (&j, &v) in ws.act.idx.iter().zip(&ws.act.val) {
-        fsum[j as usize] += v;
-    }
     grads
         .w_dec
         .par_chunks_mut(d)
         .zip(p.w_dec.par_chunks(d))
-        .zip(fsum.par_iter())
-        .for_each(|((gw, w), &s)| {
-            let n = dot_dispatch(w, w).sqrt();
+        .zip(l1.fsum.par_iter().zip(l1.norms.par_iter()))
+        .for_each(|((gw, w), (&s, &n))| {
             if n > 0.0 && s > 0.0 {
                 let c = lam_over_b * s / n;
                 gw.iter_mut().zip(w).for_each(|(g, w)| *g += c * w);
@@ -268,14 +276,7 @@ fn jumprelu_terms(
     let ArchConfig::JumpRelu { target_l0, .. } = arch else {
         unreachable!("checked by the caller")
     };
-    let (coef, l0) = (jt.coef, jt.l0);
-    let (pen, dpen) = match target_l0 {
-        Some(tl) => {
-            let u = l0 / tl - 1.0;
-            (coef * u * u, coef * 2.0 * u / tl)
-        }
-        None => (coef * l0, coef),
-    };
+    let (pen, dpen) = l0_penalty(*target_l0, jt.coef, jt.l0);
     let c = dpen as f32 / (jt.eps * jt.bf);
     let lt = grads
         .log_threshold
