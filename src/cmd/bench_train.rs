@@ -36,7 +36,8 @@ pub struct Args {
     json: bool,
 }
 
-const BATCH: usize = 4096;
+/// Rows per batch of every benchmark (the `--store` run too).
+pub(super) const BATCH: usize = 4096;
 const SHAPES: [(usize, usize, usize); 3] = [(128, 1024, 5), (384, 6144, 32), (768, 24576, 32)];
 
 /// One measured case.

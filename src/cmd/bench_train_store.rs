@@ -7,7 +7,8 @@ use std::time::Instant;
 use sae_store::{ShuffleOptions, Split, Store};
 use sae_train::{ArchConfig, ArchKind, Backend, Observer, RunSpec, TrainConfig, Trainer};
 
-const BATCH: usize = 4096;
+use super::bench_train::BATCH;
+
 const K: usize = 32;
 
 struct Quiet;

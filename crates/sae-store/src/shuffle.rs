@@ -194,7 +194,7 @@ impl ShuffledBatches {
         let mut ids: Vec<(u32, u32)> = Vec::new();
         let mut order = epoch_order(np, self.opts.seed, 0);
         for _ in 0..n {
-            if ids.len() < self.opts.buffer_rows.max(self.opts.batch) {
+            if ids.len() < self.opts.buffer_rows {
                 loop {
                     let epoch = self.next.0;
                     if !Self::needs_piece(&mut self.next, np, ids.len(), &self.opts) {
