@@ -2,63 +2,13 @@
 //! contexts render, and corpus text holding `<script>` / `<img onerror>` shows as text and never runs.
 //! `scripts/browser-test.sh` installs chromium when missing and runs this test.
 
+mod browser;
 mod report_common;
 
 use std::path::Path;
-use std::process::Command;
 
+use browser::dump_dom;
 use report_common::*;
-
-fn chromium() -> String {
-    if let Ok(p) = std::env::var("SAE_CHROMIUM") {
-        return p;
-    }
-    for name in ["chromium", "chromium-browser"] {
-        let found = Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {name}"))
-            .output();
-        if let Ok(o) = found {
-            if o.status.success() {
-                return String::from_utf8_lossy(&o.stdout).trim().to_string();
-            }
-        }
-    }
-    panic!(
-        "chromium not found: the dashboard's browser test needs Debian's chromium. \
-         Run scripts/browser-test.sh (installs it with apt-get) or `apt-get install -y chromium`, \
-         or set SAE_CHROMIUM to a chromium binary."
-    );
-}
-
-/// The DOM after the page's scripts ran, as chromium serialises it.
-fn dump_dom(url: &str) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let o = Command::new("timeout")
-        .arg("90")
-        .arg(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-            "--no-first-run",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--dump-dom")
-        .arg(url)
-        .output()
-        .expect("starting chromium");
-    assert!(
-        o.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
 
 fn url(path: &Path, hash: &str) -> String {
     format!("file://{}{hash}", path.canonicalize().unwrap().display())

@@ -2,61 +2,11 @@
 //! every figure is present as an inline SVG element the browser parsed, and the tables show.
 //! `scripts/install-chromium.sh` installs chromium when missing (`scripts/setup.sh` runs it).
 
+mod browser;
 mod common;
 
-use std::process::Command;
-
+use browser::dump_dom;
 use common::{ok, s, sae};
-
-fn chromium() -> String {
-    if let Ok(p) = std::env::var("SAE_CHROMIUM") {
-        return p;
-    }
-    for name in ["chromium", "chromium-browser"] {
-        let found = Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {name}"))
-            .output();
-        if let Ok(o) = found {
-            if o.status.success() {
-                return String::from_utf8_lossy(&o.stdout).trim().to_string();
-            }
-        }
-    }
-    panic!(
-        "chromium not found: the toy page's browser test needs Debian's chromium. \
-         Run scripts/install-chromium.sh or `apt-get install -y chromium`, or set SAE_CHROMIUM."
-    );
-}
-
-/// The DOM after the page's scripts ran, as chromium serialises it.
-fn dump_dom(url: &str) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let o = Command::new("timeout")
-        .arg("90")
-        .arg(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-            "--no-first-run",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--dump-dom")
-        .arg(url)
-        .output()
-        .expect("starting chromium");
-    assert!(
-        o.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
 
 /// A small run of all three experiments (few steps: this checks the page, not the physics).
 const SMALL: &str = r#"
