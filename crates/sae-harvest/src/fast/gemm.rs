@@ -110,12 +110,30 @@ pub fn matmul(
     };
     // SAFETY: the asserts above keep every index gemm forms from (m, n, k) and the strides inside
     // `dst`, `a.data` and `b.data`; dst is a unique borrow, so it aliases neither input.
+    unsafe { raw_gemm(dst.as_mut_ptr(), dst_rs, a, b, scale, accumulate, par) }
+}
+
+/// The one gemm call: dst = scale * a b (+ dst when `accumulate`).
+///
+/// # Safety
+/// The operands must fit their buffers, `dst` must be valid for writes at every `i * dst_rs + j`
+/// (i < a.rows, j < b.cols), and nothing else may access those elements during the call.
+unsafe fn raw_gemm(
+    dst: *mut f32,
+    dst_rs: usize,
+    a: View<'_>,
+    b: View<'_>,
+    scale: f32,
+    accumulate: bool,
+    par: gemm::Parallelism,
+) {
+    // SAFETY: the caller's promise, passed on.
     unsafe {
         gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
+            a.rows,
+            b.cols,
+            a.cols,
+            dst,
             1,
             dst_rs as isize,
             accumulate,
@@ -142,35 +160,12 @@ pub fn matmul(
 /// `dst` must be valid for writes at every `i * dst_rs + j` (i < a.rows, j < b.cols), and no other thread
 /// may read or write those elements during the call.
 pub unsafe fn matmul_tile(dst: *mut f32, dst_rs: usize, a: View<'_>, b: View<'_>, scale: f32) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(
-        b.rows == k && a.fits() && b.fits() && k > 0,
+        b.rows == a.cols && a.fits() && b.fits() && a.cols > 0,
         "matmul_tile shapes"
     );
     // SAFETY: the operands were checked above; the destination is the caller's promise.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            1,
-            dst_rs as isize,
-            false,
-            a.data.as_ptr(),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr(),
-            b.cs as isize,
-            b.rs as isize,
-            1.0,
-            scale,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    unsafe { raw_gemm(dst, dst_rs, a, b, scale, false, gemm::Parallelism::None) }
 }
 
 /// The plain triple loop with [`matmul`]'s contract (f64 sums): the reference.
