@@ -7,10 +7,9 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use candle_core::{Device, Tensor};
-use sae_harvest::fast::gemm;
 mod pipeline;
 
-use sae_harvest::{resolve_model, Capture, Hook, HookPoint, Model, ModelSpec};
+use sae_lm::{gemm_linear, resolve_model, Capture, Hook, HookPoint, Model, ModelSpec};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -66,7 +65,7 @@ pub struct Case {
 pub fn load(
     cache_dir: &Option<std::path::PathBuf>,
     id: &str,
-) -> anyhow::Result<(sae_harvest::ResolvedModel, Model)> {
+) -> anyhow::Result<(sae_lm::ResolvedModel, Model)> {
     let spec = ModelSpec {
         id_or_path: id.into(),
         revision: None,
@@ -92,7 +91,7 @@ pub fn gemm_rate(n: usize, k: usize, m: usize) -> f64 {
     let mut best = f64::INFINITY;
     for _ in 0..10 {
         let t = Instant::now();
-        let y = gemm::linear(&x, &w, Some(&b), k, m);
+        let y = gemm_linear(&x, &w, Some(&b), k, m);
         std::hint::black_box(&y);
         best = best.min(t.elapsed().as_secs_f64());
     }

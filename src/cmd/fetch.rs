@@ -6,8 +6,7 @@ use std::sync::Mutex;
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
-use sae_harvest::hub::{DownloadEvent, Progress, ProgressEvent, ProgressHandler};
-use sae_harvest::ModelSpec;
+use sae_lm::{DownloadEvent, ModelSpec, Progress, ProgressEvent, ProgressHandler};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -77,14 +76,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bar: bar.clone(),
         files: Mutex::new(HashMap::new()),
     };
-    let resolved =
-        sae_harvest::download(&spec, Some(Progress::new(handler))).with_context(|| {
-            format!(
-                "cannot fetch `{}` into {}",
-                args.model,
-                spec.cache_dir().display()
-            )
-        })?;
+    let resolved = sae_lm::download(&spec, Some(Progress::new(handler))).with_context(|| {
+        format!(
+            "cannot fetch `{}` into {}",
+            args.model,
+            spec.cache_dir().display()
+        )
+    })?;
     bar.finish_and_clear();
     eprintln!("fetched {} at {}", resolved.id, resolved.revision);
     println!("{}", resolved.dir.display());

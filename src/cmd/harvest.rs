@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
-use sae_harvest::{HarvestConfig, Model, ModelSpec, ResolvedModel, TextTokenizer};
+use sae_harvest::HarvestConfig;
+use sae_lm::{Model, ModelSpec, ResolvedModel, TextTokenizer};
 
 /// Which model, shared by `harvest`, `hooks` and `fetch`.
 #[derive(clap::Args, Debug, Clone)]
@@ -39,7 +40,7 @@ impl ModelArgs {
 
     /// Resolves and loads the model and its tokenizer.
     pub fn load(&self) -> anyhow::Result<(ResolvedModel, Model)> {
-        let resolved = sae_harvest::resolve_model(&self.spec())
+        let resolved = sae_lm::resolve_model(&self.spec())
             .with_context(|| format!("cannot resolve model `{}`", self.model))?;
         let model = Model::load(&resolved, &candle_core::Device::Cpu).with_context(|| {
             format!(

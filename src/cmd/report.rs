@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use sae_harvest::{resolve_model, LogitLens, ModelSpec, TextTokenizer, TokenText};
+use sae_lm::{resolve_model, LogitLens, ModelSpec, TextTokenizer, TokenText};
 use sae_model::Sae;
 use sae_report::{
     build_report, write_dashboard, write_report, ReportError, ReportInputs, ReportSettings,

@@ -6,7 +6,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use crate::contexts::{Context, Contexts, Cursor};
 use crate::corpus::Corpus;
 use crate::error::Result;
-use crate::tokenizer::TextTokenizer;
+use sae_lm::TextTokenizer;
 
 /// One forward batch: contexts in corpus order, packed end to end (no padding).
 #[derive(Debug, Clone, PartialEq)]

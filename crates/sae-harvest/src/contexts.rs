@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::corpus::{Corpus, Documents};
 use crate::error::{HarvestError, Result};
-use crate::tokenizer::TextTokenizer;
+use sae_lm::TextTokenizer;
 
 /// Where a harvest stands: the next context to run and how many rows came before it. Stored as the store
 /// writer's cursor.
@@ -109,7 +109,7 @@ impl Iterator for Contexts<'_> {
             };
             let tokens = match self.tok.encode(&doc.text) {
                 Ok(t) => t,
-                Err(e) => return Some(Err(e)),
+                Err(e) => return Some(Err(e.into())),
             };
             self.pending = self.windows(doc.id, &tokens).into_iter();
         }

@@ -12,13 +12,9 @@ use crate::batches::{spawn_batches, Msg};
 use crate::contexts::Cursor;
 use crate::corpus::Corpus;
 use crate::error::{HarvestError, Result};
-use crate::fast::{Packed, RowSink};
-use crate::hooks::Hook;
-use crate::hub::ResolvedModel;
-use crate::models::Model;
 use crate::rows::{drop_outliers, select_rows};
 use crate::sinks::{cursor_of, open_sinks, spawn_writer, Job, Sink};
-use crate::tokenizer::TextTokenizer;
+use sae_lm::{Hook, Model, Packed, ResolvedModel, RowSink, TextTokenizer};
 
 /// What to harvest and where.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,7 +90,7 @@ impl RowSink for HostRows {
         self.hooks.iter().map(|h| h.layer).max()
     }
 
-    fn put_rows(&mut self, hook: Hook, rows: &[f32], width: usize) -> Result<()> {
+    fn put_rows(&mut self, hook: Hook, rows: &[f32], width: usize) -> sae_lm::Result<()> {
         if let Some(i) = self.hooks.iter().position(|h| *h == hook) {
             self.got[i] = Some((rows.to_vec(), width));
         }

@@ -11,11 +11,8 @@ use crate::contexts::Cursor;
 use crate::corpus::Corpus;
 use crate::error::{HarvestError, Result};
 use crate::harvest::HarvestConfig;
-use crate::hooks::Hook;
-use crate::hub::ResolvedModel;
-use crate::models::Model;
 use crate::rows::Rows;
-use crate::tokenizer::TextTokenizer;
+use sae_lm::{Hook, Model, ResolvedModel, TextTokenizer};
 
 pub(crate) struct Sink {
     pub hook: Hook,

@@ -7,7 +7,8 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use candle_core::Device;
-use sae_harvest::{harvest, HarvestConfig, Model, TextTokenizer};
+use sae_harvest::{harvest, HarvestConfig};
+use sae_lm::{Model, TextTokenizer};
 use sae_store::{Chunk, DType, Split, Store};
 
 fn read_all(dir: &Path) -> (Vec<f32>, Vec<u32>, Vec<u32>, Vec<u32>) {

@@ -6,10 +6,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use sae_harvest::{
-    harvest, Batcher, Contexts, Corpus, Cursor, HarvestConfig, Hook, Model, Packed, ResolvedModel,
-    RowSink, TextTokenizer,
-};
+use sae_harvest::{harvest, Batcher, Contexts, Corpus, Cursor, HarvestConfig};
+use sae_lm::{Hook, Model, Packed, ResolvedModel, RowSink, TextTokenizer};
 
 /// End-to-end harvest rate next to the forward-only rate over the same contexts and layers.
 #[derive(serde::Serialize)]
@@ -42,7 +40,7 @@ impl RowSink for Keep {
     fn last_layer(&self) -> Option<usize> {
         Some(self.0.layer)
     }
-    fn put_rows(&mut self, _: Hook, rows: &[f32], _: usize) -> sae_harvest::Result<()> {
+    fn put_rows(&mut self, _: Hook, rows: &[f32], _: usize) -> sae_lm::Result<()> {
         self.1 += std::hint::black_box(rows.to_vec()).len();
         Ok(())
     }

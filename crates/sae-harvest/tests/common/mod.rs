@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use sae_harvest::{resolve_model, ModelSpec, ResolvedModel};
+use sae_lm::{resolve_model, ModelSpec, ResolvedModel};
 
 pub const MINILM: &str = "sentence-transformers/all-MiniLM-L6-v2";
 pub const SMOLLM2: &str = "HuggingFaceTB/SmolLM2-135M-Instruct";

@@ -68,6 +68,7 @@ impl<'a> View<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Par {
     /// The calling thread only (inside a parallel loop).
+    #[cfg_attr(not(test), allow(dead_code))]
     Serial,
     /// All rayon threads.
     Pool,
@@ -169,7 +170,8 @@ pub unsafe fn matmul_tile(dst: *mut f32, dst_rs: usize, a: View<'_>, b: View<'_>
 }
 
 /// The plain triple loop with [`matmul`]'s contract (f64 sums): the reference.
-pub fn matmul_ref(
+#[cfg(test)]
+fn matmul_ref(
     dst: &mut [f32],
     dst_rs: usize,
     a: View<'_>,

@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 
 use hf_hub::{HFClientBuilder, HFError, HFRepositorySync, RepoTypeModel};
 
-use crate::error::{HarvestError, Result};
+use crate::error::{LmError, Result};
 use crate::files::{index_shards, select_files, ModelFiles};
 
-pub use hf_hub::progress::{DownloadEvent, FileProgress, Progress, ProgressEvent, ProgressHandler};
+pub use hf_hub::progress::{DownloadEvent, Progress, ProgressEvent, ProgressHandler};
 
 /// Which model to load, as the user named it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +90,7 @@ pub fn resolve_model(spec: &ModelSpec) -> Result<ResolvedModel> {
     }
     if path.is_file() {
         if path.extension().and_then(|e| e.to_str()) != Some("gguf") {
-            return Err(HarvestError::Invalid(format!(
+            return Err(LmError::Invalid(format!(
                 "{} is a file but not a .gguf model; give a model folder, a .gguf file or a hub id ORG/NAME",
                 path.display()
             )));
@@ -105,7 +105,7 @@ pub fn resolve_model(spec: &ModelSpec) -> Result<ResolvedModel> {
         });
     }
     if spec.looks_like_path() {
-        return Err(HarvestError::MissingFile {
+        return Err(LmError::MissingFile {
             what: "model folder",
             path: path.to_path_buf(),
         });
@@ -119,18 +119,18 @@ pub fn resolve_model(spec: &ModelSpec) -> Result<ResolvedModel> {
     download(spec, None)
 }
 
-fn not_cached(spec: &ModelSpec) -> HarvestError {
-    HarvestError::NotCached {
+fn not_cached(spec: &ModelSpec) -> LmError {
+    LmError::NotCached {
         model: spec.id_or_path.clone(),
         revision: spec.revision_name().to_string(),
         cache: spec.cache_dir(),
     }
 }
 
-fn hub_error(spec: &ModelSpec, err: HFError) -> HarvestError {
+fn hub_error(spec: &ModelSpec, err: HFError) -> LmError {
     match err {
         HFError::LocalEntryNotFound { .. } => not_cached(spec),
-        other => HarvestError::Hub {
+        other => LmError::Hub {
             model: spec.id_or_path.clone(),
             cache: spec.cache_dir(),
             message: format!(
@@ -239,7 +239,7 @@ pub fn download(spec: &ModelSpec, progress: Option<Progress>) -> Result<Resolved
     let selected = select_files(&names, |idx| {
         fetch(idx).ok().and_then(|p| index_shards(&p).ok())
     })
-    .ok_or_else(|| HarvestError::Hub {
+    .ok_or_else(|| LmError::Hub {
         model: spec.id_or_path.clone(),
         cache: spec.cache_dir(),
         message: "the repo has no config.json with safetensors weights and no .gguf file".into(),

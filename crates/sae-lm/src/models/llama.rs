@@ -7,7 +7,7 @@ use crate::attention::{attention, causal_mask};
 use crate::error::Result;
 use crate::hooks::{Hook, HookPoint, HookSink};
 
-pub use super::llama_config::{LlamaConfig, RawLlamaConfig, RawRopeScaling, RopeScaling};
+pub use super::llama_config::{LlamaConfig, RawLlamaConfig, RopeScaling};
 
 fn lin(i: usize, o: usize, bias: bool, vb: VarBuilder) -> candle_core::Result<Linear> {
     if bias {

@@ -4,7 +4,7 @@ use std::fmt;
 
 use candle_core::Tensor;
 
-use crate::error::{HarvestError, Result};
+use crate::error::{LmError, Result};
 
 /// Where in a block an activation is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -72,12 +72,12 @@ impl Hook {
 
     /// Parses a hook name and checks it against a model with `n_layers` blocks.
     pub fn parse_for(name: &str, n_layers: usize) -> Result<Hook> {
-        let hook = Hook::parse(name).ok_or_else(|| HarvestError::UnknownHook {
+        let hook = Hook::parse(name).ok_or_else(|| LmError::UnknownHook {
             hook: name.to_string(),
             valid: valid_hooks_summary(n_layers),
         })?;
         if hook.layer >= n_layers {
-            return Err(HarvestError::LayerOutOfRange {
+            return Err(LmError::LayerOutOfRange {
                 hook: name.to_string(),
                 layer: hook.layer,
                 n_layers,

@@ -2,7 +2,7 @@
 
 mod common;
 
-use sae_harvest::{TextTokenizer, TokenText};
+use sae_lm::{TextTokenizer, TokenText};
 
 fn pieces(id: &str, text: &str) -> Vec<String> {
     let model = common::real_model(id);

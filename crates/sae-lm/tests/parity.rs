@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use sae_harvest::{resolve_model, Capture, Hook, Model, ModelSpec, TextTokenizer};
+use sae_lm::{resolve_model, Capture, Hook, Model, ModelSpec, TextTokenizer};
 
 const TOL: f32 = 1e-4;
 

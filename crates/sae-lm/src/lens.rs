@@ -3,7 +3,7 @@
 
 use candle_core::{Device, Tensor};
 
-use crate::error::{HarvestError, Result};
+use crate::error::{LmError, Result};
 use crate::hub::ResolvedModel;
 use crate::models::Model;
 use crate::tokenizer::TextTokenizer;
@@ -85,7 +85,7 @@ impl LogitLens {
     /// direction: [d_model] -> (direction * norm weight) W_U^T: [vocab]
     pub fn logits(&self, direction: &[f32]) -> Result<Vec<f32>> {
         if direction.len() != self.d_model {
-            return Err(HarvestError::Invalid(format!(
+            return Err(LmError::Invalid(format!(
                 "direction has {} values, the model's residual width is {}",
                 direction.len(),
                 self.d_model

@@ -185,7 +185,7 @@ impl Gpt2 {
         let (_, t) = ids.dims2()?;
         let device = ids.device();
         if t > self.cfg.n_ctx {
-            return Err(crate::error::HarvestError::Invalid(format!(
+            return Err(crate::error::LmError::Invalid(format!(
                 "context of {t} tokens is longer than GPT-2's {} positions",
                 self.cfg.n_ctx
             )));

@@ -3,7 +3,7 @@
 mod common;
 
 use candle_core::{Device, Tensor};
-use sae_harvest::{Capture, Model, TextTokenizer};
+use sae_lm::{Capture, Model, TextTokenizer};
 
 #[test]
 fn gguf_tokenizer_round_trips_text() {

@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::de::DeserializeOwned;
 
-use crate::error::{HarvestError, Result};
+use crate::error::{LmError, Result};
 use crate::fast::bert::FastBert;
 use crate::fast::gpt2::FastGpt2;
 use crate::fast::llama::FastLlama;
@@ -67,11 +67,11 @@ pub struct ModelDims {
 }
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|source| HarvestError::Io {
+    let text = std::fs::read_to_string(path).map_err(|source| LmError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    serde_json::from_str(&text).map_err(|e| HarvestError::BadConfig {
+    serde_json::from_str(&text).map_err(|e| LmError::BadConfig {
         path: path.to_path_buf(),
         message: e.to_string(),
     })
@@ -87,7 +87,7 @@ fn model_type(config: &Path) -> Result<String> {
         .get("architectures")
         .and_then(|a| a.get(0))
         .and_then(|a| a.as_str())
-        .ok_or_else(|| HarvestError::BadConfig {
+        .ok_or_else(|| LmError::BadConfig {
             path: config.to_path_buf(),
             message: "neither `model_type` nor `architectures` is set".into(),
         })?;
@@ -104,15 +104,15 @@ fn resolve<R: DeserializeOwned, C>(
     f: impl Fn(&R) -> std::result::Result<C, String>,
 ) -> Result<C> {
     let raw: R = read_json(config)?;
-    f(&raw).map_err(|message| HarvestError::BadConfig {
+    f(&raw).map_err(|message| LmError::BadConfig {
         path: config.to_path_buf(),
         message,
     })
 }
 
-fn bad_weights(paths: &[PathBuf], err: HarvestError) -> HarvestError {
+fn bad_weights(paths: &[PathBuf], err: LmError) -> LmError {
     match err {
-        HarvestError::Candle(e) => HarvestError::BadWeights {
+        LmError::Candle(e) => LmError::BadWeights {
             path: if paths.len() == 1 {
                 paths[0].clone()
             } else {
@@ -156,7 +156,7 @@ impl Model {
                 let kind = model_type(config)?;
                 for w in weights {
                     if !w.is_file() {
-                        return Err(HarvestError::MissingFile {
+                        return Err(LmError::MissingFile {
                             what: "weights file",
                             path: w.clone(),
                         });
@@ -182,7 +182,7 @@ impl Model {
                         bert::Bert::load(load_vb()?, &cfg).map(Reference::Bert)
                     }
                     other => {
-                        return Err(HarvestError::UnsupportedArchitecture {
+                        return Err(LmError::UnsupportedArchitecture {
                             arch: other.to_string(),
                         })
                     }
@@ -301,7 +301,7 @@ impl Model {
         }
         let (b, t) = ids.dims2()?;
         if lengths.len() != b || lengths.iter().any(|&l| l > t) {
-            return Err(HarvestError::Invalid(format!(
+            return Err(LmError::Invalid(format!(
                 "lengths {lengths:?} do not fit a batch of {b} x {t}"
             )));
         }

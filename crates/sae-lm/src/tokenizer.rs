@@ -13,7 +13,7 @@ use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 
-use crate::error::{HarvestError, Result};
+use crate::error::{LmError, Result};
 use crate::files::ModelFiles;
 use crate::hub::ResolvedModel;
 use crate::models::gguf::GgufFile;
@@ -46,7 +46,7 @@ impl TextTokenizer {
             } => TextTokenizer::from_file(path),
             ModelFiles::Safetensors {
                 tokenizer: None, ..
-            } => Err(HarvestError::MissingFile {
+            } => Err(LmError::MissingFile {
                 what: "tokenizer.json",
                 path: model.dir.join("tokenizer.json"),
             }),
@@ -55,7 +55,7 @@ impl TextTokenizer {
 
     /// Reads a tokenizer.json and turns off its truncation and padding.
     pub fn from_file(path: &Path) -> Result<TextTokenizer> {
-        let err = |message: String| HarvestError::Tokenizer {
+        let err = |message: String| LmError::Tokenizer {
             path: path.to_path_buf(),
             message,
         };
@@ -109,7 +109,7 @@ impl TextTokenizer {
     /// Builds the byte-level BPE a GGUF file describes (`tokenizer.ggml.model` = `gpt2`), with its control
     /// tokens as special tokens and BOS prepended when `tokenizer.ggml.add_bos_token` says so.
     pub fn from_gguf(g: &GgufFile) -> Result<TextTokenizer> {
-        let err = |message: String| HarvestError::Tokenizer {
+        let err = |message: String| LmError::Tokenizer {
             path: g.path.clone(),
             message,
         };
@@ -249,7 +249,7 @@ impl TextTokenizer {
         let enc = self
             .inner
             .encode(text, false)
-            .map_err(|e| HarvestError::Tokenizer {
+            .map_err(|e| LmError::Tokenizer {
                 path: self.source.clone(),
                 message: e.to_string(),
             })?;
@@ -260,7 +260,7 @@ impl TextTokenizer {
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.inner
             .decode(ids, false)
-            .map_err(|e| HarvestError::Tokenizer {
+            .map_err(|e| LmError::Tokenizer {
                 path: self.source.clone(),
                 message: e.to_string(),
             })

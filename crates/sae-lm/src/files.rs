@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{HarvestError, Result};
+use crate::error::{LmError, Result};
 
 /// The files a model is loaded from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,19 +70,19 @@ fn select_gguf(names: &[String]) -> Option<Vec<String>> {
 
 /// The shard file names listed in a `model.safetensors.index.json`, sorted and deduplicated.
 pub fn index_shards(index: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(index).map_err(|source| HarvestError::Io {
+    let text = std::fs::read_to_string(index).map_err(|source| LmError::Io {
         path: index.to_path_buf(),
         source,
     })?;
     let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| HarvestError::BadWeights {
+        serde_json::from_str(&text).map_err(|e| LmError::BadWeights {
             path: index.to_path_buf(),
             message: e.to_string(),
         })?;
     let map = value
         .get("weight_map")
         .and_then(|m| m.as_object())
-        .ok_or_else(|| HarvestError::BadWeights {
+        .ok_or_else(|| LmError::BadWeights {
             path: index.to_path_buf(),
             message: "no `weight_map` object".into(),
         })?;
@@ -98,7 +98,7 @@ pub fn index_shards(index: &Path) -> Result<Vec<String>> {
 impl ModelFiles {
     /// Finds the model files in a folder (a local model folder or a hub snapshot).
     pub fn find(dir: &Path) -> Result<ModelFiles> {
-        let entries = std::fs::read_dir(dir).map_err(|source| HarvestError::Io {
+        let entries = std::fs::read_dir(dir).map_err(|source| LmError::Io {
             path: dir.to_path_buf(),
             source,
         })?;
@@ -108,7 +108,7 @@ impl ModelFiles {
             .collect();
         let selected =
             select_files(&names, |idx| index_shards(&dir.join(idx)).ok()).ok_or_else(|| {
-                HarvestError::NoWeights {
+                LmError::NoWeights {
                     dir: dir.to_path_buf(),
                 }
             })?;

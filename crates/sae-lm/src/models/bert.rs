@@ -5,7 +5,7 @@ use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 use serde::Deserialize;
 
 use crate::attention::{attention, padding_mask};
-use crate::error::{HarvestError, Result};
+use crate::error::{LmError, Result};
 use crate::hooks::{Hook, HookPoint, HookSink};
 
 /// config.json of a BERT model as Hugging Face writes it (only the fields we read).
@@ -196,13 +196,13 @@ impl Bert {
         let (b, t) = ids.dims2()?;
         let device = ids.device();
         if t > self.cfg.n_ctx {
-            return Err(HarvestError::Invalid(format!(
+            return Err(LmError::Invalid(format!(
                 "context of {t} tokens is longer than BERT's {} positions",
                 self.cfg.n_ctx
             )));
         }
         if lengths.len() != b {
-            return Err(HarvestError::Invalid(format!(
+            return Err(LmError::Invalid(format!(
                 "{} lengths for a batch of {b}",
                 lengths.len()
             )));

@@ -6,7 +6,7 @@ use candle_nn::LayerNorm;
 use super::attention::{attention, Heads};
 use super::norm::layer_norm_inplace;
 use super::{embed, host, math, offer, FusedLinear, Packed, RowSink};
-use crate::error::{HarvestError, Result};
+use crate::error::{LmError, Result};
 use crate::hooks::{Hook, HookPoint};
 use crate::models::bert::{Bert, BertConfig};
 
@@ -86,7 +86,7 @@ impl FastBert {
         let c = &self.cfg;
         let d = c.d_model;
         if p.max_len() > c.n_ctx {
-            return Err(HarvestError::Invalid(format!(
+            return Err(LmError::Invalid(format!(
                 "context of {} tokens is longer than BERT's {} positions",
                 p.max_len(),
                 c.n_ctx

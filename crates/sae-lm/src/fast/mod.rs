@@ -13,7 +13,7 @@ pub mod norm;
 use candle_core::Tensor;
 use candle_nn::Linear;
 
-use crate::error::{HarvestError, Result};
+use crate::error::{LmError, Result};
 use crate::hooks::Hook;
 
 /// Sequences laid end to end: the tokens of sequence i are `ids[starts[i]..starts[i + 1]]`.
@@ -105,7 +105,7 @@ impl FusedLinear {
             Some(bs) => Some(host(&Tensor::cat(&bs, 0)?)?),
             None if parts.iter().all(|l| l.bias().is_none()) => None,
             None => {
-                return Err(HarvestError::Invalid(
+                return Err(LmError::Invalid(
                     "fused layers must all have a bias or none".into(),
                 ))
             }
@@ -136,7 +136,7 @@ pub(crate) fn embed(
     for &id in ids {
         let id = id as usize;
         if id >= vocab {
-            return Err(HarvestError::Invalid(format!(
+            return Err(LmError::Invalid(format!(
                 "token id {id} is outside the vocabulary of {vocab}"
             )));
         }

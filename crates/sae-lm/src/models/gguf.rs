@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{Device, Tensor};
 
-use crate::error::{HarvestError, Result};
+use crate::error::{LmError, Result};
 use crate::models::llama::{LlamaConfig, RopeScaling};
 
 /// A parsed GGUF file: its metadata and where it lives (tensors are read on demand).
@@ -23,12 +23,12 @@ pub struct GgufFile {
 impl GgufFile {
     /// Reads the header and metadata.
     pub fn open(path: &Path) -> Result<GgufFile> {
-        let file = File::open(path).map_err(|source| HarvestError::Io {
+        let file = File::open(path).map_err(|source| LmError::Io {
             path: path.to_path_buf(),
             source,
         })?;
         let content =
-            Content::read(&mut BufReader::new(file)).map_err(|e| HarvestError::BadWeights {
+            Content::read(&mut BufReader::new(file)).map_err(|e| LmError::BadWeights {
                 path: path.to_path_buf(),
                 message: format!("not a readable GGUF file: {e}"),
             })?;
@@ -51,8 +51,8 @@ impl GgufFile {
         self.content.metadata.get(key)
     }
 
-    fn bad(&self, message: String) -> HarvestError {
-        HarvestError::BadConfig {
+    fn bad(&self, message: String) -> LmError {
+        LmError::BadConfig {
             path: self.path.clone(),
             message,
         }
@@ -81,7 +81,7 @@ impl GgufFile {
     pub fn llama_config(&self) -> Result<LlamaConfig> {
         let arch = self.architecture()?;
         if !matches!(arch.as_str(), "llama" | "mistral" | "qwen2") {
-            return Err(HarvestError::UnsupportedArchitecture {
+            return Err(LmError::UnsupportedArchitecture {
                 arch: format!("{arch} (GGUF)"),
             });
         }
@@ -150,7 +150,7 @@ impl GgufFile {
 
     /// Every tensor dequantized to f32, under its Hugging Face name.
     pub fn hf_tensors(&self, device: &Device) -> Result<HashMap<String, Tensor>> {
-        let file = File::open(&self.path).map_err(|source| HarvestError::Io {
+        let file = File::open(&self.path).map_err(|source| LmError::Io {
             path: self.path.clone(),
             source,
         })?;
@@ -163,7 +163,7 @@ impl GgufFile {
             let q = self
                 .content
                 .tensor(&mut reader, name, device)
-                .map_err(|e| HarvestError::BadWeights {
+                .map_err(|e| LmError::BadWeights {
                     path: self.path.clone(),
                     message: format!("tensor `{name}`: {e}"),
                 })?;

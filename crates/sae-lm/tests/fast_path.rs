@@ -5,7 +5,7 @@
 mod common;
 
 use candle_core::{Device, Tensor};
-use sae_harvest::{resolve_model, Capture, Hook, Model, ModelSpec, Packed, RowSink};
+use sae_lm::{resolve_model, Capture, Hook, Model, ModelSpec, Packed, RowSink};
 
 /// Max |fast - reference| over the real positions, relative to max(1, max |reference|).
 fn rel_diff(fast: &Tensor, reference: &Tensor, lengths: &[usize]) -> f32 {
@@ -70,7 +70,7 @@ impl RowSink for Rows {
     fn last_layer(&self) -> Option<usize> {
         self.0.iter().map(|h| h.layer).max()
     }
-    fn put_rows(&mut self, hook: Hook, rows: &[f32], _width: usize) -> sae_harvest::Result<()> {
+    fn put_rows(&mut self, hook: Hook, rows: &[f32], _width: usize) -> sae_lm::Result<()> {
         let i = self.0.iter().position(|h| *h == hook).unwrap();
         self.1[i] = rows.to_vec();
         Ok(())
