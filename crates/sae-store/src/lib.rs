@@ -8,6 +8,7 @@
 
 mod atomic;
 mod error;
+mod lock;
 mod manifest;
 mod reader;
 mod shard;
@@ -16,6 +17,7 @@ mod writer;
 
 pub use atomic::atomic_write;
 pub use error::StoreError;
+pub use lock::{process_start_ticks, Liveness, LockError, LockHolder, OutputLock, LOCK_FILE};
 pub use manifest::{
     DType, HarvestSource, Manifest, ShardMeta, Source, SynthSource, MANIFEST_FILE, MANIFEST_FORMAT,
     MANIFEST_VERSION,
