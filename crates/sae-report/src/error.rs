@@ -46,6 +46,9 @@ pub enum ReportError {
     /// `report.json` is missing, unreadable or of another version.
     #[error("bad report {}: {msg}", path.display())]
     BadReport { path: PathBuf, msg: String },
+    /// A side file of the SAE folder (metrics.jsonl, eval_spliced.json) does not parse.
+    #[error("cannot read {}: {msg}", path.display())]
+    BadSideFile { path: PathBuf, msg: String },
     /// A latent id outside the report.
     #[error("latent {id} is out of range: the report has {count} latents (0..{count})")]
     NoSuchUnit { id: usize, count: usize },

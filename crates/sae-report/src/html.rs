@@ -2,10 +2,13 @@
 //! opens from the file system. The report JSON is embedded in a `<script type="application/json">`
 //! block with `<`, `>`, `&` and the JS line separators escaped, so no corpus text can end the block;
 //! the page script reads it with `textContent` + `JSON.parse` and builds the DOM with text nodes.
+//! The spliced evaluation and the training curves are static markup (escaped text, inline SVG)
+//! rendered by [`crate::sections`], so they show without the script too.
 
 use std::path::Path;
 
 use crate::schema::{Report, REPORT_FILE};
+use crate::sections::{notes_block, spliced_section, training_section};
 use crate::ReportError;
 
 const TEMPLATE: &str = include_str!("../assets/template.html");
@@ -37,11 +40,36 @@ pub fn dashboard_html(report: &Report) -> Result<String, ReportError> {
         path: DASHBOARD_FILE.into(),
         msg: e.to_string(),
     })?;
-    // Fill the data last so that nothing inside it is taken for a marker.
-    Ok(TEMPLATE
-        .replacen("{{CSS}}", CSS, 1)
-        .replacen("{{JS}}", JS, 1)
-        .replacen("{{DATA}}", &json_for_script(&json), 1))
+    let summary = spliced_section(report) + &notes_block(report);
+    fill(
+        TEMPLATE,
+        &[
+            ("{{CSS}}", CSS),
+            ("{{SUMMARY}}", &summary),
+            ("{{TRAINING}}", &training_section(report)),
+            ("{{JS}}", JS),
+            ("{{DATA}}", &json_for_script(&json)),
+        ],
+    )
+}
+
+/// `template` with each marker replaced by its text, in one pass over the template (so nothing
+/// inside a filled text is ever taken for a marker); each marker must occur once, in this order.
+fn fill(template: &str, parts: &[(&str, &str)]) -> Result<String, ReportError> {
+    let mut out =
+        String::with_capacity(template.len() + parts.iter().map(|p| p.1.len()).sum::<usize>());
+    let mut rest = template;
+    for (marker, text) in parts {
+        let at = rest.find(marker).ok_or_else(|| ReportError::BadReport {
+            path: DASHBOARD_FILE.into(),
+            msg: format!("the page template has no {marker} after the previous marker"),
+        })?;
+        out.push_str(&rest[..at]);
+        out.push_str(text);
+        rest = &rest[at + marker.len()..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
@@ -100,7 +128,13 @@ mod tests {
         ] {
             assert!(!JS.contains(sink), "dashboard.js uses {sink}");
         }
-        for marker in ["{{CSS}}", "{{JS}}", "{{DATA}}"] {
+        for marker in [
+            "{{CSS}}",
+            "{{SUMMARY}}",
+            "{{TRAINING}}",
+            "{{JS}}",
+            "{{DATA}}",
+        ] {
             assert_eq!(TEMPLATE.matches(marker).count(), 1);
         }
     }

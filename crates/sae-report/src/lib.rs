@@ -17,6 +17,7 @@ mod card;
 mod checks;
 mod contexts;
 mod cooccur;
+mod curves;
 mod error;
 mod explain;
 mod heavy;
@@ -25,18 +26,32 @@ mod html;
 mod logits;
 mod moments;
 mod schema;
+mod sections;
+mod spliced;
 mod summary;
+mod svg;
 mod window;
 
+#[cfg(test)]
+mod curves_tests;
+#[cfg(test)]
+mod sections_tests;
 #[cfg(test)]
 mod tests_synthetic;
 
 pub use analyzer::{round_sig, AnalysisSettings, GroupAnalyzer, UnitStats};
-pub use build::{attach_words, build_report, encode_rows, LensFn, Progress, ReportInputs};
+pub use build::{
+    attach_words, build_report, encode_rows, read_side_files, LensFn, Progress, ReportInputs,
+    SideFiles,
+};
 pub use card::card;
 pub use checks::{check_inputs, hook_layer};
 pub use contexts::{Context, QuantileBand};
 pub use cooccur::{GlobalCounts, UnitCooccur};
+pub use curves::{
+    curves_from_log, downsample_min_max, parse_metrics, read_training_curves, CurveSeries,
+    MetricLine, MetricsLog, TrainingCurves, CURVE_METRICS, MAX_CURVE_POINTS, METRICS_FILE,
+};
 pub use error::ReportError;
 pub use explain::{explain, Explanation, Hypothesis};
 pub use heavy::MisraGries;
@@ -45,5 +60,8 @@ pub use html::{dashboard_html, write_dashboard, write_report};
 pub use logits::logit_effects;
 pub use moments::{accumulate_block, Moments};
 pub use schema::*;
+pub use sections::{curve_svgs, wants_log};
+pub use spliced::{read_spliced_eval, Figure, SplicedEval, SPLICED_EVAL_FILE};
 pub use summary::{quantile, spearman, summarize, GroupSummary};
+pub use svg::{esc, Axis, Line, LinePlot, YScale};
 pub use window::UnitBatch;

@@ -6,7 +6,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::analyzer::{AnalysisSettings, UnitStats};
+use crate::curves::TrainingCurves;
 use crate::histogram::DensityHistogram;
+use crate::spliced::SplicedEval;
 use crate::summary::GroupSummary;
 use crate::ReportError;
 
@@ -143,6 +145,16 @@ pub struct Report {
     pub groups: Vec<GroupReport>,
     /// Text of every token id the report mentions.
     pub vocab: BTreeMap<u32, String>,
+    /// Loss, FVU, L0 and dead fraction over training, from the SAE folder's metrics.jsonl
+    /// (`None` when it has none, e.g. an SAE downloaded from SAELens).
+    #[serde(default)]
+    pub training: Option<TrainingCurves>,
+    /// The SAE spliced into the model, from the SAE folder's eval_spliced.json (`None` when absent).
+    #[serde(default)]
+    pub spliced_eval: Option<SplicedEval>,
+    /// What the report left out or found inconsistent in the SAE folder's side files, in words.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 impl Report {

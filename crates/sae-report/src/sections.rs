@@ -1,0 +1,211 @@
+//! The dashboard's static sections, rendered here rather than by the page script: the spliced
+//! evaluation (the SAE judged inside the model) and the training curves as inline SVG. Every text
+//! that comes from a file (model and hook names, paths, notes) goes through [`esc`].
+
+use std::fmt::Write;
+
+use crate::curves::{CurveSeries, TrainingCurves, METRICS_FILE};
+use crate::schema::Report;
+use crate::spliced::{SplicedEval, SPLICED_EVAL_FILE};
+use crate::svg::{esc, Axis, Line, LinePlot};
+
+/// A plot of the training curves: title, y label, the metrics drawn (colour each).
+struct CurvePlot {
+    title: &'static str,
+    ylabel: &'static str,
+    metrics: &'static [(&'static str, &'static str)],
+}
+
+/// The four plots of the training section.
+const PLOTS: [CurvePlot; 4] = [
+    CurvePlot {
+        title: "Loss",
+        ylabel: "loss",
+        metrics: &[("loss", "#d9480f"), ("recon", "#1971c2")],
+    },
+    CurvePlot {
+        title: "Fraction of variance unexplained",
+        ylabel: "FVU",
+        metrics: &[("fvu", "#5f3dc4")],
+    },
+    CurvePlot {
+        title: "Active latents per row",
+        ylabel: "L0",
+        metrics: &[("l0", "#2f9e44")],
+    },
+    CurvePlot {
+        title: "Dead latents",
+        ylabel: "fraction dead",
+        metrics: &[("dead_frac", "#c92a2a")],
+    },
+];
+
+/// A y axis is log10 when every value is > 0 and they span at least a factor of 10 (losses,
+/// and L0 of an L1-penalised run, fall by decades; a flat L0 or a dead fraction with zeros do not).
+pub fn wants_log(min: f64, max: f64) -> bool {
+    min > 0.0 && max / min >= 10.0
+}
+
+/// The plot of `series` (those present of one [`CurvePlot`]), or `None` when none is.
+fn curve_plot<'a>(
+    title: &'a str,
+    ylabel: &'a str,
+    series: &[(&'a CurveSeries, &'a str)],
+    points: &'a [Vec<(f64, f64)>],
+) -> Option<LinePlot<'a>> {
+    let first = series.first()?;
+    let (mut xmin, mut xmax) = (f64::INFINITY, f64::NEG_INFINITY);
+    let (mut ymin, mut ymax) = (first.0.min, first.0.max);
+    for (s, _) in series {
+        ymin = ymin.min(s.min);
+        ymax = ymax.max(s.max);
+        if let (Some(a), Some(b)) = (s.points.first(), s.points.last()) {
+            xmin = xmin.min(a.0 as f64);
+            xmax = xmax.max(b.0 as f64);
+        }
+    }
+    let y = if wants_log(ymin, ymax) {
+        Axis::log(ymin, ymax)
+    } else {
+        Axis::linear(ymin.min(0.0), ymax)
+    };
+    let lines = series
+        .iter()
+        .zip(points)
+        .map(|((s, color), pts)| Line {
+            name: &s.metric,
+            color,
+            points: pts,
+        })
+        .collect();
+    Some(LinePlot {
+        title,
+        xlabel: "training step",
+        ylabel,
+        x: Axis::linear(xmin.min(0.0), xmax),
+        y,
+        lines,
+    })
+}
+
+/// The SVG plots of the training curves, in the order of [`PLOTS`] (a plot whose metrics were
+/// not logged is left out).
+pub fn curve_svgs(t: &TrainingCurves) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in &PLOTS {
+        let series: Vec<(&CurveSeries, &str)> = p
+            .metrics
+            .iter()
+            .filter_map(|(m, c)| t.series(m).map(|s| (s, *c)))
+            .collect();
+        let points: Vec<Vec<(f64, f64)>> = series
+            .iter()
+            .map(|(s, _)| s.points.iter().map(|&(x, y)| (x as f64, y)).collect())
+            .collect();
+        if let Some(plot) = curve_plot(p.title, p.ylabel, &series, &points) {
+            out.push(plot.render());
+        }
+    }
+    out
+}
+
+fn num(v: f64) -> String {
+    if v != 0.0 && !(1e-3..1e5).contains(&v.abs()) {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+/// The training-curves section: plots and last values, or why there are none.
+pub fn training_section(r: &Report) -> String {
+    let mut s = String::from(r#"<section class="wide" id="training"><h2>Training curves</h2>"#);
+    let Some(t) = &r.training else {
+        let _ = write!(
+            s,
+            r#"<p class="muted" id="no-training">No {METRICS_FILE} in the SAE folder {}: it was not trained here (an SAE downloaded from SAELens has none), so there are no training curves.</p></section>"#,
+            esc(&r.sae.path)
+        );
+        return s;
+    };
+    let _ = write!(
+        s,
+        r#"<p class="muted">{}: {} logged steps, {} to {}; each series keeps at most {} points (the first and last, and each bucket's minimum and maximum).</p><div class="plots" id="training-curves">"#,
+        esc(&t.file),
+        t.logged_steps,
+        t.first_step,
+        t.last_step,
+        t.max_points
+    );
+    for svg in curve_svgs(t) {
+        s.push_str(&svg);
+    }
+    s.push_str(r#"</div><table class="stats" id="training-last"><tr><th>metric</th><th class="num">last</th><th class="num">min</th><th class="num">max</th><th class="num">points</th></tr>"#);
+    for c in &t.series {
+        let _ = write!(
+            s,
+            r#"<tr><td>{} ({})</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
+            esc(&c.label),
+            esc(&c.metric),
+            num(c.last),
+            num(c.min),
+            num(c.max),
+            c.points_total
+        );
+    }
+    s.push_str("</table></section>");
+    s
+}
+
+/// The spliced-evaluation section: the figures with their meaning, or how to get them.
+pub fn spliced_section(r: &Report) -> String {
+    let mut s = String::from(
+        r#"<section class="wide" id="spliced-eval"><h2>Inside the model: the SAE spliced in</h2>"#,
+    );
+    let Some(e) = &r.spliced_eval else {
+        let _ = write!(
+            s,
+            r#"<p class="muted" id="no-spliced-eval">No {SPLICED_EVAL_FILE} in the SAE folder: <code>sae eval --model M --sae {} --corpus FILE</code> measures the next-token loss with the SAE in the model.</p>"#,
+            esc(&r.sae.path)
+        );
+        s.push_str("</section>");
+        return s;
+    };
+    s.push_str(&spliced_meta(e));
+    s.push_str(r#"<table id="spliced-table"><tr><th>figure</th><th class="num">value</th><th>meaning</th></tr>"#);
+    for f in e.figures() {
+        let v = f.value.map_or("-".into(), |v| format!("{v:.4}"));
+        let _ = write!(
+            s,
+            r#"<tr data-figure="{}"><td>{}</td><td class="num">{v}</td><td class="muted">{}</td></tr>"#,
+            f.name,
+            f.name,
+            esc(f.meaning)
+        );
+    }
+    s.push_str("</table></section>");
+    s
+}
+
+fn spliced_meta(e: &SplicedEval) -> String {
+    let unknown = || "?".to_string();
+    format!(
+        r#"<p class="muted">model {} · hook {} · {} tokens. CE is the mean next-token cross-entropy (nats); special-token positions keep their activation and are left out of every mean.</p>"#,
+        esc(e.model.as_deref().unwrap_or("?")),
+        esc(e.hook.as_deref().unwrap_or("?")),
+        e.tokens.map_or_else(unknown, |t| t.to_string())
+    )
+}
+
+/// The report's notes (side files left out or inconsistent), one paragraph each; empty when none.
+pub fn notes_block(r: &Report) -> String {
+    if r.notes.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(r#"<section class="wide" id="notes">"#);
+    for n in &r.notes {
+        let _ = write!(s, r#"<p class="note">note: {}</p>"#, esc(n));
+    }
+    s.push_str("</section>");
+    s
+}
