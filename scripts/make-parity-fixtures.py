@@ -14,6 +14,11 @@ Writes into tests/fixtures/parity/:
                                                  scripts/fetch-models.sh fills): `{k}.input_ids` and
                                                  `{k}.hidden_states.{j}` [t, 384] for j = 0..6
   minilm/sentences.json                          the sentences
+  <causal>/losses.json                           for gpt2, llama, qwen2 (from the saved models; `--losses`
+                                                 writes only these): per input k, transformers' mean next-token
+                                                 loss `clean`, and the same with blocks.0.hook_resid_post
+                                                 replaced by zeros (`zero_resid_post_0`) and by half its
+                                                 value (`half_resid_post_0`)
 """
 import json
 import os
@@ -32,6 +37,12 @@ def ensure_venv():
     py = VENV / "bin" / "python"
     if Path(sys.prefix).resolve() == VENV.resolve():
         return
+    try:  # an interpreter that already has the packages (e.g. .cache/bench-venv) is used as it is
+        import torch, transformers, safetensors, numpy  # noqa: F401, E401
+
+        return
+    except ImportError:
+        pass
     if not py.exists():
         subprocess.check_call([sys.executable, "-m", "venv", str(VENV)])
     probe = subprocess.run([str(py), "-c", "import torch, transformers, safetensors, numpy"], capture_output=True)
@@ -204,7 +215,41 @@ def minilm():
     print(f"minilm: {len(tensors)} tensors")
 
 
+def losses(name):
+    """transformers' next-token losses on the saved fixture model, clean and with block 0's output spliced."""
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    d = OUT / name
+    model = AutoModelForCausalLM.from_pretrained(str(d), torch_dtype=torch.float32).eval()
+    blocks = model.transformer.h if name == "gpt2" else model.model.layers
+    acts = load_file(str(d / "acts.safetensors"))
+    out = {}
+    for k in range(len(LENGTHS)):
+        ids = acts[f"{k}.input_ids"][None]
+        row = {}
+        for label, edit in [("clean", None), ("zero_resid_post_0", 0.0), ("half_resid_post_0", 0.5)]:
+            handle = None
+            if edit is not None:
+                def f(_m, _args, output, scale=edit):
+                    if isinstance(output, tuple):
+                        return (output[0] * scale, *output[1:])
+                    return output * scale
+                handle = blocks[0].register_forward_hook(f)
+            with torch.no_grad():
+                row[label] = float(model(ids, labels=ids).loss)
+            if handle is not None:
+                handle.remove()
+        out[str(k)] = row
+    (d / "losses.json").write_text(json.dumps(out, indent=1) + "\n")
+    print(f"{name}: losses {out}")
+
+
 if __name__ == "__main__":
+    if "--losses" in sys.argv:
+        for name in ["gpt2", "llama", "qwen2"]:
+            losses(name)
+        sys.exit(0)
     gpt2()
     llama_like("llama", LlamaForCausalLM, LlamaConfig(
         vocab_size=VOCAB, hidden_size=16, intermediate_size=40, num_hidden_layers=2, num_attention_heads=4,
@@ -218,3 +263,5 @@ if __name__ == "__main__":
         tie_word_embeddings=True))
     bert()
     minilm()
+    for name in ["gpt2", "llama", "qwen2"]:
+        losses(name)

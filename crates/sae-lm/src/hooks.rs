@@ -120,7 +120,7 @@ pub fn valid_hooks_summary(n_layers: usize) -> String {
         .join(", ")
 }
 
-/// Receives the activations a forward pass offers at its hook points.
+/// Receives the activations a forward pass offers at its hook points, and may replace them (a splice).
 pub trait HookSink {
     /// Whether the sink wants this hook (the model skips the copy otherwise).
     fn wants(&self, hook: Hook) -> bool;
@@ -128,12 +128,30 @@ pub trait HookSink {
     fn last_layer(&self) -> Option<usize>;
     /// Takes one activation. x: [batch, seq, width].
     fn put(&mut self, hook: Hook, x: &Tensor) -> Result<()>;
-    /// What a forward pass calls at each hook point: `put` when the sink wants the hook.
-    fn offer(&mut self, hook: Hook, x: &Tensor) -> Result<()> {
-        if self.wants(hook) {
-            self.put(hook, x)?;
+    /// Takes one activation and may return a replacement of the same shape, which the forward pass then
+    /// continues with (the splice that spliced evaluation and interventions use). The default only reads.
+    fn edit(&mut self, hook: Hook, x: &Tensor) -> Result<Option<Tensor>> {
+        self.put(hook, x)?;
+        Ok(None)
+    }
+    /// What a forward pass calls at each hook point: `edit` when the sink wants the hook; returns the
+    /// activation the pass continues with.
+    fn offer(&mut self, hook: Hook, x: Tensor) -> Result<Tensor> {
+        if !self.wants(hook) {
+            return Ok(x);
         }
-        Ok(())
+        match self.edit(hook, &x)? {
+            None => Ok(x),
+            Some(y) if y.dims() == x.dims() => Ok(y),
+            Some(y) => Err(LmError::Sink {
+                hook: hook.name(),
+                message: format!(
+                    "the replacement has shape {:?}, the activation {:?}",
+                    y.dims(),
+                    x.dims()
+                ),
+            }),
+        }
     }
 }
 

@@ -104,10 +104,10 @@ impl FastBert {
         let stop = sink.last_layer().unwrap_or(c.n_layers - 1);
         for (i, b) in self.blocks.iter().enumerate().take(stop + 1) {
             let hook = |pt| Hook::new(i, pt);
-            offer(sink, hook(HookPoint::ResidPre), &x, d)?;
+            offer(sink, hook(HookPoint::ResidPre), &mut x, d)?;
             let y = attention(&b.qkv.forward(&x), &p.starts, heads, false, scale);
             let mut mid = b.attn_out.forward(&y);
-            offer(sink, hook(HookPoint::AttnOut), &mid, d)?;
+            offer(sink, hook(HookPoint::AttnOut), &mut mid, d)?;
             b.ln_attn.apply(&mut mid, Some(&x));
             let mut post = b.inter.forward(&mid);
             if c.gelu_tanh {
@@ -115,12 +115,12 @@ impl FastBert {
             } else {
                 math::map_inplace(&mut post, math::gelu_erf);
             }
-            offer(sink, hook(HookPoint::MlpPost), &post, c.d_mlp)?;
+            offer(sink, hook(HookPoint::MlpPost), &mut post, c.d_mlp)?;
             let mut mlp = b.out.forward(&post);
-            offer(sink, hook(HookPoint::MlpOut), &mlp, d)?;
+            offer(sink, hook(HookPoint::MlpOut), &mut mlp, d)?;
             b.ln_out.apply(&mut mlp, Some(&mid));
             x = mlp;
-            offer(sink, hook(HookPoint::ResidPost), &x, d)?;
+            offer(sink, hook(HookPoint::ResidPost), &mut x, d)?;
         }
         Ok(())
     }

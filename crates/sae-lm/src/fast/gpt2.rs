@@ -5,7 +5,7 @@ use candle_nn::LayerNorm;
 
 use super::attention::{attention, Heads};
 use super::norm::layer_norm;
-use super::{embed, host, math, offer, FusedLinear, Packed, RowSink};
+use super::{embed, host, math, offer, FusedLinear, Packed, RowSink, Unembed};
 use crate::error::{LmError, Result};
 use crate::hooks::{Hook, HookPoint};
 use crate::models::gpt2::{Gpt2, Gpt2Config};
@@ -45,6 +45,8 @@ pub struct FastGpt2 {
     wte: Vec<f32>,
     wpe: Vec<f32>,
     blocks: Vec<Block>,
+    ln_f: Norm,
+    head: Unembed,
 }
 
 impl FastGpt2 {
@@ -69,11 +71,26 @@ impl FastGpt2 {
             wte: host(m.wte.embeddings())?,
             wpe: host(m.wpe.embeddings())?,
             blocks,
+            ln_f: Norm::new(&m.ln_f)?,
+            head: Unembed::tied(m.config().d_model),
         })
     }
 
     /// Runs packed sequences, offering hooks to `sink` and stopping after the last block it needs.
     pub fn forward(&self, p: &Packed, sink: &mut dyn RowSink) -> Result<()> {
+        let stop = sink.last_layer().unwrap_or(self.cfg.n_layers - 1);
+        self.blocks(p, sink, stop).map(|_| ())
+    }
+
+    /// Next-token logits [tokens, vocab] after all blocks, the sink offered (and allowed to rewrite)
+    /// every hook it wants on the way.
+    pub fn logits(&self, p: &Packed, sink: &mut dyn RowSink) -> Result<Vec<f32>> {
+        let x = self.blocks(p, sink, self.cfg.n_layers - 1)?;
+        Ok(self.head.logits(&self.ln_f.apply(&x), &self.wte))
+    }
+
+    /// Blocks 0..=stop over packed sequences -> the residual stream after block `stop`.
+    fn blocks(&self, p: &Packed, sink: &mut dyn RowSink, stop: usize) -> Result<Vec<f32>> {
         let c = &self.cfg;
         let d = c.d_model;
         if p.max_len() > c.n_ctx {
@@ -91,24 +108,23 @@ impl FastGpt2 {
             head_dim: d / c.n_heads,
         };
         let scale = 1.0 / (heads.head_dim as f32).sqrt();
-        let stop = sink.last_layer().unwrap_or(c.n_layers - 1);
         for (i, b) in self.blocks.iter().enumerate().take(stop + 1) {
             let hook = |pt| Hook::new(i, pt);
-            offer(sink, hook(HookPoint::ResidPre), &x, d)?;
+            offer(sink, hook(HookPoint::ResidPre), &mut x, d)?;
             let qkv = b.c_attn.forward(&b.ln1.apply(&x));
-            let attn = b
+            let mut attn = b
                 .c_proj
                 .forward(&attention(&qkv, &p.starts, heads, true, scale));
-            offer(sink, hook(HookPoint::AttnOut), &attn, d)?;
+            offer(sink, hook(HookPoint::AttnOut), &mut attn, d)?;
             math::add_inplace(&mut x, &attn);
             let mut post = b.c_fc.forward(&b.ln2.apply(&x));
             math::map_inplace(&mut post, math::gelu_tanh);
-            offer(sink, hook(HookPoint::MlpPost), &post, c.d_mlp)?;
-            let mlp = b.mlp_proj.forward(&post);
-            offer(sink, hook(HookPoint::MlpOut), &mlp, d)?;
+            offer(sink, hook(HookPoint::MlpPost), &mut post, c.d_mlp)?;
+            let mut mlp = b.mlp_proj.forward(&post);
+            offer(sink, hook(HookPoint::MlpOut), &mut mlp, d)?;
             math::add_inplace(&mut x, &mlp);
-            offer(sink, hook(HookPoint::ResidPost), &x, d)?;
+            offer(sink, hook(HookPoint::ResidPost), &mut x, d)?;
         }
-        Ok(())
+        Ok(x)
     }
 }

@@ -5,7 +5,7 @@ use candle_nn::RmsNorm;
 
 use super::attention::{attention, rope_inplace, Heads};
 use super::norm::rms_norm;
-use super::{embed, host, math, offer, FusedLinear, Packed, RowSink};
+use super::{embed, host, math, offer, FusedLinear, Packed, RowSink, Unembed};
 use crate::error::Result;
 use crate::hooks::{Hook, HookPoint};
 use crate::models::llama::{Llama, LlamaConfig};
@@ -39,6 +39,8 @@ pub struct FastLlama {
     embed: Vec<f32>,
     inv_freq: Vec<f32>,
     blocks: Vec<Block>,
+    norm: Norm,
+    head: Unembed,
 }
 
 impl FastLlama {
@@ -64,6 +66,12 @@ impl FastLlama {
             embed: host(m.embed.embeddings())?,
             inv_freq: m.config().inv_freq(),
             blocks,
+            norm: Norm::new(&m.norm)?,
+            head: if m.unembed.id() == m.embed.embeddings().id() {
+                Unembed::tied(m.config().d_model)
+            } else {
+                Unembed::own(&m.unembed)?
+            },
         })
     }
 
@@ -83,6 +91,20 @@ impl FastLlama {
 
     /// Runs packed sequences, offering hooks to `sink` and stopping after the last block it needs.
     pub fn forward(&self, p: &Packed, sink: &mut dyn RowSink) -> Result<()> {
+        let stop = sink.last_layer().unwrap_or(self.cfg.n_layers - 1);
+        self.blocks(p, sink, stop).map(|_| ())
+    }
+
+    /// Next-token logits [tokens, vocab] after all blocks, the sink offered (and allowed to rewrite)
+    /// every hook it wants on the way.
+    pub fn logits(&self, p: &Packed, sink: &mut dyn RowSink) -> Result<Vec<f32>> {
+        let x = self.blocks(p, sink, self.cfg.n_layers - 1)?;
+        let normed = rms_norm(&x, &self.norm.w, self.norm.eps);
+        Ok(self.head.logits(&normed, &self.embed))
+    }
+
+    /// Blocks 0..=stop over packed sequences -> the residual stream after block `stop`.
+    fn blocks(&self, p: &Packed, sink: &mut dyn RowSink, stop: usize) -> Result<Vec<f32>> {
         let c = &self.cfg;
         let d = c.d_model;
         let pos = p.positions();
@@ -94,23 +116,22 @@ impl FastLlama {
             head_dim: c.head_dim,
         };
         let scale = 1.0 / (c.head_dim as f32).sqrt();
-        let stop = sink.last_layer().unwrap_or(c.n_layers - 1);
         for (i, b) in self.blocks.iter().enumerate().take(stop + 1) {
             let hook = |pt| Hook::new(i, pt);
-            offer(sink, hook(HookPoint::ResidPre), &x, d)?;
+            offer(sink, hook(HookPoint::ResidPre), &mut x, d)?;
             let mut qkv = b.qkv.forward(&rms_norm(&x, &b.ln1.w, b.ln1.eps));
             rope_inplace(&mut qkv, &pos, heads, &cos, &sin, c.rope_interleaved);
-            let attn = b.o.forward(&attention(&qkv, &p.starts, heads, true, scale));
-            offer(sink, hook(HookPoint::AttnOut), &attn, d)?;
+            let mut attn = b.o.forward(&attention(&qkv, &p.starts, heads, true, scale));
+            offer(sink, hook(HookPoint::AttnOut), &mut attn, d)?;
             math::add_inplace(&mut x, &attn);
             let gu = b.gate_up.forward(&rms_norm(&x, &b.ln2.w, b.ln2.eps));
-            let post = math::silu_gate(&gu, c.d_mlp);
-            offer(sink, hook(HookPoint::MlpPost), &post, c.d_mlp)?;
-            let mlp = b.down.forward(&post);
-            offer(sink, hook(HookPoint::MlpOut), &mlp, d)?;
+            let mut post = math::silu_gate(&gu, c.d_mlp);
+            offer(sink, hook(HookPoint::MlpPost), &mut post, c.d_mlp)?;
+            let mut mlp = b.down.forward(&post);
+            offer(sink, hook(HookPoint::MlpOut), &mut mlp, d)?;
             math::add_inplace(&mut x, &mlp);
-            offer(sink, hook(HookPoint::ResidPost), &x, d)?;
+            offer(sink, hook(HookPoint::ResidPost), &mut x, d)?;
         }
-        Ok(())
+        Ok(x)
     }
 }

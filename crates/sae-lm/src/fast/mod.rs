@@ -62,20 +62,31 @@ impl Packed {
     }
 }
 
-/// Receives the activations of a packed forward pass: rows [tokens, width] in packed order.
+/// Receives the activations of a packed forward pass, rows [tokens, width] in packed order, and may
+/// rewrite them in place (a splice).
 pub trait RowSink {
     /// Whether the sink wants this hook (the model skips the copy otherwise).
     fn wants(&self, hook: Hook) -> bool;
-    /// The last block any wanted hook needs (the pass stops after it).
+    /// The last block any wanted hook needs (the pass stops after it, unless logits are asked for).
     fn last_layer(&self) -> Option<usize>;
     /// Takes the rows of one hook.
     fn put_rows(&mut self, hook: Hook, rows: &[f32], width: usize) -> Result<()>;
+    /// Takes the rows of one hook and may overwrite them: the forward pass continues with what the sink
+    /// leaves there (the splice). The default only reads.
+    fn edit_rows(&mut self, hook: Hook, rows: &mut [f32], width: usize) -> Result<()> {
+        self.put_rows(hook, rows, width)
+    }
 }
 
-/// What a packed forward calls at a hook point.
-pub(crate) fn offer(sink: &mut dyn RowSink, hook: Hook, rows: &[f32], width: usize) -> Result<()> {
+/// What a packed forward calls at a hook point: `edit_rows` when the sink wants the hook.
+pub(crate) fn offer(
+    sink: &mut dyn RowSink,
+    hook: Hook,
+    rows: &mut [f32],
+    width: usize,
+) -> Result<()> {
     if sink.wants(hook) {
-        sink.put_rows(hook, rows, width)?;
+        sink.edit_rows(hook, rows, width)?;
     }
     Ok(())
 }
@@ -151,4 +162,44 @@ pub(crate) fn embed(
         }
     }
     Ok(x)
+}
+
+/// The unembedding [vocab, d] of a causal model: the token embedding itself (tied) or its own matrix.
+pub(crate) struct Unembed {
+    own: Option<Vec<f32>>,
+    d: usize,
+}
+
+impl Unembed {
+    /// Logits through the token embedding table.
+    pub fn tied(d: usize) -> Unembed {
+        Unembed { own: None, d }
+    }
+
+    /// Logits through a separate `lm_head` weight [vocab, d].
+    pub fn own(w: &Tensor) -> Result<Unembed> {
+        let (_, d) = w.dims2()?;
+        Ok(Unembed {
+            own: Some(host(w)?),
+            d,
+        })
+    }
+
+    /// x [n, d] (after the final norm) -> logits [n, vocab] = x W^T, W the own matrix or `embedding`.
+    pub fn logits(&self, x: &[f32], embedding: &[f32]) -> Vec<f32> {
+        let w = self.own.as_deref().unwrap_or(embedding);
+        let (d, vocab) = (self.d, w.len() / self.d);
+        let n = x.len() / d;
+        let mut out = vec![0.0f32; n * vocab];
+        gemm::matmul(
+            &mut out,
+            vocab,
+            gemm::View::dense(x, n, d),
+            gemm::View::dense(w, vocab, d).t(),
+            1.0,
+            false,
+            gemm::Par::Pool,
+        );
+        out
+    }
 }

@@ -222,7 +222,7 @@ impl Bert {
                 break;
             }
             let hook = |p| Hook::new(i, p);
-            sink.offer(hook(HookPoint::ResidPre), &x)?;
+            x = sink.offer(hook(HookPoint::ResidPre), x)?;
             let split = |l: &Linear| -> Result<Tensor> {
                 Ok(l.forward(&x)?
                     .reshape((b, t, heads, hd))?
@@ -237,7 +237,7 @@ impl Bert {
                 1.0 / (hd as f64).sqrt(),
             )?;
             let attn = block.attn_out.forward(&y)?;
-            sink.offer(hook(HookPoint::AttnOut), &attn)?;
+            let attn = sink.offer(hook(HookPoint::AttnOut), attn)?;
             let mid = block.ln_attn.forward(&(attn + &x)?)?;
             let pre = block.inter.forward(&mid)?;
             let post = if self.cfg.gelu_tanh {
@@ -245,11 +245,11 @@ impl Bert {
             } else {
                 pre.gelu_erf()?
             };
-            sink.offer(hook(HookPoint::MlpPost), &post)?;
+            let post = sink.offer(hook(HookPoint::MlpPost), post)?;
             let mlp = block.out.forward(&post)?;
-            sink.offer(hook(HookPoint::MlpOut), &mlp)?;
+            let mlp = sink.offer(hook(HookPoint::MlpOut), mlp)?;
             x = block.ln_out.forward(&(mlp + mid)?)?;
-            sink.offer(hook(HookPoint::ResidPost), &x)?;
+            x = sink.offer(hook(HookPoint::ResidPost), x)?;
         }
         Ok(())
     }

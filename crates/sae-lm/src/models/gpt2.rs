@@ -5,7 +5,7 @@ use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 use serde::Deserialize;
 
 use crate::attention::{attention, causal_mask};
-use crate::error::Result;
+use crate::error::{LmError, Result};
 use crate::hooks::{Hook, HookPoint, HookSink};
 
 /// config.json of a GPT-2 model as Hugging Face writes it (only the fields we read).
@@ -182,10 +182,27 @@ impl Gpt2 {
     /// Runs the blocks over right-padded token ids, offering each hook to `sink`, stopping after the last block
     /// it needs. ids: [b, t] (t <= n_ctx) -> logits [b, t, vocab] when the sink needs no block, else None.
     pub fn forward(&self, ids: &Tensor, sink: &mut dyn HookSink) -> Result<Option<Tensor>> {
+        let stop = sink.last_layer();
+        self.run(ids, sink, stop)
+    }
+
+    /// Logits [b, t, vocab] after every block, whatever the sink's last layer; the sink may rewrite the
+    /// hooks it wants on the way.
+    pub fn logits(&self, ids: &Tensor, sink: &mut dyn HookSink) -> Result<Tensor> {
+        let logits = self.run(ids, sink, None)?;
+        logits.ok_or_else(|| LmError::Invalid("the full forward pass returned no logits".into()))
+    }
+
+    fn run(
+        &self,
+        ids: &Tensor,
+        sink: &mut dyn HookSink,
+        stop: Option<usize>,
+    ) -> Result<Option<Tensor>> {
         let (_, t) = ids.dims2()?;
         let device = ids.device();
         if t > self.cfg.n_ctx {
-            return Err(crate::error::LmError::Invalid(format!(
+            return Err(LmError::Invalid(format!(
                 "context of {t} tokens is longer than GPT-2's {} positions",
                 self.cfg.n_ctx
             )));
@@ -196,22 +213,21 @@ impl Gpt2 {
             .wte
             .forward(ids)?
             .broadcast_add(&self.wpe.forward(&pos)?)?;
-        let stop = sink.last_layer();
         for (i, block) in self.blocks.iter().enumerate() {
             if stop.is_some_and(|s| i > s) {
                 return Ok(None);
             }
             let hook = |p| Hook::new(i, p);
-            sink.offer(hook(HookPoint::ResidPre), &x)?;
+            x = sink.offer(hook(HookPoint::ResidPre), x)?;
             let attn = block.attn(&block.ln1.forward(&x)?, self.cfg.n_heads, &mask)?;
-            sink.offer(hook(HookPoint::AttnOut), &attn)?;
+            let attn = sink.offer(hook(HookPoint::AttnOut), attn)?;
             x = (x + attn)?;
             let post = block.c_fc.forward(&block.ln2.forward(&x)?)?.gelu()?;
-            sink.offer(hook(HookPoint::MlpPost), &post)?;
+            let post = sink.offer(hook(HookPoint::MlpPost), post)?;
             let mlp = block.mlp_proj.forward(&post)?;
-            sink.offer(hook(HookPoint::MlpOut), &mlp)?;
+            let mlp = sink.offer(hook(HookPoint::MlpOut), mlp)?;
             x = (x + mlp)?;
-            sink.offer(hook(HookPoint::ResidPost), &x)?;
+            x = sink.offer(hook(HookPoint::ResidPost), x)?;
         }
         if stop.is_some() {
             return Ok(None);

@@ -4,7 +4,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Embedding, Linear, RmsNorm, VarBuilder};
 
 use crate::attention::{attention, causal_mask};
-use crate::error::Result;
+use crate::error::{LmError, Result};
 use crate::hooks::{Hook, HookPoint, HookSink};
 
 pub use super::llama_config::{LlamaConfig, RawLlamaConfig, RopeScaling};
@@ -153,30 +153,46 @@ impl Llama {
     /// block it needs. Padding needs no mask: with a causal mask, real positions never see later padding.
     /// ids: [b, t] -> logits [b, t, vocab] when the sink needs no block (`last_layer() == None`), else None.
     pub fn forward(&self, ids: &Tensor, sink: &mut dyn HookSink) -> Result<Option<Tensor>> {
+        let stop = sink.last_layer();
+        self.run(ids, sink, stop)
+    }
+
+    /// Logits [b, t, vocab] after every block, whatever the sink's last layer; the sink may rewrite the
+    /// hooks it wants on the way.
+    pub fn logits(&self, ids: &Tensor, sink: &mut dyn HookSink) -> Result<Tensor> {
+        let logits = self.run(ids, sink, None)?;
+        logits.ok_or_else(|| LmError::Invalid("the full forward pass returned no logits".into()))
+    }
+
+    fn run(
+        &self,
+        ids: &Tensor,
+        sink: &mut dyn HookSink,
+        stop: Option<usize>,
+    ) -> Result<Option<Tensor>> {
         let (_, t) = ids.dims2()?;
         let device = ids.device();
         let (cos, sin) = self.rotary(t, device)?;
         let mask = causal_mask(t, device)?;
-        let stop = sink.last_layer();
         let mut x = self.embed.forward(ids)?;
         for (i, block) in self.blocks.iter().enumerate() {
             if stop.is_some_and(|s| i > s) {
                 return Ok(None);
             }
             let hook = |p| Hook::new(i, p);
-            sink.offer(hook(HookPoint::ResidPre), &x)?;
+            x = sink.offer(hook(HookPoint::ResidPre), x)?;
             let attn = block
                 .attn
                 .forward(&block.ln1.forward(&x)?, &cos, &sin, &mask)?;
-            sink.offer(hook(HookPoint::AttnOut), &attn)?;
+            let attn = sink.offer(hook(HookPoint::AttnOut), attn)?;
             x = (x + attn)?;
             let h = block.ln2.forward(&x)?;
             let post = (candle_nn::ops::silu(&block.gate.forward(&h)?)? * block.up.forward(&h)?)?;
-            sink.offer(hook(HookPoint::MlpPost), &post)?;
+            let post = sink.offer(hook(HookPoint::MlpPost), post)?;
             let mlp = block.down.forward(&post)?;
-            sink.offer(hook(HookPoint::MlpOut), &mlp)?;
+            let mlp = sink.offer(hook(HookPoint::MlpOut), mlp)?;
             x = (x + mlp)?;
-            sink.offer(hook(HookPoint::ResidPost), &x)?;
+            x = sink.offer(hook(HookPoint::ResidPost), x)?;
         }
         if stop.is_some() {
             return Ok(None);

@@ -343,6 +343,34 @@ impl Model {
         }
     }
 
+    /// Next-token logits [tokens, vocab] of packed sequences on the fast path, after every block (whatever
+    /// the sink's last layer), the sink offered every hook it wants and allowed to rewrite it (a splice).
+    /// Causal models only.
+    pub fn logits_packed(&self, seqs: &Packed, sink: &mut dyn RowSink) -> Result<Vec<f32>> {
+        match &self.fast {
+            Fast::Gpt2(m) => m.logits(seqs, sink),
+            Fast::Llama(m) => m.logits(seqs, sink),
+            Fast::Bert(_) => Err(self.not_causal()),
+        }
+    }
+
+    /// The reference of [`Model::logits_packed`]: the plain candle forward over right-padded ids [b, t]
+    /// -> logits [b, t, vocab], every block run, the sink allowed to rewrite what it wants.
+    pub fn logits_reference(&self, ids: &Tensor, sink: &mut dyn HookSink) -> Result<Tensor> {
+        match &self.reference {
+            Reference::Gpt2(m) => m.logits(ids, sink),
+            Reference::Llama(m) => m.logits(ids, sink),
+            Reference::Bert(_) => Err(self.not_causal()),
+        }
+    }
+
+    fn not_causal(&self) -> LmError {
+        LmError::Invalid(format!(
+            "{} is an encoder, not a causal language model: it has no next-token logits",
+            self.arch()
+        ))
+    }
+
     /// The final norm's weight [d_model] and the unembedding [vocab, d_model]; None for encoders.
     pub fn head(&self) -> Option<(&Tensor, &Tensor)> {
         match &self.reference {
@@ -361,16 +389,9 @@ struct Padded<'a> {
     device: Device,
 }
 
-impl RowSink for Padded<'_> {
-    fn wants(&self, hook: Hook) -> bool {
-        self.sink.wants(hook)
-    }
-
-    fn last_layer(&self) -> Option<usize> {
-        self.sink.last_layer()
-    }
-
-    fn put_rows(&mut self, hook: Hook, rows: &[f32], width: usize) -> Result<()> {
+impl Padded<'_> {
+    /// Packed rows [tokens, width] -> [b, t, width] with zeros at padding.
+    fn padded(&self, rows: &[f32], width: usize) -> Result<Tensor> {
         let (b, t) = (self.lengths.len(), self.t);
         let mut out = vec![0.0f32; b * t * width];
         let mut src = rows.chunks(width);
@@ -382,7 +403,39 @@ impl RowSink for Padded<'_> {
                 dst.copy_from_slice(row);
             }
         }
-        let x = Tensor::from_vec(out, (b, t, width), &self.device)?;
+        Ok(Tensor::from_vec(out, (b, t, width), &self.device)?)
+    }
+}
+
+impl RowSink for Padded<'_> {
+    fn wants(&self, hook: Hook) -> bool {
+        self.sink.wants(hook)
+    }
+
+    fn last_layer(&self) -> Option<usize> {
+        self.sink.last_layer()
+    }
+
+    fn put_rows(&mut self, hook: Hook, rows: &[f32], width: usize) -> Result<()> {
+        let x = self.padded(rows, width)?;
         self.sink.put(hook, &x)
+    }
+
+    fn edit_rows(&mut self, hook: Hook, rows: &mut [f32], width: usize) -> Result<()> {
+        let x = self.padded(rows, width)?;
+        let id = x.id();
+        let y = self.sink.offer(hook, x)?;
+        if y.id() == id {
+            return Ok(());
+        }
+        let y: Vec<f32> = y.flatten_all()?.to_vec1()?;
+        let mut dst = rows.chunks_mut(width);
+        for (i, &len) in self.lengths.iter().enumerate() {
+            let src = y[i * self.t * width..].chunks(width).take(len);
+            for (row, s) in dst.by_ref().take(len).zip(src) {
+                row.copy_from_slice(s);
+            }
+        }
+        Ok(())
     }
 }
