@@ -1,13 +1,16 @@
 //! `sae train`: train a sparse autoencoder on an activation store (progress bar, metrics.jsonl,
-//! checkpoints, `--resume`), saving a SAELens-format folder.
+//! checkpoints, `--resume`), saving a SAELens-format folder; or several in one process, each
+//! batch read once: the `[[sweep]]` entries of a config, one per store, one per hook of a harvest.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sae_store::OutputLock;
 use sae_train::{
-    ArchConfig, ArchKind, Backend, Observer, Resolved, RunSpec, StepMetrics, TrainConfig,
+    ArchConfig, ArchKind, Backend, MemberStart, MultiObserver, MultiOptions, MultiSummary,
+    Observer, Resolved, RunSpec, StepMetrics, SweepConfig, TrainConfig,
 };
 
 /// Architecture names on the command line.
@@ -36,13 +39,15 @@ impl From<Arch> for ArchKind {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Activation store folder (from `sae synth` or `sae harvest`).
-    #[arg(long)]
-    store: PathBuf,
+    /// Activation store folder (from `sae synth` or `sae harvest`). Repeat it for one SAE per
+    /// store (into OUT/<store folder name>/), or give a harvest folder for one per hook.
+    #[arg(long, required = true)]
+    store: Vec<PathBuf>,
     /// Output folder for the SAE (SAELens format), metrics.jsonl and checkpoints.
     #[arg(long)]
     out: PathBuf,
-    /// TOML config (see configs/); flags below override it.
+    /// TOML config (see configs/); with `[[sweep]]` entries one SAE per entry, into OUT/<name>/,
+    /// all from one read of the data. Flags below override it (in every entry).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Architecture (replaces the config's [arch] table when it names a different one).
@@ -83,16 +88,22 @@ pub struct Args {
     autograd: bool,
 }
 
-/// Applies the flags on top of the config file.
-fn resolve_config(args: &Args) -> anyhow::Result<TrainConfig> {
-    let mut cfg = match &args.config {
+/// The config file (or the defaults) with the flags on top, in every sweep entry.
+fn resolve_config(args: &Args) -> anyhow::Result<SweepConfig> {
+    let mut sweep = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read config {}", path.display()))?;
-            TrainConfig::from_toml(&text).with_context(|| format!("config {}", path.display()))?
+            SweepConfig::from_toml(&text).with_context(|| format!("config {}", path.display()))?
         }
-        None => TrainConfig::default(),
+        None => SweepConfig::single(TrainConfig::default()),
     };
+    sweep.for_each_mut(|cfg| apply_flags(args, cfg))?;
+    Ok(sweep)
+}
+
+/// Applies the flags on top of one config.
+fn apply_flags(args: &Args, cfg: &mut TrainConfig) -> anyhow::Result<()> {
     if let Some(a) = args.arch {
         let kind = ArchKind::from(a);
         if cfg.arch.kind() != kind {
@@ -119,7 +130,7 @@ fn resolve_config(args: &Args) -> anyhow::Result<TrainConfig> {
         ($($f:ident),*) => { $(if let Some(v) = args.$f { cfg.$f = v; })* };
     }
     set!(steps, batch, lr, seed, checkpoint_every, shuffle_buffer_mib);
-    Ok(cfg)
+    Ok(())
 }
 
 /// Progress bar on a terminal; nothing otherwise.
@@ -158,36 +169,59 @@ impl Observer for Bar {
     }
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let cfg = resolve_config(&args)?;
+fn new_bar(len: u64, template: &str) -> ProgressBar {
     let bar = if std::io::stderr().is_terminal() {
-        ProgressBar::with_draw_target(Some(cfg.steps), ProgressDrawTarget::stderr())
+        ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr())
     } else {
         ProgressBar::hidden()
     };
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  ETA {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let sweep = resolve_config(&args)?;
+    let backend = if args.autograd {
+        Backend::Autograd
+    } else {
+        Backend::Fast
+    };
+    let mut stores = Vec::new();
+    let mut per_store = args.store.len() > 1;
+    for s in &args.store {
+        match sae_train::hook_stores(s) {
+            Some(hooks) => {
+                per_store = true;
+                stores.extend(hooks);
+            }
+            None => stores.push(s.clone()),
+        }
+    }
+    let specs = sae_train::plan(&stores, per_store, &args.out, &sweep, args.resume, backend)
+        .with_context(|| format!("cannot lay out the SAEs in {}", args.out.display()))?;
+    if specs.len() > 1 || per_store || sweep.is_sweep() {
+        return run_many(&args, &specs);
+    }
+    let spec = specs.into_iter().next().context("no SAE to train")?;
+    run_one(&args, spec)
+}
+
+/// One SAE: the progress bar of its steps and a summary line.
+fn run_one(args: &Args, spec: RunSpec) -> anyhow::Result<()> {
+    let bar = new_bar(
+        spec.cfg.steps,
+        "{bar:30} {pos}/{len} steps  {msg}  ETA {eta}",
     );
     let mut obs = Bar {
         bar,
-        batch: cfg.batch,
-    };
-    let spec = RunSpec {
-        store: args.store.clone(),
-        out: args.out.clone(),
-        cfg,
-        resume: args.resume,
-        backend: if args.autograd {
-            Backend::Autograd
-        } else {
-            Backend::Fast
-        },
+        batch: spec.cfg.batch,
     };
     let summary = sae_train::train(&spec, &mut obs).with_context(|| {
         format!(
             "training on {} into {} failed",
-            args.store.display(),
+            spec.store.display(),
             args.out.display()
         )
     })?;
@@ -205,4 +239,106 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Progress of several SAEs: one bar over all their steps.
+struct ManyBar {
+    bar: ProgressBar,
+    names: Vec<String>,
+}
+
+/// `out` relative to the run's output folder.
+fn short(out: &Path, root: &Path) -> String {
+    let rel = out.strip_prefix(root).unwrap_or(out);
+    rel.display().to_string()
+}
+
+impl MultiObserver for ManyBar {
+    fn begin(&mut self, members: &[MemberStart]) {
+        let todo: u64 = members.iter().map(|m| m.total - m.start).sum();
+        self.bar.set_length(todo);
+        self.bar.reset_eta();
+        for (m, name) in members.iter().zip(&self.names) {
+            let from = match m.start {
+                0 => String::new(),
+                s if m.skipped => format!(" (finished: skipped, {s} steps)"),
+                s => format!(" (resumed at step {s})"),
+            };
+            self.bar.println(format!(
+                "{name}: {} d_in {} -> d_sae {}, {} steps{from}",
+                m.store.display(),
+                m.res.d_in,
+                m.res.d_sae,
+                m.total
+            ));
+        }
+    }
+
+    fn step(&mut self, member: usize, m: &StepMetrics, rows_per_s: f64) {
+        self.bar.inc(1);
+        let name = &self.names[member];
+        self.bar.set_message(format!(
+            "{name}: fvu {:.4} L0 {:.1} dead {:.1}% {:.0} rows/s",
+            m.fvu,
+            m.l0,
+            100.0 * m.dead_frac,
+            rows_per_s
+        ));
+    }
+
+    fn note(&mut self, msg: &str) {
+        if !self.bar.is_hidden() {
+            self.bar.println(msg);
+        }
+    }
+}
+
+/// Several SAEs in one process (the output folder locked as a whole too).
+fn run_many(args: &Args, specs: &[RunSpec]) -> anyhow::Result<()> {
+    let _lock = OutputLock::acquire(&args.out, "sae train")
+        .with_context(|| format!("cannot write into {}", args.out.display()))?;
+    let names: Vec<String> = specs.iter().map(|s| short(&s.out, &args.out)).collect();
+    let bar = new_bar(0, "{bar:30} {pos}/{len} SAE steps  {msg}  ETA {eta}");
+    let mut obs = ManyBar {
+        bar,
+        names: names.clone(),
+    };
+    let opts = MultiOptions {
+        skip_finished: args.resume,
+    };
+    let summary = sae_train::train_many(specs, &opts, &mut obs).with_context(|| {
+        format!(
+            "training {} SAEs into {} failed",
+            specs.len(),
+            args.out.display()
+        )
+    })?;
+    obs.bar.finish_and_clear();
+    report_many(&summary, &names);
+    Ok(())
+}
+
+fn report_many(summary: &MultiSummary, names: &[String]) {
+    for (r, name) in summary.members.iter().zip(names) {
+        match &r.last {
+            Some(m) => eprintln!(
+                "{name}: {} steps; last batch fvu {:.4}, L0 {:.2}, dead {:.1}%",
+                r.steps_run,
+                m.fvu,
+                m.l0,
+                100.0 * m.dead_frac
+            ),
+            None => eprintln!("{name}: already finished"),
+        }
+    }
+    for s in &summary.streams {
+        eprintln!(
+            "read {} batches of {} once for {} SAEs ({} SAE steps)",
+            s.batches_read,
+            s.store.display(),
+            s.members.len(),
+            s.sae_steps
+        );
+    }
+    eprintln!("done in {:.1}s", summary.seconds);
 }

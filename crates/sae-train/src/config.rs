@@ -304,16 +304,7 @@ impl TrainConfig {
 
     /// Parses a TOML config; an unknown key is an error that names it.
     pub fn from_toml(text: &str) -> Result<TrainConfig> {
-        toml::from_str(text).map_err(|e| {
-            let msg = e.message().trim().replace('\n', " ");
-            match e.span() {
-                Some(span) => {
-                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                    TrainError::Config(format!("line {line}: {msg}"))
-                }
-                None => TrainError::Config(msg),
-            }
-        })
+        toml::from_str(text).map_err(|e| toml_error(text, &e))
     }
 
     /// The config as TOML (saved next to the SAE).
@@ -404,6 +395,18 @@ impl TrainConfig {
             k_aux,
             dead_tokens,
         })
+    }
+}
+
+/// A TOML error of `text` as one line, with the line number when the parser knows it.
+pub(crate) fn toml_error(text: &str, e: &toml::de::Error) -> TrainError {
+    let msg = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            TrainError::Config(format!("line {line}: {msg}"))
+        }
+        None => TrainError::Config(msg),
     }
 }
 

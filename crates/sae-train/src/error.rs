@@ -36,6 +36,17 @@ pub enum TrainError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The output folder is locked by another process (or its lock file is damaged).
+    #[error(transparent)]
+    Lock(#[from] sae_store::LockError),
+    /// A run of several SAEs failed in one of them.
+    #[error("{}: {err}", out.display())]
+    InMember {
+        /// The output folder of the SAE that failed.
+        out: PathBuf,
+        /// What went wrong.
+        err: Box<TrainError>,
+    },
     /// Training diverged (the loss became NaN or infinite).
     #[error("training diverged at step {step}: loss is {loss}")]
     Diverged {

@@ -11,6 +11,8 @@ pub mod error;
 pub mod export;
 pub mod geomedian;
 pub mod kernels;
+mod member;
+pub mod multi;
 pub mod optim;
 pub mod params;
 pub mod run;
@@ -18,12 +20,17 @@ pub mod schedule;
 pub mod select;
 pub mod sparse;
 pub mod step;
+pub mod sweep;
 pub mod trainer;
 mod vecops;
 
 pub use config::{ArchConfig, ArchKind, Resolved, TrainConfig};
 pub use error::{Result, TrainError};
+pub use multi::{
+    train_many, MemberStart, MultiObserver, MultiOptions, MultiSummary, StreamSummary,
+};
 pub use params::Params;
 pub use run::{train, Observer, RunSpec, RunSummary};
 pub use step::{Grads, Step, StepContext, StepOutput};
+pub use sweep::{hook_stores, plan, SweepConfig, SweepEntry};
 pub use trainer::{Backend, StepMetrics, TrainState, Trainer};
