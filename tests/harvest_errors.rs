@@ -183,3 +183,33 @@ fn non_utf8_file_is_skipped_with_a_warning_naming_it() {
     // "The quick brown fox jumps over the lazy dog." is 10 WordPiece tokens for MiniLM.
     assert_eq!(store.manifest().rows, 10);
 }
+
+#[test]
+fn a_second_harvest_into_a_locked_folder_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let corpus = small_corpus(tmp.path());
+    // This test process holds the folder, as a running harvest would.
+    let lock = sae_store::OutputLock::acquire(&out, "sae harvest").unwrap();
+    let args = [
+        "harvest",
+        "--model",
+        MINILM,
+        "--hook",
+        "blocks.1.hook_resid_post",
+        "--corpus",
+        s(&corpus),
+        "--out",
+        s(&out),
+    ];
+    let err = fails(&args);
+    assert!(err.contains(&std::process::id().to_string()), "{err}");
+    assert!(!out.join("blocks.1.hook_resid_post").exists(), "{err}");
+    drop(lock);
+    let ok = sae(&args);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}

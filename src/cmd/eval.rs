@@ -1,5 +1,6 @@
 //! `sae eval`: reconstruction, sparsity and (for synthetic stores) ground-truth recovery metrics of
-//! an SAE on a store's held-out split.
+//! an SAE on a store's held-out split (`--store`), or the SAE spliced into its model over a corpus
+//! (`--model`, see `eval_spliced`).
 
 use std::path::PathBuf;
 
@@ -7,15 +8,18 @@ use anyhow::Context;
 use sae_model::{evaluate, EvalMetrics, Sae};
 use sae_store::{Split, Store};
 
-/// Evaluate an SAE on the held-out (eval) split of an activation store.
+/// Evaluate an SAE: on the held-out (eval) split of an activation store (`--store`), or spliced into
+/// its model over a corpus (`--model ... --corpus ...`: CE loss recovered, delta LM loss, KL).
 #[derive(clap::Args)]
 pub struct Args {
     /// SAE folder (ours, SAELens or sparsify).
     #[arg(long)]
     sae: PathBuf,
     /// Activation store folder.
-    #[arg(long)]
-    store: PathBuf,
+    #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+    store: Option<PathBuf>,
+    #[command(flatten)]
+    spliced: super::eval_spliced::SplicedArgs,
     /// Ground-truth features (safetensors, `features` [n, d_in]); defaults to the store's
     /// ground_truth.safetensors when present.
     #[arg(long)]
@@ -28,8 +32,11 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let sae =
         Sae::load(&args.sae).with_context(|| format!("loading SAE {}", args.sae.display()))?;
-    let store = Store::open(&args.store)
-        .with_context(|| format!("opening store {}", args.store.display()))?;
+    let Some(store_dir) = &args.store else {
+        return super::eval_spliced::run(&args.spliced, &sae, &args.sae, args.json);
+    };
+    let store =
+        Store::open(store_dir).with_context(|| format!("opening store {}", store_dir.display()))?;
     let ground_truth = match args.ground_truth {
         Some(p) => Some(p),
         None => Some(store.ground_truth_path()).filter(|p| p.exists()),
@@ -38,7 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         format!(
             "evaluating {} on {}",
             args.sae.display(),
-            args.store.display()
+            store_dir.display()
         )
     })?;
     if args.json {

@@ -5,6 +5,7 @@ pub mod bench_harvest;
 pub mod bench_train;
 pub mod bench_train_store;
 pub mod eval;
+pub mod eval_spliced;
 pub mod fetch;
 pub mod harvest;
 pub mod hooks;

@@ -25,6 +25,9 @@ pub enum HarvestError {
     /// An input or option is invalid.
     #[error("{0}")]
     Invalid(String),
+    /// Another process writes into the output folder (or its lock could not be taken).
+    #[error(transparent)]
+    Lock(#[from] sae_store::LockError),
     /// Writing or resuming an activation store failed.
     #[error(transparent)]
     Store(#[from] sae_store::StoreError),

@@ -234,6 +234,8 @@ pub fn harvest(
             return Err(empty());
         }
     }
+    // One writer per output folder: a second harvest into it is refused (a dead one's lock is taken over).
+    let _lock = sae_store::OutputLock::acquire(&cfg.out, "sae harvest")?;
     let mut done = Vec::new();
     let sinks = open_sinks(model, m, tok, &corpus, cfg, &mut done)?;
     if sinks.is_empty() {
