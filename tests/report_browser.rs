@@ -156,3 +156,71 @@ fn f_report_counts(f: &Fixture) -> Vec<u64> {
         .map(|u| u["active"].as_u64().unwrap())
         .collect()
 }
+
+/// Script added to a copy of the dashboard: records the laid-out size of every curve plot and the
+/// drawn length of every path in it, so the DOM dump shows whether the SVG really rendered.
+const MEASURE: &str = r#"<script>
+for (const svg of document.querySelectorAll("svg.curve")) {
+  const r = svg.getBoundingClientRect();
+  svg.setAttribute("data-laid-out", Math.round(r.width) + "x" + Math.round(r.height));
+  for (const p of svg.querySelectorAll("path[data-series]")) {
+    const b = p.getBBox();
+    p.setAttribute("data-drawn", Math.round(p.getTotalLength()) + " " + Math.round(b.width) + "x" + Math.round(b.height));
+  }
+}
+document.body.setAttribute("data-measured", "true");
+</script>"#;
+
+#[test]
+fn training_curves_and_spliced_figures_render() {
+    let f = fixture();
+    let log: String = (1..=50u64)
+        .map(|i| {
+            format!(
+                "{{\"step\":{},\"loss\":{},\"recon\":{},\"fvu\":{},\"l0\":8.0,\"dead_frac\":{}}}\n",
+                10 * i,
+                5.0 / i as f64,
+                4.0 / i as f64,
+                1.0 / (1.0 + i as f64),
+                i as f64 / 500.0
+            )
+        })
+        .collect();
+    std::fs::write(f.sae.join("metrics.jsonl"), log).unwrap();
+    let eval = r#"{"ce_clean": 3.0, "ce_sae": 3.5, "ce_zero": 8.0, "ce_loss_recovered": 0.9}"#;
+    std::fs::write(f.sae.join("eval_spliced.json"), eval).unwrap();
+    let out = f.dir.path().join("out");
+    report(&f, &out, &["--top", "2"]);
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    let page = out.join("measured.html");
+    std::fs::write(
+        &page,
+        html.replacen("</body>", &format!("{MEASURE}</body>"), 1),
+    )
+    .unwrap();
+    let dom = dump_dom(&url(&page, ""));
+    assert!(dom.contains("data-rendered=\"true\"") && dom.contains("data-measured=\"true\""));
+    // The page script puts the headline figure into the header.
+    assert!(
+        dom.contains("CE loss recovered 0.900"),
+        "header lacks the spliced figure"
+    );
+    assert!(dom.contains("id=\"spliced-table\""));
+    assert_eq!(
+        dom.matches("data-laid-out=\"420x250\"").count(),
+        4,
+        "four plots laid out"
+    );
+    let drawn: Vec<&str> = dom
+        .split("data-drawn=\"")
+        .skip(1)
+        .map(|s| &s[..s.find('"').unwrap()])
+        .collect();
+    assert_eq!(drawn.len(), 5, "loss, recon, fvu, l0, dead_frac: {drawn:?}");
+    for d in &drawn {
+        let (len, bbox) = d.split_once(' ').unwrap();
+        let w: f64 = bbox.split('x').next().unwrap().parse().unwrap();
+        // Each line spans the x range of the plot area (step 10 to 500 of 0..500).
+        assert!(len.parse::<f64>().unwrap() >= 300.0 && w >= 300.0, "{d}");
+    }
+}

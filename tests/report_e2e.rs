@@ -52,7 +52,11 @@ fn report_finds_the_detectors_and_inspect_prints_a_card() {
         basis["units"][3]["explanation"]["hypothesis"],
         serde_json::json!({"kind": "token", "token": 3})
     );
-    assert!(out.join("index.html").is_file());
+    // The SAE folder has no metrics.jsonl or eval_spliced.json: the sections say so.
+    assert!(r["training"].is_null() && r["spliced_eval"].is_null());
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("id=\"training\"") && html.contains("id=\"no-training\""));
+    assert!(html.contains("id=\"spliced-eval\""));
 
     let o = sae(&["inspect", "--report", s(&out), "--latent", "2"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -173,6 +173,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bar.set_message(p.phase.to_string());
     })?;
     bar.finish_and_clear();
+    for note in &report.notes {
+        eprintln!("note: {note}");
+    }
     write_report(&args.out, &report)
         .with_context(|| format!("writing the report into {}", args.out.display()))?;
     write_dashboard(&args.out, &report)
@@ -192,10 +195,44 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .map_or("-".into(), |v| format!("{:.1}%", 100.0 * v)),
         );
     }
+    print_side_figures(&report);
     println!(
         "report: {}",
         args.out.join(sae_report::REPORT_FILE).display()
     );
     println!("dashboard: {}", args.out.join("index.html").display());
     Ok(())
+}
+
+/// One line each for the training curves and the spliced evaluation, when the SAE folder has them.
+fn print_side_figures(report: &sae_report::Report) {
+    match &report.training {
+        Some(t) => {
+            let last = |m: &str| t.series(m).map_or("-".into(), |s| format!("{:.4}", s.last));
+            println!(
+                "training curves: {} logged steps to step {}; last loss {}, fvu {}, l0 {}, dead_frac {}",
+                t.logged_steps,
+                t.last_step,
+                last("loss"),
+                last("fvu"),
+                last("l0"),
+                last("dead_frac")
+            );
+        }
+        None => println!(
+            "training curves: none ({} has no {})",
+            report.sae.path,
+            sae_report::METRICS_FILE
+        ),
+    }
+    if let Some(e) = &report.spliced_eval {
+        let v = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.4}"));
+        println!(
+            "spliced into the model: ce_loss_recovered {}, delta_lm_loss {}, kl_div_score {} ({} tokens)",
+            v(e.ce_loss_recovered),
+            v(e.delta_lm_loss),
+            v(e.kl_div_score),
+            e.tokens.map_or("?".into(), |t| t.to_string())
+        );
+    }
 }

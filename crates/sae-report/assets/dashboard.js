@@ -37,7 +37,9 @@
   document.getElementById("title").textContent = "SAE report: " + sae.d_sae + " latents, " + sae.architecture;
   document.getElementById("meta").textContent =
     "model " + (sae.model_name || "?") + " \u00b7 hook " + (sae.hook_name || "?") + " \u00b7 d_in " + sae.d_in +
-    " \u00b7 SAE " + sae.path + " \u00b7 monosemantic: F1 \u2265 " + R.settings.mono_threshold;
+    " \u00b7 SAE " + sae.path + " \u00b7 monosemantic: F1 \u2265 " + R.settings.mono_threshold +
+    (R.spliced_eval && R.spliced_eval.ce_loss_recovered !== null && R.spliced_eval.ce_loss_recovered !== undefined
+      ? " \u00b7 CE loss recovered " + fmt(R.spliced_eval.ce_loss_recovered) : "");
 
   // ---------- plots ----------
   function axes(g, w, h, pad, xlab, ylab, xr, yr) {

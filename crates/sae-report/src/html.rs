@@ -47,8 +47,8 @@ pub fn dashboard_html(report: &Report) -> Result<String, ReportError> {
             ("{{CSS}}", CSS),
             ("{{SUMMARY}}", &summary),
             ("{{TRAINING}}", &training_section(report)),
-            ("{{JS}}", JS),
             ("{{DATA}}", &json_for_script(&json)),
+            ("{{JS}}", JS),
         ],
     )
 }
@@ -113,6 +113,29 @@ mod tests {
         assert!(!safe.contains('<') && !safe.contains('>') && !safe.contains('&'));
         let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
         assert_eq!(back["t"], "</script><img src=x onerror=alert(1)>&\u{2028}");
+    }
+
+    #[test]
+    fn markers_are_filled_once_in_order() {
+        let t = "a {{X}} b {{Y}} c";
+        assert_eq!(
+            fill(t, &[("{{X}}", "{{Y}}"), ("{{Y}}", "2")]).unwrap(),
+            "a {{Y}} b 2 c"
+        );
+        assert!(fill(t, &[("{{Y}}", "2"), ("{{X}}", "1")]).is_err());
+        // The page template's markers are in the order dashboard_html fills them.
+        let parts: Vec<(&str, &str)> = [
+            "{{CSS}}",
+            "{{SUMMARY}}",
+            "{{TRAINING}}",
+            "{{DATA}}",
+            "{{JS}}",
+        ]
+        .iter()
+        .map(|m| (*m, ""))
+        .collect();
+        let page = fill(TEMPLATE, &parts).unwrap();
+        assert!(!page.contains("{{"));
     }
 
     #[test]

@@ -9,11 +9,13 @@ use crate::schema::Report;
 use crate::spliced::{SplicedEval, SPLICED_EVAL_FILE};
 use crate::svg::{esc, Axis, Line, LinePlot};
 
-/// A plot of the training curves: title, y label, the metrics drawn (colour each).
+/// A plot of the training curves: title, y label, the metrics drawn (colour each), and whether
+/// its y axis is log10 whenever every value is > 0 (else by [`wants_log`]).
 struct CurvePlot {
     title: &'static str,
     ylabel: &'static str,
     metrics: &'static [(&'static str, &'static str)],
+    log_if_positive: bool,
 }
 
 /// The four plots of the training section.
@@ -22,34 +24,38 @@ const PLOTS: [CurvePlot; 4] = [
         title: "Loss",
         ylabel: "loss",
         metrics: &[("loss", "#d9480f"), ("recon", "#1971c2")],
+        log_if_positive: true,
     },
     CurvePlot {
         title: "Fraction of variance unexplained",
         ylabel: "FVU",
         metrics: &[("fvu", "#5f3dc4")],
+        log_if_positive: false,
     },
     CurvePlot {
         title: "Active latents per row",
         ylabel: "L0",
         metrics: &[("l0", "#2f9e44")],
+        log_if_positive: false,
     },
     CurvePlot {
         title: "Dead latents",
         ylabel: "fraction dead",
         metrics: &[("dead_frac", "#c92a2a")],
+        log_if_positive: false,
     },
 ];
 
-/// A y axis is log10 when every value is > 0 and they span at least a factor of 10 (losses,
-/// and L0 of an L1-penalised run, fall by decades; a flat L0 or a dead fraction with zeros do not).
+/// A y axis is log10 when every value is > 0 and they span at least a factor of 10 (FVU and the
+/// L0 of an L1-penalised run can fall by decades; a flat L0 or a dead fraction with zeros do not).
+/// The loss plot is log10 whenever its values are > 0, as loss curves are usually read.
 pub fn wants_log(min: f64, max: f64) -> bool {
     min > 0.0 && max / min >= 10.0
 }
 
 /// The plot of `series` (those present of one [`CurvePlot`]), or `None` when none is.
 fn curve_plot<'a>(
-    title: &'a str,
-    ylabel: &'a str,
+    p: &'a CurvePlot,
     series: &[(&'a CurveSeries, &'a str)],
     points: &'a [Vec<(f64, f64)>],
 ) -> Option<LinePlot<'a>> {
@@ -64,7 +70,7 @@ fn curve_plot<'a>(
             xmax = xmax.max(b.0 as f64);
         }
     }
-    let y = if wants_log(ymin, ymax) {
+    let y = if wants_log(ymin, ymax) || (p.log_if_positive && ymin > 0.0) {
         Axis::log(ymin, ymax)
     } else {
         Axis::linear(ymin.min(0.0), ymax)
@@ -79,9 +85,9 @@ fn curve_plot<'a>(
         })
         .collect();
     Some(LinePlot {
-        title,
+        title: p.title,
         xlabel: "training step",
-        ylabel,
+        ylabel: p.ylabel,
         x: Axis::linear(xmin.min(0.0), xmax),
         y,
         lines,
@@ -102,7 +108,7 @@ pub fn curve_svgs(t: &TrainingCurves) -> Vec<String> {
             .iter()
             .map(|(s, _)| s.points.iter().map(|&(x, y)| (x as f64, y)).collect())
             .collect();
-        if let Some(plot) = curve_plot(p.title, p.ylabel, &series, &points) {
+        if let Some(plot) = curve_plot(p, &series, &points) {
             out.push(plot.render());
         }
     }

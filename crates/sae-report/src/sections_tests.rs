@@ -157,6 +157,9 @@ fn axes_have_round_ticks_covering_the_range() {
         labels,
         ["0.02", "0.05", "0.1", "0.2", "0.5", "1", "2", "5", "10", "20"]
     );
+    let a = Axis::log(0.23, 0.76);
+    let labels: Vec<&str> = a.ticks.iter().map(|t| t.1.as_str()).collect();
+    assert_eq!(labels, ["0.3", "0.4", "0.5", "0.6", "0.7"]);
     let a = Axis::log(1e-6, 1.0);
     let labels: Vec<&str> = a.ticks.iter().map(|t| t.1.as_str()).collect();
     assert_eq!(labels, ["1e-6", "1e-5", "1e-4", "1e-3", "0.01", "0.1", "1"]);

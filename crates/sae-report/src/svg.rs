@@ -79,15 +79,16 @@ impl Axis {
     }
 
     /// A log10 axis over [min, max] (both > 0), widened by 4% of its decades on each side, with
-    /// ticks at 1, 2 and 5 times powers of ten (only powers of ten over many decades).
+    /// ticks at 1, 2 and 5 times powers of ten (only powers of ten over more than four decades,
+    /// every multiple within one decade).
     pub fn log(min: f64, max: f64) -> Axis {
         let (a, b) = (min.log10(), max.log10());
         let pad = ((b - a) * 0.04).max(0.02);
         let (lo, hi) = (10f64.powf(a - pad), 10f64.powf(b + pad));
-        let mantissas: &[f64] = if b - a > 4.0 {
-            &[1.0]
-        } else {
-            &[1.0, 2.0, 5.0]
+        let mantissas: &[f64] = match b - a {
+            r if r > 4.0 => &[1.0],
+            r if r > 1.0 => &[1.0, 2.0, 5.0],
+            _ => &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0],
         };
         let mut ticks = Vec::new();
         for e in (a - pad).floor() as i32..=(b + pad).ceil() as i32 {
