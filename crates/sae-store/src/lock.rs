@@ -21,7 +21,7 @@ pub const LOCK_FILE: &str = ".sae.lock";
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// Another live process writes into the folder.
-    #[error("{} is in use: {holder} writes there (lock {}); wait for it to finish or stop it", dir.display(), lock.display())]
+    #[error("{} is in use by {holder} (lock file {}); wait for it to finish or stop it", dir.display(), lock.display())]
     Held {
         /// The output folder.
         dir: PathBuf,
@@ -151,20 +151,24 @@ impl LockHolder {
         }
     }
 
-    /// The holder in words: `pid 123 (sae train) on host h, for 42 s`.
+    /// The holder in words: `pid 123 (sae train on host h, started 42 s ago)`.
     pub fn describe(&self) -> String {
-        let mut s = format!("pid {}", self.pid);
-        if let Some(c) = self.command.as_deref().filter(|c| !c.is_empty()) {
-            s += &format!(" ({c})");
-        }
+        let mut what = self.command.clone().unwrap_or_default();
         if let Some(h) = &self.host {
-            s += &format!(" on host {h}");
+            what = format!("{what} on host {h}").trim_start().to_string();
         }
         let now = SystemTime::now().duration_since(UNIX_EPOCH).ok();
         if let (Some(t), Some(now)) = (self.since_unix, now) {
-            s += &format!(", for {} s", now.as_secs().saturating_sub(t));
+            let age = format!("started {} s ago", now.as_secs().saturating_sub(t));
+            what = match what.is_empty() {
+                true => age,
+                false => format!("{what}, {age}"),
+            };
         }
-        s
+        match what.is_empty() {
+            true => format!("pid {}", self.pid),
+            false => format!("pid {} ({what})", self.pid),
+        }
     }
 }
 
@@ -304,7 +308,7 @@ mod tests {
         match OutputLock::acquire(tmp.path(), "second") {
             Err(LockError::Held { pid, holder, .. }) => {
                 assert_eq!(pid, std::process::id());
-                assert!(holder.contains(&format!("pid {pid} (test)")), "{holder}");
+                assert!(holder.starts_with(&format!("pid {pid} (test ")), "{holder}");
             }
             other => panic!("a second lock on a held folder: {other:?}"),
         }
