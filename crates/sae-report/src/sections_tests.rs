@@ -215,3 +215,31 @@ fn sections_say_what_is_missing_and_escape_file_text() {
     assert!(e.contains("data-figure=\"kl_sae\"><td>kl_sae</td><td class=\"num\">-</td>"));
     assert!(e.contains("(CE_zero - CE_sae) / (CE_zero - CE_clean)"));
 }
+
+#[test]
+fn a_single_logged_step_is_drawn_as_a_dot() {
+    let log =
+        parse_metrics(&b"{\"step\":5,\"loss\":0.5,\"fvu\":0.2,\"l0\":3.0,\"dead_frac\":0.0}\n"[..])
+            .unwrap();
+    let svgs = curve_svgs(&curves_from_log(&log, "m", 10));
+    assert_eq!(svgs.len(), 4);
+    for svg in &svgs {
+        let paths = read_back(svg);
+        assert_eq!(paths.len(), 1);
+        assert_eq!(paths[0].1.len(), 1);
+        assert_eq!(svg.matches("<circle").count(), 1);
+        assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
+    }
+}
+
+#[test]
+fn a_report_json_without_the_new_sections_still_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v = serde_json::to_value(report("sae", Some(curves(10)), None)).unwrap();
+    for key in ["training", "spliced_eval", "notes"] {
+        v.as_object_mut().unwrap().remove(key);
+    }
+    std::fs::write(dir.path().join("report.json"), v.to_string()).unwrap();
+    let r = Report::read(dir.path()).unwrap();
+    assert!(r.training.is_none() && r.spliced_eval.is_none() && r.notes.is_empty());
+}

@@ -100,7 +100,10 @@ impl Axis {
             }
         }
         if ticks.len() < 2 {
-            ticks = vec![(min, log_label(min)), (max, log_label(max))];
+            ticks = vec![(min, log_label(min))];
+            if max > min {
+                ticks.push((max, log_label(max)));
+            }
         }
         Axis {
             lo,
@@ -229,6 +232,15 @@ impl LinePlot<'_> {
                 line.points.len(),
                 esc(line.color)
             );
+            if let [(x, y)] = line.points {
+                // A path of one point draws nothing: mark it.
+                let (px, py) = self.pixel(*x, *y);
+                let _ = write!(
+                    s,
+                    r#"<circle cx="{px:.2}" cy="{py:.2}" r="3" fill="{}"/>"#,
+                    esc(line.color)
+                );
+            }
         }
         self.legend(&mut s);
         s.push_str("</svg>");
