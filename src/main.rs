@@ -20,11 +20,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole pipeline from one config: harvest -> train -> eval -> report (reruns skip what is done).
+    Run(cmd::run::Args),
     /// Generate synthetic activations with known ground-truth features (superposition).
     Synth(cmd::synth::Args),
     /// Train a sparse autoencoder on an activation store.
     Train(cmd::train::Args),
-    /// Evaluate an SAE on a store's held-out split.
+    /// Evaluate an SAE on a store's held-out split, or spliced into its model (--model).
     Eval(cmd::eval::Args),
     /// Download a model from the Hugging Face hub into the local cache.
     Fetch(cmd::fetch::Args),
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Toy(a) => cmd::toy::run(a),
+        Command::Run(a) => cmd::run::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

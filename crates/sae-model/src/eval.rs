@@ -15,7 +15,7 @@ use crate::{Sae, SaeError};
 pub const GROUND_TRUTH_TENSOR: &str = "features";
 
 /// Metrics of one evaluation (see [`crate::metrics`] for the exact definitions).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct EvalMetrics {
     /// Mean squared error per element.
     pub mse: f64,

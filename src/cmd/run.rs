@@ -1,0 +1,311 @@
+//! `sae run CONFIG.toml`: harvest -> train (one SAE per hook) -> eval -> report in one command. Each
+//! stage records a fingerprint of its inputs in OUT/run/; a rerun skips stages whose record matches,
+//! resumes the one a crash interrupted, and redoes (after removing its old output) those whose inputs
+//! changed, and everything downstream of them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::run_config::{fingerprint, RunConfig};
+use super::run_summary::{print_summary, SaeSummary};
+
+/// Run the whole pipeline from one config file (see configs/quickstart.toml).
+#[derive(clap::Args)]
+pub struct Args {
+    /// The run's TOML config.
+    config: PathBuf,
+    /// Output folder (overrides the config's `out`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// What OUT/run/<stage>.json says.
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    stage: String,
+    hash: String,
+    finished: bool,
+}
+
+/// The stage records of one output folder.
+struct Stages {
+    dir: PathBuf,
+}
+
+impl Stages {
+    fn record_path(&self, stage: &str) -> PathBuf {
+        self.dir.join(format!("{}.json", stage.replace(' ', "-")))
+    }
+
+    fn write(&self, stage: &str, hash: &str, finished: bool) -> anyhow::Result<()> {
+        let r = Record {
+            stage: stage.into(),
+            hash: hash.into(),
+            finished,
+        };
+        let path = self.record_path(stage);
+        sae_store::atomic_write(&path, serde_json::to_string(&r)?.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Runs `stage` unless its record says it finished with these inputs. `work` gets `resume`: true
+    /// when a run with the same inputs was interrupted (its outputs are partial, not stale).
+    fn run(
+        &self,
+        stage: &str,
+        hash: &str,
+        outputs: &[PathBuf],
+        work: impl FnOnce(bool) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let path = self.record_path(stage);
+        let old: Option<Record> = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let resume = match old {
+            Some(r) if r.hash == hash && r.finished => {
+                eprintln!("[{stage}] up to date, skipped");
+                return Ok(());
+            }
+            Some(r) if r.hash == hash => {
+                eprintln!("[{stage}] resuming an interrupted run");
+                true
+            }
+            old => {
+                for o in outputs.iter().filter(|o| o.exists()) {
+                    anyhow::ensure!(
+                        old.is_some(),
+                        "{} exists but no record of this run made it; remove it or choose another out",
+                        o.display()
+                    );
+                    remove(o)?;
+                }
+                eprintln!("[{stage}] running");
+                false
+            }
+        };
+        self.write(stage, hash, false)?;
+        work(resume).with_context(|| format!("stage `{stage}` failed"))?;
+        self.write(stage, hash, true)
+    }
+}
+
+fn remove(p: &Path) -> anyhow::Result<()> {
+    let r = if p.is_dir() {
+        std::fs::remove_dir_all(p)
+    } else {
+        std::fs::remove_file(p)
+    };
+    r.with_context(|| format!("cannot remove the stale {}", p.display()))
+}
+
+/// Parses a subcommand's arguments as its command line would.
+fn parse<T: clap::Args>(argv: &[String]) -> anyhow::Result<T> {
+    #[derive(Parser)]
+    #[command(no_binary_name = true)]
+    struct Wrap<T: clap::Args> {
+        #[command(flatten)]
+        inner: T,
+    }
+    Ok(Wrap::<T>::try_parse_from(argv)
+        .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim()))?
+        .inner)
+}
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = RunConfig::load(&args.config)?;
+    let out = args.out.clone().unwrap_or_else(|| cfg.out.clone());
+    let _lock = sae_store::OutputLock::acquire(&out, "sae run")
+        .with_context(|| format!("cannot write into {}", out.display()))?;
+    let stages = Stages {
+        dir: out.join("run"),
+    };
+    std::fs::create_dir_all(&stages.dir)
+        .with_context(|| format!("cannot create {}", stages.dir.display()))?;
+    let acts = out.join("acts");
+    let harvest_hash = fingerprint(&[json!(cfg.model), json!(cfg.harvest)]);
+    stages.run("harvest", &harvest_hash, &[acts.clone()], |_| {
+        super::harvest::run(parse(&harvest_argv(&cfg, &acts))?)
+    })?;
+    let mut causal = None;
+    let mut summaries = Vec::new();
+    for hook in &cfg.harvest.hooks {
+        let sae = out.join("sae").join(hook);
+        let train_hash = fingerprint(&[json!(harvest_hash), json!(cfg.train_for(hook))]);
+        stages.run(
+            &format!("train {hook}"),
+            &train_hash,
+            &[sae.clone()],
+            |resume| train(&cfg, &stages.dir, &acts.join(hook), &sae, hook, resume),
+        )?;
+        let eval_hash = fingerprint(&[json!(train_hash), json!(cfg.eval)]);
+        let evals = [
+            sae.join(EVAL_FILE),
+            sae.join(super::eval_spliced::SPLICED_FILE),
+        ];
+        stages.run(&format!("eval {hook}"), &eval_hash, &evals, |_| {
+            evaluate(&cfg, &acts.join(hook), &sae, hook, &mut causal)
+        })?;
+        let report = out.join("report").join(hook);
+        let report_hash = fingerprint(&[json!(eval_hash), json!(cfg.report)]);
+        stages.run(
+            &format!("report {hook}"),
+            &report_hash,
+            &[report.clone()],
+            |_| super::report::run(parse(&report_argv(&cfg, &acts, &sae, &report, hook))?),
+        )?;
+        summaries.push(SaeSummary::read(hook, &sae, &report));
+    }
+    print_summary(&summaries);
+    Ok(())
+}
+
+/// The file the run's store evaluation writes into each SAE folder.
+pub const EVAL_FILE: &str = "eval.json";
+
+fn harvest_argv(cfg: &RunConfig, acts: &Path) -> Vec<String> {
+    let h = &cfg.harvest;
+    let mut a = strs(&["--model", &cfg.model.id, "--out", &path(acts)]);
+    for hook in cfg.harvest_hooks() {
+        a.extend(strs(&["--hook", &hook]));
+    }
+    a.push("--corpus".into());
+    a.extend(h.corpus.iter().map(|p| path(p)));
+    a.extend(strs(&["--ctx-len", &h.ctx_len.to_string()]));
+    let opt = [
+        ("--max-tokens", h.max_tokens.map(|v| v.to_string())),
+        ("--batch", h.batch.map(|v| v.to_string())),
+        ("--dtype", h.dtype.clone()),
+        ("--revision", cfg.model.revision.clone()),
+    ];
+    for (flag, v) in opt {
+        if let Some(v) = v {
+            a.extend([flag.to_string(), v]);
+        }
+    }
+    if cfg.model.offline {
+        a.push("--offline".into());
+    }
+    a
+}
+
+fn train(
+    cfg: &RunConfig,
+    run_dir: &Path,
+    store: &Path,
+    sae: &Path,
+    hook: &str,
+    resume: bool,
+) -> anyhow::Result<()> {
+    let finished = sae.join("sae_weights.safetensors").exists();
+    let checkpoint = sae_train::checkpoint::checkpoint_path(sae).exists();
+    if resume && finished && !checkpoint {
+        return Ok(()); // killed after the SAE was saved, before the record said so
+    }
+    if sae.exists() && !checkpoint {
+        remove(sae)?; // interrupted before its first checkpoint: start again
+    }
+    let config = run_dir.join(format!("train-{hook}.toml"));
+    let text = toml::to_string(cfg.train_for(hook))?;
+    sae_store::atomic_write(&config, text.as_bytes())?;
+    let mut a = strs(&[
+        "--store",
+        &path(store),
+        "--out",
+        &path(sae),
+        "--config",
+        &path(&config),
+    ]);
+    if checkpoint {
+        a.push("--resume".into());
+    }
+    super::train::run(parse(&a)?)
+}
+
+fn evaluate(
+    cfg: &RunConfig,
+    store: &Path,
+    sae_dir: &Path,
+    hook: &str,
+    causal: &mut Option<bool>,
+) -> anyhow::Result<()> {
+    let sae = sae_model::Sae::load(sae_dir)?;
+    let st = sae_store::Store::open(store)?;
+    let m = sae_model::evaluate(&sae, &st, None)?;
+    let text = serde_json::to_string_pretty(&m)? + "\n";
+    sae_store::atomic_write(&sae_dir.join(EVAL_FILE), text.as_bytes())?;
+    if !cfg.eval.spliced {
+        return Ok(());
+    }
+    if causal.is_none() {
+        let spec = sae_lm::ModelSpec {
+            id_or_path: cfg.model.id.clone(),
+            revision: cfg.model.revision.clone(),
+            offline: cfg.model.offline,
+            cache_dir: None,
+        };
+        let model = sae_lm::Model::load(&sae_lm::resolve_model(&spec)?, &candle_core::Device::Cpu)?;
+        *causal = Some(model.is_causal());
+    }
+    if *causal != Some(true) {
+        eprintln!(
+            "[eval {hook}] {} is an encoder: no spliced evaluation",
+            cfg.model.id
+        );
+        return Ok(());
+    }
+    let corpus = cfg.eval.corpus.as_ref().unwrap_or(&cfg.harvest.corpus);
+    let mut a = strs(&[
+        "--sae",
+        &path(sae_dir),
+        "--model",
+        &cfg.model.id,
+        "--hook",
+        hook,
+    ]);
+    a.push("--corpus".into());
+    a.extend(corpus.iter().map(|p| path(p)));
+    a.extend(strs(&["--ctx-len", &cfg.harvest.ctx_len.to_string()]));
+    a.extend(strs(&["--max-tokens", &cfg.eval.max_tokens.to_string()]));
+    if cfg.model.offline {
+        a.push("--offline".into());
+    }
+    if let Some(r) = &cfg.model.revision {
+        a.extend(strs(&["--revision", r]));
+    }
+    super::eval::run(parse(&a)?)
+}
+
+fn report_argv(cfg: &RunConfig, acts: &Path, sae: &Path, out: &Path, hook: &str) -> Vec<String> {
+    let store = acts.join(hook);
+    let mut a = strs(&[
+        "--sae",
+        &path(sae),
+        "--store",
+        &path(&store),
+        "--out",
+        &path(out),
+    ]);
+    a.extend(strs(&["--model", &cfg.model.id]));
+    if let Some(n) = cfg.neuron_hook(hook) {
+        a.extend(strs(&["--neurons", &path(&acts.join(n))]));
+    }
+    if let Some(t) = cfg.report.top {
+        a.extend(strs(&["--top", &t.to_string()]));
+    }
+    if let Some(r) = cfg.report.max_rows {
+        a.extend(strs(&["--max-rows", &r.to_string()]));
+    }
+    a
+}
