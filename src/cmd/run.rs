@@ -135,7 +135,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", stages.dir.display()))?;
     let acts = out.join("acts");
     let harvest_hash = fingerprint(&[json!(cfg.model), json!(cfg.harvest)]);
-    stages.run("harvest", &harvest_hash, &[acts.clone()], |_| {
+    stages.run("harvest", &harvest_hash, std::slice::from_ref(&acts), |_| {
         super::harvest::run(parse(&harvest_argv(&cfg, &acts))?)
     })?;
     let mut causal = None;
@@ -146,7 +146,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         stages.run(
             &format!("train {hook}"),
             &train_hash,
-            &[sae.clone()],
+            std::slice::from_ref(&sae),
             |resume| train(&cfg, &stages.dir, &acts.join(hook), &sae, hook, resume),
         )?;
         let eval_hash = fingerprint(&[json!(train_hash), json!(cfg.eval)]);
@@ -162,7 +162,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         stages.run(
             &format!("report {hook}"),
             &report_hash,
-            &[report.clone()],
+            std::slice::from_ref(&report),
             |_| super::report::run(parse(&report_argv(&cfg, &acts, &sae, &report, hook))?),
         )?;
         summaries.push(SaeSummary::read(hook, &sae, &report));

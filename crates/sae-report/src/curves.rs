@@ -16,6 +16,10 @@ use crate::ReportError;
 
 /// File name of the training log inside an SAE folder (`sae_train::METRICS_FILE`).
 pub const METRICS_FILE: &str = "metrics.jsonl";
+/// File name of the run's resolved config inside an SAE folder (`sae_train::CONFIG_FILE`).
+pub const TRAIN_CONFIG_FILE: &str = "train_config.toml";
+/// The config text is kept only up to this size.
+const MAX_CONFIG_BYTES: usize = 64 << 10;
 /// Points kept per series by default (see [`downsample_min_max`]).
 pub const MAX_CURVE_POINTS: usize = 400;
 
@@ -148,6 +152,12 @@ pub struct TrainingCurves {
     pub max_points: usize,
     /// One series per metric of [`CURVE_METRICS`] that has at least one value.
     pub series: Vec<CurveSeries>,
+    /// Rows per step (the run's `batch`), when its train_config.toml says.
+    #[serde(default)]
+    pub batch: Option<u64>,
+    /// The text of the run's train_config.toml, when present (and under 64 KiB).
+    #[serde(default)]
+    pub config: Option<String>,
 }
 
 impl TrainingCurves {
@@ -235,7 +245,19 @@ pub fn curves_from_log(log: &MetricsLog, file: &str, max_points: usize) -> Train
         truncated_last_line: log.truncated_last_line,
         max_points: max_points.max(4),
         series,
+        batch: None,
+        config: None,
     }
+}
+
+/// The top-level `batch = N` of a train_config.toml (the keys before its first `[table]`).
+pub fn config_batch(toml: &str) -> Option<u64> {
+    toml.lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with('['))
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == "batch")
+        .and_then(|(_, v)| v.trim().replace('_', "").parse().ok())
 }
 
 /// Reads `sae_dir/metrics.jsonl`: `Ok(None)` when the folder has none.
@@ -254,9 +276,9 @@ pub fn read_training_curves(
         Err(e) => return Err(io(e)),
     };
     let log = parse_metrics(std::io::BufReader::new(file)).map_err(io)?;
-    Ok(Some(curves_from_log(
-        &log,
-        &path.display().to_string(),
-        max_points,
-    )))
+    let mut curves = curves_from_log(&log, &path.display().to_string(), max_points);
+    let config = std::fs::read_to_string(sae_dir.join(TRAIN_CONFIG_FILE)).ok();
+    curves.batch = config.as_deref().and_then(config_batch);
+    curves.config = config.filter(|c| c.len() <= MAX_CONFIG_BYTES);
+    Ok(Some(curves))
 }

@@ -150,4 +150,17 @@ fn a_folder_without_metrics_has_no_curves() {
     let c = read_training_curves(dir.path(), 100).unwrap().unwrap();
     assert!(c.file.ends_with(METRICS_FILE));
     assert_eq!((c.skipped_lines, c.truncated_last_line), (1, true));
+    assert_eq!((c.batch, c.config.as_deref()), (None, None));
+    let config = "steps = 300\nbatch = 4_096\n\n[arch]\nkind = \"topk\"\nbatch = 7\n";
+    std::fs::write(dir.path().join(TRAIN_CONFIG_FILE), config).unwrap();
+    let c = read_training_curves(dir.path(), 100).unwrap().unwrap();
+    assert_eq!((c.batch, c.config.as_deref()), (Some(4096), Some(config)));
+}
+
+#[test]
+fn batch_is_read_from_the_top_level_only() {
+    assert_eq!(config_batch("batch=512"), Some(512));
+    assert_eq!(config_batch("[arch]\nbatch = 7"), None);
+    assert_eq!(config_batch("batch_size = 3\nbatches = 4"), None);
+    assert_eq!(config_batch("batch = \"x\""), None);
 }

@@ -49,8 +49,9 @@ pub use checks::{check_inputs, hook_layer};
 pub use contexts::{Context, QuantileBand};
 pub use cooccur::{GlobalCounts, UnitCooccur};
 pub use curves::{
-    curves_from_log, downsample_min_max, parse_metrics, read_training_curves, CurveSeries,
-    MetricLine, MetricsLog, TrainingCurves, CURVE_METRICS, MAX_CURVE_POINTS, METRICS_FILE,
+    config_batch, curves_from_log, downsample_min_max, parse_metrics, read_training_curves,
+    CurveSeries, MetricLine, MetricsLog, TrainingCurves, CURVE_METRICS, MAX_CURVE_POINTS,
+    METRICS_FILE, TRAIN_CONFIG_FILE,
 };
 pub use error::ReportError;
 pub use explain::{explain, Explanation, Hypothesis};

@@ -134,9 +134,12 @@ pub fn training_section(r: &Report) -> String {
         );
         return s;
     };
+    let rows = t.batch.map_or(String::new(), |b| {
+        format!(" ({b} rows per step: {} rows in all)", b * t.last_step)
+    });
     let _ = write!(
         s,
-        r#"<p class="muted">{}: {} logged steps, {} to {}; each series keeps at most {} points (the first and last, and each bucket's minimum and maximum).</p><div class="plots" id="training-curves">"#,
+        r#"<p class="muted">{}: {} logged steps, {} to {}{rows}; each series keeps at most {} points (the first and last, and each bucket's minimum and maximum).</p><div class="plots" id="training-curves">"#,
         esc(&t.file),
         t.logged_steps,
         t.first_step,
@@ -159,7 +162,15 @@ pub fn training_section(r: &Report) -> String {
             c.points_total
         );
     }
-    s.push_str("</table></section>");
+    s.push_str("</table>");
+    if let Some(c) = &t.config {
+        let _ = write!(
+            s,
+            r#"<details><summary>train_config.toml</summary><pre id="train-config">{}</pre></details>"#,
+            esc(c)
+        );
+    }
+    s.push_str("</section>");
     s
 }
 
