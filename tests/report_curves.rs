@@ -109,6 +109,11 @@ fn a_trained_sae_shows_its_training_curves() {
         html.contains("id=\"no-spliced-eval\""),
         "no eval_spliced.json: says how to get one"
     );
+    // The run's train_config.toml: rows per step and the recipe itself.
+    assert_eq!(t["batch"], 64);
+    assert!(html.contains("64 rows per step: 1920 rows in all"));
+    assert!(html.contains("id=\"train-config\""));
+    assert!(t["config"].as_str().unwrap().contains("batch = 64"));
 }
 
 const EVAL: &str = r#"{"model": "org/model-a", "hook": "blocks.3.hook_resid_post", "tokens": 12345,
