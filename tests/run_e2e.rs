@@ -1,0 +1,129 @@
+//! `sae run`: one config from model to dashboard; a rerun skips finished stages, a changed section
+//! redoes only its stage and those after it, and a run killed (SIGKILL) mid-stage and rerun ends with
+//! the same outputs as one never interrupted.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{hf_cache, ok, s, MINILM};
+
+const HOOK: &str = "blocks.1.hook_resid_post";
+
+fn config(dir: &Path, top: usize) -> PathBuf {
+    let text = format!(
+        r#"out = "unused"
+[model]
+id = "{MINILM}"
+offline = true
+[harvest]
+hooks = ["{HOOK}"]
+neurons = true
+corpus = ["{corpus}"]
+ctx_len = 64
+max_tokens = 6000
+dtype = "f16"
+[train]
+d_sae = 768
+steps = 400
+batch = 256
+checkpoint_every = 50
+[train.arch]
+kind = "topk"
+k = 8
+[report]
+top = {top}
+max_rows = 6000
+"#,
+        corpus = s(&common::corpus())
+    );
+    let path = dir.join(format!("run-{top}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run_cmd(cfg: &Path, out: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sae"));
+    c.args(["run", s(cfg), "--out", s(out)])
+        .env("SAE_HF_CACHE", hf_cache())
+        .env("HF_HUB_OFFLINE", "1");
+    c
+}
+
+fn stderr_of(cfg: &Path, out: &Path) -> String {
+    let o = ok(run_cmd(cfg, out).output().unwrap());
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Starts a run and SIGKILLs it once `ready` holds (or it ends by itself).
+fn kill_when(cfg: &Path, out: &Path, ready: impl Fn() -> bool) {
+    let mut child = run_cmd(cfg, out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !ready() && start.elapsed() < Duration::from_secs(120) {
+        if child.try_wait().unwrap().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+fn read(p: PathBuf) -> Vec<u8> {
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn a_killed_run_resumes_to_the_same_outputs_and_reruns_skip_what_is_done() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), 3);
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let err = stderr_of(&cfg, &a);
+    for stage in ["harvest", "train", "eval", "report"] {
+        assert!(err.contains(&format!("[{stage}")), "{stage}: {err}");
+    }
+    assert!(a.join("report").join(HOOK).join("index.html").is_file());
+
+    // Killed during the harvest (its store has a shard), then during training (after a checkpoint).
+    let store = b.join("acts").join(HOOK);
+    kill_when(&cfg, &b, || store.join("manifest.json").is_file());
+    let ckpt = b.join("sae").join(HOOK).join("checkpoint");
+    kill_when(&cfg, &b, || ckpt.is_dir());
+    stderr_of(&cfg, &b);
+    let sae = |root: &Path| root.join("sae").join(HOOK);
+    assert_eq!(
+        read(sae(&a).join("sae_weights.safetensors")),
+        read(sae(&b).join("sae_weights.safetensors")),
+        "the killed and resumed run must end bit-identical"
+    );
+    assert_eq!(
+        read(sae(&a).join("eval.json")),
+        read(sae(&b).join("eval.json"))
+    );
+
+    // Nothing left to do; then only the report settings change: only the report is redone.
+    let err = stderr_of(&cfg, &b);
+    assert_eq!(err.matches("up to date, skipped").count(), 4, "{err}");
+    let err = stderr_of(&config(tmp.path(), 2), &b);
+    assert!(
+        err.contains("[report blocks.1.hook_resid_post] running"),
+        "{err}"
+    );
+    assert_eq!(err.matches("up to date, skipped").count(), 3, "{err}");
+}
+
+#[test]
+fn a_second_run_into_the_same_folder_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let _lock = sae_store::OutputLock::acquire(&out, "sae run").unwrap();
+    let o = run_cmd(&config(tmp.path(), 3), &out).output().unwrap();
+    let err = common::one_line_error(&o);
+    assert!(err.contains(&std::process::id().to_string()), "{err}");
+}
