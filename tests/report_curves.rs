@@ -130,6 +130,9 @@ fn spliced_figures_and_damaged_side_files() {
     )
     .unwrap();
     std::fs::write(f.sae.join("eval_spliced.json"), EVAL).unwrap();
+    // As `sae run` writes it: the held-out reconstruction (`sae eval --json`).
+    let heldout = r#"{"mse": 0.5, "fvu": 0.125, "l0": 16.0, "dead_frac": 0.25, "dense_frac": 0.0, "l2_ratio": 0.875}"#;
+    std::fs::write(f.sae.join("eval.json"), heldout).unwrap();
     let out = f.dir.path().join("report");
     let (r, stderr) = report_of(&f, &f.sae, &out);
     let e = &r["spliced_eval"];
@@ -159,6 +162,8 @@ fn spliced_figures_and_damaged_side_files() {
         assert!(html.contains(&row), "{row}");
     }
     assert!(html.contains("(CE_zero - CE_sae) / (CE_zero - CE_clean)"));
+    assert_eq!(r["heldout_eval"]["fvu"], 0.125);
+    assert!(html.contains(r#"data-figure="fvu"><td>fvu</td><td class="num">0.1250</td>"#));
     assert!(
         html.contains("class=\"note\""),
         "the truncated line is noted on the page"

@@ -10,11 +10,10 @@ use sae_store::{Split, Store};
 
 use crate::analyzer::{GroupAnalyzer, UnitStats};
 use crate::checks::{check_inputs, store_hook};
-use crate::curves::{read_training_curves, TrainingCurves, MAX_CURVE_POINTS};
 use crate::histogram::density_histogram;
 use crate::logits::logit_effects;
 use crate::schema::*;
-use crate::spliced::{read_spliced_eval, SplicedEval};
+use crate::side::read_side_files;
 use crate::summary::summarize;
 use crate::window::UnitBatch;
 use crate::ReportError;
@@ -285,54 +284,9 @@ pub fn build_report(
         vocab,
         training: side.training,
         spliced_eval: side.spliced_eval,
+        heldout_eval: side.heldout_eval,
         notes: side.notes,
     })
-}
-
-/// What the SAE folder holds beside the SAE: training curves and the spliced evaluation.
-pub struct SideFiles {
-    /// From metrics.jsonl.
-    pub training: Option<TrainingCurves>,
-    /// From eval_spliced.json.
-    pub spliced_eval: Option<SplicedEval>,
-    /// Files that could not be read or disagree with the SAE, in words.
-    pub notes: Vec<String>,
-}
-
-/// Reads the side files of `sae_dir`; a damaged one becomes a note, never an error (the report
-/// is about the SAE; these only add to it).
-pub fn read_side_files(sae_dir: &Path, sae_hook: Option<&str>) -> SideFiles {
-    let mut notes = Vec::new();
-    let training = read_training_curves(sae_dir, MAX_CURVE_POINTS).unwrap_or_else(|e| {
-        notes.push(format!("training curves left out: {e}"));
-        None
-    });
-    if let Some(t) = &training {
-        if t.truncated_last_line {
-            notes.push(format!(
-                "{}: the last line is incomplete (a killed run?) and was left out",
-                t.file
-            ));
-        }
-        if t.skipped_lines > 0 {
-            notes.push(format!(
-                "{}: {} lines do not parse and were left out",
-                t.file, t.skipped_lines
-            ));
-        }
-    }
-    let spliced_eval = read_spliced_eval(sae_dir).unwrap_or_else(|e| {
-        notes.push(format!("spliced evaluation left out: {e}"));
-        None
-    });
-    if let Some(e) = &spliced_eval {
-        notes.extend(e.inconsistencies(sae_hook));
-    }
-    SideFiles {
-        training,
-        spliced_eval,
-        notes,
-    }
 }
 
 /// Writes explanations in words and collects the text of every token id the report mentions.

@@ -2,13 +2,13 @@
 //! opens from the file system. The report JSON is embedded in a `<script type="application/json">`
 //! block with `<`, `>`, `&` and the JS line separators escaped, so no corpus text can end the block;
 //! the page script reads it with `textContent` + `JSON.parse` and builds the DOM with text nodes.
-//! The spliced evaluation and the training curves are static markup (escaped text, inline SVG)
+//! The held-out and spliced evaluations and the training curves are static markup (escaped text, inline SVG)
 //! rendered by [`crate::sections`], so they show without the script too.
 
 use std::path::Path;
 
 use crate::schema::{Report, REPORT_FILE};
-use crate::sections::{notes_block, spliced_section, training_section};
+use crate::sections::{heldout_section, notes_block, spliced_section, training_section};
 use crate::ReportError;
 
 const TEMPLATE: &str = include_str!("../assets/template.html");
@@ -40,7 +40,7 @@ pub fn dashboard_html(report: &Report) -> Result<String, ReportError> {
         path: DASHBOARD_FILE.into(),
         msg: e.to_string(),
     })?;
-    let summary = spliced_section(report) + &notes_block(report);
+    let summary = heldout_section(report) + &spliced_section(report) + &notes_block(report);
     fill(
         TEMPLATE,
         &[

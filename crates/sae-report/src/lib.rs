@@ -27,6 +27,7 @@ mod logits;
 mod moments;
 mod schema;
 mod sections;
+mod side;
 mod spliced;
 mod summary;
 mod svg;
@@ -40,10 +41,7 @@ mod sections_tests;
 mod tests_synthetic;
 
 pub use analyzer::{round_sig, AnalysisSettings, GroupAnalyzer, UnitStats};
-pub use build::{
-    attach_words, build_report, encode_rows, read_side_files, LensFn, Progress, ReportInputs,
-    SideFiles,
-};
+pub use build::{attach_words, build_report, encode_rows, LensFn, Progress, ReportInputs};
 pub use card::card;
 pub use checks::{check_inputs, hook_layer};
 pub use contexts::{Context, QuantileBand};
@@ -62,6 +60,7 @@ pub use logits::logit_effects;
 pub use moments::{accumulate_block, Moments};
 pub use schema::*;
 pub use sections::{curve_svgs, wants_log};
+pub use side::{read_heldout_eval, read_side_files, SideFiles, HELDOUT_EVAL_FILE};
 pub use spliced::{read_spliced_eval, Figure, SplicedEval, SPLICED_EVAL_FILE};
 pub use summary::{quantile, spearman, summarize, GroupSummary};
 pub use svg::{esc, Axis, Line, LinePlot, YScale};

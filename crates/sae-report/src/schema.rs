@@ -152,6 +152,9 @@ pub struct Report {
     /// The SAE spliced into the model, from the SAE folder's eval_spliced.json (`None` when absent).
     #[serde(default)]
     pub spliced_eval: Option<SplicedEval>,
+    /// Reconstruction on the store's held-out rows, from the SAE folder's eval.json (`None` when absent).
+    #[serde(default)]
+    pub heldout_eval: Option<sae_model::EvalMetrics>,
     /// What the report left out or found inconsistent in the SAE folder's side files, in words.
     #[serde(default)]
     pub notes: Vec<String>,

@@ -214,6 +214,61 @@ fn spliced_meta(e: &SplicedEval) -> String {
     )
 }
 
+/// The held-out reconstruction section (from eval.json), empty when the SAE folder has none.
+pub fn heldout_section(r: &Report) -> String {
+    let Some(m) = &r.heldout_eval else {
+        return String::new();
+    };
+    let rows = [
+        (
+            "fvu",
+            Some(m.fvu),
+            "fraction of variance unexplained: ||x - x_hat||^2 / ||x - mean||^2 (0 = perfect)",
+        ),
+        ("l0", Some(m.l0), "active latents per row"),
+        (
+            "dead_frac",
+            Some(m.dead_frac),
+            "fraction of latents that never fire on these rows",
+        ),
+        (
+            "dense_frac",
+            Some(m.dense_frac),
+            "fraction of latents firing on more than 10% of the rows",
+        ),
+        (
+            "l2_ratio",
+            Some(m.l2_ratio),
+            "mean ||x_hat|| / ||x|| (1 = no shrinkage)",
+        ),
+        ("mse", Some(m.mse), "mean squared error per element"),
+        (
+            "mmcs",
+            m.mmcs,
+            "mean over true features of the best decoder cosine (ground truth)",
+        ),
+        (
+            "recovered_frac",
+            m.recovered_frac,
+            "true features with a decoder cosine > 0.9 (ground truth)",
+        ),
+    ];
+    let mut s = String::from(
+        r#"<section class="wide" id="heldout-eval"><h2>Reconstruction on held-out rows</h2><table id="heldout-table"><tr><th>figure</th><th class="num">value</th><th>meaning</th></tr>"#,
+    );
+    for (name, value, meaning) in rows {
+        if let Some(v) = value {
+            let _ = write!(
+                s,
+                r#"<tr data-figure="{name}"><td>{name}</td><td class="num">{}</td><td class="muted">{meaning}</td></tr>"#,
+                num(v)
+            );
+        }
+    }
+    s.push_str("</table></section>");
+    s
+}
+
 /// The report's notes (side files left out or inconsistent), one paragraph each; empty when none.
 pub fn notes_block(r: &Report) -> String {
     if r.notes.is_empty() {

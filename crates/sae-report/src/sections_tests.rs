@@ -3,7 +3,7 @@
 
 use crate::curves::{curves_from_log, parse_metrics, TrainingCurves};
 use crate::schema::{Report, ReportSettings, SaeInfo, REPORT_FORMAT, REPORT_VERSION};
-use crate::sections::{curve_svgs, spliced_section, training_section};
+use crate::sections::{curve_svgs, heldout_section, spliced_section, training_section};
 use crate::spliced::SplicedEval;
 use crate::svg::Axis;
 
@@ -182,6 +182,7 @@ fn report(path: &str, training: Option<TrainingCurves>, eval: Option<SplicedEval
         vocab: Default::default(),
         training,
         spliced_eval: eval,
+        heldout_eval: None,
         notes: vec![],
     }
 }
@@ -242,4 +243,29 @@ fn a_report_json_without_the_new_sections_still_reads() {
     std::fs::write(dir.path().join("report.json"), v.to_string()).unwrap();
     let r = Report::read(dir.path()).unwrap();
     assert!(r.training.is_none() && r.spliced_eval.is_none() && r.notes.is_empty());
+}
+
+#[test]
+fn heldout_figures_show_when_present() {
+    let mut r = report("sae", None, None);
+    assert_eq!(heldout_section(&r), "");
+    r.heldout_eval = Some(sae_model::EvalMetrics {
+        mse: 0.5,
+        fvu: 0.125,
+        l0: 16.0,
+        dead_frac: 0.25,
+        dense_frac: 0.0,
+        l2_ratio: 0.875,
+        mmcs: None,
+        recovered_frac: Some(1.0),
+    });
+    let h = heldout_section(&r);
+    assert!(
+        h.contains(r#"data-figure="fvu"><td>fvu</td><td class="num">0.1250</td>"#),
+        "{h}"
+    );
+    assert!(
+        h.contains(r#"data-figure="dense_frac"><td>dense_frac</td><td class="num">0.0000</td>"#)
+    );
+    assert!(h.contains(r#"data-figure="recovered_frac""#) && !h.contains(r#"data-figure="mmcs""#));
 }
