@@ -135,9 +135,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", stages.dir.display()))?;
     let acts = out.join("acts");
     let harvest_hash = fingerprint(&[json!(cfg.model), json!(cfg.harvest)]);
-    stages.run("harvest", &harvest_hash, std::slice::from_ref(&acts), |_| {
-        super::harvest::run(parse(&harvest_argv(&cfg, &acts))?)
-    })?;
+    stages.run(
+        "harvest",
+        &harvest_hash,
+        std::slice::from_ref(&acts),
+        |_| super::harvest::run(parse(&harvest_argv(&cfg, &acts))?),
+    )?;
     let mut causal = None;
     let mut summaries = Vec::new();
     for hook in &cfg.harvest.hooks {
