@@ -176,8 +176,10 @@ pub fn training_section(r: &Report) -> String {
 
 /// The spliced-evaluation section: the figures with their meaning, or how to get them.
 pub fn spliced_section(r: &Report) -> String {
-    let mut s = String::from(
-        r#"<section class="wide" id="spliced-eval"><h2>Inside the model: the SAE spliced in</h2>"#,
+    // Beside the held-out section when there is one, else across the page.
+    let class = if r.heldout_eval.is_some() { "" } else { "wide" };
+    let mut s = format!(
+        r#"<section class="{class}" id="spliced-eval"><h2>Inside the model: the SAE spliced in</h2>"#
     );
     let Some(e) = &r.spliced_eval else {
         let _ = write!(
@@ -254,7 +256,7 @@ pub fn heldout_section(r: &Report) -> String {
         ),
     ];
     let mut s = String::from(
-        r#"<section class="wide" id="heldout-eval"><h2>Reconstruction on held-out rows</h2><table id="heldout-table"><tr><th>figure</th><th class="num">value</th><th>meaning</th></tr>"#,
+        r#"<section id="heldout-eval"><h2>Reconstruction on held-out rows</h2><table id="heldout-table"><tr><th>figure</th><th class="num">value</th><th>meaning</th></tr>"#,
     );
     for (name, value, meaning) in rows {
         if let Some(v) = value {
