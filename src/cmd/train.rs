@@ -74,7 +74,8 @@ pub struct Args {
     /// Seed of the initialisation and the data order.
     #[arg(long)]
     seed: Option<u64>,
-    /// Continue the interrupted run in --out from its checkpoint (same config and flags).
+    /// Continue the interrupted run in --out from its checkpoint (same config and flags); several
+    /// SAEs resume each from its own checkpoint, and those that had finished are skipped.
     #[arg(long)]
     resume: bool,
     /// Write a checkpoint every N steps (0: none).
