@@ -10,7 +10,7 @@ fn report_finds_the_detectors_and_inspect_prints_a_card() {
     let out = f.dir.path().join("out");
     let r = report(&f, &out, &["--top", "4"]);
     assert_eq!(r["format"], "sae-report");
-    assert_eq!(r["version"], 1);
+    assert_eq!(r["version"], 2);
     let latents = &r["groups"][0];
     assert_eq!(latents["kind"], "latents");
     let units = latents["units"].as_array().unwrap();

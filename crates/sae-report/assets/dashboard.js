@@ -4,7 +4,7 @@
 (function () {
   const R = JSON.parse(document.getElementById("report-data").textContent);
   const SVGNS = "http://www.w3.org/2000/svg";
-  const COLORS = { latents: "#d9480f", neurons: "#1971c2", basis: "#2f9e44" };
+  const COLORS = { latents: "#d9480f", neurons: "#1971c2", basis: "#2f9e44", untrained: "#868e96", random: "#9c36b5" };
   const vocab = R.vocab || {};
   const tok = (id) => (Object.prototype.hasOwnProperty.call(vocab, id) ? vocab[id] : "<id " + id + ">");
   const show = (s) => String(s).replace(/\n/g, "\u23ce").replace(/\t/g, "\u21e5");
@@ -30,7 +30,9 @@
   const fmt = (x, d) => (x === null || x === undefined ? "-" : Number(x).toFixed(d === undefined ? 3 : d));
   const sci = (x) => (x === null || x === undefined ? "-" : Number(x).toExponential(2));
   const f1 = (u) => (u.explanation ? u.explanation.f1 : 0);
-  const scored = (u) => u.active > 0 && u.active >= R.settings.min_active;
+  // Scored: active on at least min_active rows of each half (fit half, held-out half).
+  const scored = (u) => u.active > 0 && u.active_fit >= Math.max(1, R.settings.min_active) && u.active_heldout >= Math.max(1, R.settings.min_active);
+  const ci = (c) => (c ? "[" + fmt(c.lo) + ", " + fmt(c.hi) + "]" : "");
 
   // ---------- header ----------
   const sae = R.sae;
@@ -113,7 +115,7 @@
   // ---------- overview: neurons vs latents ----------
   function overview() {
     const sec = document.getElementById("overview");
-    const head = ["group", "units", "alive", "dead", "dense", "scored", "median F1", "F1 q25\u2013q75", "monosemantic", "median kurtosis", "median density", "\u03c1(kurtosis, F1)", "\u03c1(log density, F1)"];
+    const head = ["group", "units", "alive", "dead", "dense", "scored", "unscored", "median held-out F1 [95% CI]", "in-sample median F1", "F1 q25\u2013q75", "monosemantic", "precision top / middle / bottom band", "median kurtosis", "median density", "\u03c1(kurtosis, F1)", "\u03c1(log density, F1)"];
     const t = el("table", { id: "comparison" }, [el("tr", {}, head.map((h) => el("th", {}, [h])))]);
     for (const g of R.groups) {
       const s = g.summary;
@@ -122,17 +124,24 @@
         el("td", {}, [el("i", { style: "color:" + COLORS[g.kind] }, ["\u25a0 "]), g.label]),
         el("td", { class: "num" }, [s.units]), el("td", { class: "num" }, [s.alive]),
         el("td", { class: "num" }, [s.dead]), el("td", { class: "num" }, [s.dense]),
-        el("td", { class: "num" }, [s.scored]),
-        el("td", { class: "num" }, [fmt(s.median_f1)]),
+        el("td", { class: "num" }, [s.scored]), el("td", { class: "num" }, [s.unscored === undefined ? "-" : s.unscored]),
+        el("td", { class: "num" }, [fmt(s.median_f1) + " " + ci(s.median_f1_ci)]),
+        el("td", { class: "num" }, [fmt(s.in_sample_median_f1)]),
         el("td", { class: "num" }, [fmt(q[0.25]) + "\u2013" + fmt(q[0.75])]),
         el("td", { class: "num" }, [s.monosemantic + " (" + fmt(s.monosemantic_frac === null ? null : 100 * s.monosemantic_frac, 1) + "%)"]),
+        el("td", { class: "num" }, [(s.median_band_precision || []).map((b) => fmt(b[1], 2)).join(" / ") || "-"]),
         el("td", { class: "num" }, [fmt(s.median_kurtosis, 1)]), el("td", { class: "num" }, [sci(s.median_density)]),
         el("td", { class: "num" }, [fmt(s.spearman_kurtosis_f1, 2)]), el("td", { class: "num" }, [fmt(s.spearman_density_f1, 2)]),
       ]));
     }
     sec.appendChild(t);
+    if (R.comparisons && R.comparisons.length) {
+      const ct = el("table", { id: "differences" }, [el("tr", {}, ["median held-out F1 of latents minus", "difference", "95% bootstrap interval"].map((h) => el("th", {}, [h])))]);
+      for (const c of R.comparisons) ct.appendChild(el("tr", {}, [el("td", {}, [c.label]), el("td", { class: "num" }, [fmt(c.difference)]), el("td", { class: "num" }, [ci(c.interval)])]));
+      sec.appendChild(ct);
+    }
     const rules = R.groups.map((g) => g.label + ": active when " + (g.active_rule.rule === "positive" ? "> 0" : "> " + g.active_rule.fraction + " \u00d7 max"));
-    rules.push("scores over units active on \u2265 " + R.settings.min_active + " rows");
+    rules.push("explanations chosen on half of the documents, F1 measured on the other half; scores over units active on \u2265 " + R.settings.min_active + " rows of each half");
     sec.appendChild(el("p", { class: "muted" }, [rules.join(" \u00b7 ")]));
     const legend = el("div", { class: "legend" }, R.groups.map((g) => el("span", {}, [el("i", { style: "background:" + COLORS[g.kind] }), g.label])));
     sec.appendChild(legend);
@@ -264,8 +273,12 @@
     const e = u.explanation;
     const parts = [el("h2", { id: "unit-title" }, [g.label + " #" + u.id])];
     parts.push(el("p", { id: "unit-explanation" }, e
-      ? [el("span", { class: "expl" }, [u.explanation_text]), "  F1 " + fmt(e.f1) + " \u00b7 precision " + fmt(e.precision) + " \u00b7 recall " + fmt(e.recall) + (u.counts_exact ? "" : " (lower bounds)") + (scored(u) ? "" : " \u00b7 too rare to score")]
-      : ["never active"]));
+      ? [el("span", { class: "expl" }, [u.explanation_text]), "  held-out F1 " + fmt(e.f1) + " \u00b7 precision " + fmt(e.precision) + " \u00b7 recall " + fmt(e.recall) +
+        (u.in_sample ? " \u00b7 in-sample F1 " + fmt(u.in_sample.f1) : "") + (u.counts_exact ? "" : " (lower bounds)") + (scored(u) ? "" : " \u00b7 too rare to score")]
+      : ["never active on the fit half"]));
+    if (u.bands && u.bands.length) {
+      parts.push(el("p", { id: "unit-bands", class: "muted" }, ["held-out precision by activation band: " + u.bands.map((b) => b.band + " " + fmt(b.precision, 2) + " (" + b.hits + "/" + b.rows + ")").join(" \u00b7 ")]));
+    }
     const stats = [["density", sci(u.density) + " (" + u.active + " of " + g.rows + ")"], ["mean / when active", fmt(u.mean, 4) + " / " + fmt(u.mean_active, 4)],
       ["max / std", fmt(u.max, 4) + " / " + fmt(u.std, 4)], ["skewness / kurtosis", fmt(u.skewness, 2) + " / " + fmt(u.kurtosis, 2)], ["active above", fmt(u.threshold, 4)]];
     parts.push(el("table", { class: "stats" }, stats.map((r) => el("tr", {}, [el("td", {}, [r[0]]), el("td", {}, [r[1]])]))));
@@ -291,7 +304,7 @@
     renderTable();
   }
   function route() {
-    const m = /^#(latents|neurons|basis)\/(\d+)$/.exec(location.hash);
+    const m = /^#(latents|neurons|basis|untrained|random)\/(\d+)$/.exec(location.hash);
     if (m) renderPanel(m[1], Number(m[2]));
   }
 

@@ -3,9 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::bands::{BandPrecision, BandSample};
 use crate::contexts::{fill_pending, Context, QuantileBand, Reservoir, TopContexts, WindowSpec};
 use crate::cooccur::{GlobalCounts, UnitCooccur};
-use crate::explain::{explain, Explanation};
+use crate::explain::Explanation;
+use crate::heldout::{explain_heldout, is_heldout, Half, SplitKeys};
 use crate::histogram::{Bin, LogHistogram};
 use crate::moments::{accumulate_block, Moments};
 use crate::window::{RowView, Tail, UnitBatch};
@@ -32,7 +34,9 @@ pub struct AnalysisSettings {
     pub max_set: usize,
     /// Least F1 gain for which a token is added to a "token in T" set.
     pub min_gain: f64,
-    /// Seed of the reservoir sampling.
+    /// Held-out active rows sampled per unit for the precision by activation band.
+    pub band_sample: usize,
+    /// Seed of the reservoir sampling and of the fit / score split of documents.
     pub seed: u64,
 }
 
@@ -48,6 +52,7 @@ impl Default for AnalysisSettings {
             capacity: 64,
             max_set: 5,
             min_gain: 0.01,
+            band_sample: 200,
             seed: 0,
         }
     }
@@ -80,8 +85,18 @@ pub struct UnitStats {
     pub kurtosis: Option<f64>,
     /// Histogram of active values on half-octave bins.
     pub histogram: Vec<Bin>,
-    /// Best token hypothesis, `None` for a dead unit.
+    /// Active rows in the fit half of the documents.
+    pub active_fit: u64,
+    /// Active rows in the score (held-out) half.
+    pub active_heldout: u64,
+    /// Best token hypothesis chosen on the fit half, scored on the held-out half (the score);
+    /// `None` when the unit never fired on the fit half.
     pub explanation: Option<Explanation>,
+    /// The same hypothesis scored on the fit half, where it was chosen (in-sample).
+    pub in_sample: Option<Explanation>,
+    /// Held-out precision of the explanation in the top decile, middle and bottom decile of the
+    /// unit's active values (from a sample of its held-out active rows).
+    pub bands: Vec<BandPrecision>,
     /// The explanation in words (filled in once token texts are known).
     pub explanation_text: Option<String>,
     /// True when the token counts behind the explanation are exact (no counter overflowed).
@@ -95,7 +110,10 @@ pub struct UnitStats {
 struct UnitState {
     top: TopContexts,
     reservoir: Reservoir,
-    cooc: UnitCooccur,
+    fit: UnitCooccur,
+    held: UnitCooccur,
+    active_held: u64,
+    sample: BandSample,
     hist: LogHistogram,
     sum_active: f64,
 }
@@ -111,7 +129,10 @@ pub struct GroupAnalyzer {
     active: Vec<u64>,
     moments: Vec<Moments>,
     state: Vec<UnitState>,
-    global: GlobalCounts,
+    global_fit: GlobalCounts,
+    global_held: GlobalCounts,
+    keys: SplitKeys,
+    held_rows: Vec<bool>,
     tail: Tail,
     pending: Vec<u32>,
     is_pending: Vec<bool>,
@@ -134,7 +155,10 @@ impl GroupAnalyzer {
             .map(|_| UnitState {
                 top: TopContexts::default(),
                 reservoir: Reservoir::default(),
-                cooc: UnitCooccur::new(settings.capacity),
+                fit: UnitCooccur::new(settings.capacity),
+                held: UnitCooccur::new(settings.capacity),
+                active_held: 0,
+                sample: BandSample::default(),
                 hist: LogHistogram::default(),
                 sum_active: 0.0,
             })
@@ -149,7 +173,10 @@ impl GroupAnalyzer {
             active: vec![0; units],
             moments: vec![Moments::default(); units],
             state,
-            global: GlobalCounts::default(),
+            global_fit: GlobalCounts::default(),
+            global_held: GlobalCounts::default(),
+            keys: SplitKeys::default(),
+            held_rows: Vec::new(),
             tail: Tail::default(),
             pending: Vec::new(),
             is_pending: vec![false; units],
@@ -200,10 +227,16 @@ impl GroupAnalyzer {
             }
         }
         accumulate_block(batch.acts, n, self.units, &mut self.moments);
+        Self::split_rows(&mut self.keys, &mut self.held_rows, &view, batch, s.seed);
         for i in 0..n {
             let tok = batch.token_ids[i];
             let prev = view.prev_token(i);
-            self.global.add(tok, prev);
+            let held = self.held_rows[i];
+            if held {
+                self.global_held.add(tok, prev);
+            } else {
+                self.global_fit.add(tok, prev);
+            }
             let row = &batch.acts[i * self.units..(i + 1) * self.units];
             for (u, &a) in row.iter().enumerate() {
                 if a > self.max[u] {
@@ -216,7 +249,14 @@ impl GroupAnalyzer {
                 let st = &mut self.state[u];
                 st.hist.add(a);
                 st.sum_active += a as f64;
-                st.cooc.add(tok, prev);
+                if held {
+                    st.held.add(tok, prev);
+                    st.active_held += 1;
+                    let draw = splitmix(&mut self.rng);
+                    st.sample.offer(a, tok, prev, s.band_sample, draw);
+                } else {
+                    st.fit.add(tok, prev);
+                }
                 let draw = splitmix(&mut self.rng);
                 let mut captured = st.reservoir.offer(&view, i, u, s.reservoir, spec, draw);
                 if a > self.top_floor[u] && st.top.offer(&view, i, u, s.top_n, spec) {
@@ -233,11 +273,27 @@ impl GroupAnalyzer {
         self.rows += n as u64;
     }
 
+    /// Marks which rows of the batch belong to the held-out half.
+    fn split_rows(
+        keys: &mut SplitKeys,
+        held: &mut Vec<bool>,
+        view: &RowView,
+        b: &UnitBatch,
+        seed: u64,
+    ) {
+        held.clear();
+        for i in 0..b.rows() {
+            let doc = b.doc_ids.map(|d| d[i]);
+            let key = keys.next(doc, b.positions.is_some(), view.cont(i as isize));
+            held.push(is_heldout(key, seed));
+        }
+    }
+
     /// Final statistics of every unit (explanations still without words).
     pub fn finish(self) -> Vec<UnitStats> {
         let rows = self.rows.max(1) as f64;
         let s = self.settings;
-        let global = self.global;
+        let (global_fit, global_held) = (self.global_fit, self.global_held);
         self.state
             .into_iter()
             .enumerate()
@@ -245,8 +301,21 @@ impl GroupAnalyzer {
                 let active = self.active[u];
                 let m = &self.moments[u];
                 let density = active as f64 / rows;
-                let counts_exact =
-                    st.cooc.cur.exact() && st.cooc.prev.exact() && st.cooc.bigram.exact();
+                let counts_exact = exact(&st.fit) && exact(&st.held);
+                let fit = Half {
+                    unit: &st.fit,
+                    global: &global_fit,
+                    active: active - st.active_held,
+                };
+                let score = Half {
+                    unit: &st.held,
+                    global: &global_held,
+                    active: st.active_held,
+                };
+                let scores = explain_heldout(&fit, &score, s.max_set, s.min_gain);
+                let bands = scores
+                    .as_ref()
+                    .map_or(vec![], |e| st.sample.precision(&e.heldout.hypothesis));
                 UnitStats {
                     id: u,
                     active,
@@ -260,7 +329,11 @@ impl GroupAnalyzer {
                     skewness: m.skewness(),
                     kurtosis: m.kurtosis(),
                     histogram: st.hist.bins(),
-                    explanation: explain(active, &st.cooc, &global, s.max_set, s.min_gain),
+                    active_fit: active - st.active_held,
+                    active_heldout: st.active_held,
+                    in_sample: scores.as_ref().map(|e| e.in_sample.clone()),
+                    explanation: scores.map(|e| e.heldout),
+                    bands,
                     explanation_text: None,
                     counts_exact,
                     top: st.top.sorted().into_iter().map(round_context).collect(),
@@ -277,6 +350,10 @@ impl GroupAnalyzer {
             })
             .collect()
     }
+}
+
+fn exact(c: &UnitCooccur) -> bool {
+    c.cur.exact() && c.prev.exact() && c.bigram.exact()
 }
 
 /// Rounds to 4 significant digits (keeps report.json small; display needs no more).

@@ -191,7 +191,7 @@ fn group(
         hook: store_hook(store),
         rows,
         active_rule: rule,
-        summary: summarize(&units, s.mono_threshold, s.min_active),
+        summary: summarize(&units, s.mono_threshold, s.min_active, s.analysis.seed),
         density_histogram: density_histogram(&densities),
         units,
         logits: None,

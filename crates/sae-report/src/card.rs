@@ -89,20 +89,36 @@ pub fn card(report: &Report, kind: UnitKind, id: usize) -> Result<String, Report
         (Some(e), Some(t)) => {
             let _ = writeln!(
                 s,
-                "  explanation  {}\n               F1 {:.3}  precision {:.3}  recall {:.3}{}",
+                "  explanation  {}  (chosen on the fit half: {} active rows)\n  held-out     F1 {:.3}  precision {:.3}  recall {:.3}  ({} active rows){}",
                 clean(t),
+                u.active_fit,
                 e.f1,
                 e.precision,
                 e.recall,
+                u.active_heldout,
                 if u.counts_exact {
                     ""
                 } else {
                     "  (counts are lower bounds)"
                 }
             );
+            if let Some(f) = &u.in_sample {
+                let _ = writeln!(
+                    s,
+                    "  in-sample    F1 {:.3}  precision {:.3}  recall {:.3}",
+                    f.f1, f.precision, f.recall
+                );
+            }
+            for b in &u.bands {
+                let _ = writeln!(
+                    s,
+                    "  precision in the {:<14} {:.3}  ({} of {} sampled held-out rows)",
+                    b.band, b.precision, b.hits, b.rows
+                );
+            }
         }
         _ => {
-            let _ = writeln!(s, "  explanation  none (never active)");
+            let _ = writeln!(s, "  explanation  none (never active on the fit half)");
         }
     }
     if let Some(effects) = group.logits.as_ref().and_then(|l| l.get(id)) {

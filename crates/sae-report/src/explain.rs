@@ -40,6 +40,16 @@ impl Hypothesis {
         }
     }
 
+    /// Whether the hypothesis holds at a row with token `tok` and previous token `prev`.
+    pub fn holds(&self, tok: u32, prev: Option<u32>) -> bool {
+        match self {
+            Hypothesis::Token { token } => tok == *token,
+            Hypothesis::TokenSet { tokens } => tokens.contains(&tok),
+            Hypothesis::PrevToken { token } => prev == Some(*token),
+            Hypothesis::Bigram { prev: p, token } => tok == *token && prev == Some(*p),
+        }
+    }
+
     /// Every token id the hypothesis mentions.
     pub fn tokens(&self) -> Vec<u32> {
         match self {

@@ -70,6 +70,11 @@ impl<K: std::hash::Hash + Eq + Copy + Ord> MisraGries<K> {
         }
     }
 
+    /// The kept (lower-bound) count of `key`, 0 when it is not kept.
+    pub fn get(&self, key: K) -> u32 {
+        self.counts.get(&key).copied().unwrap_or(0)
+    }
+
     /// Items added so far.
     pub fn total(&self) -> u64 {
         self.total

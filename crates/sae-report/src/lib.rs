@@ -12,6 +12,8 @@
 //! (and > 0). The score of a unit is the F1 of its best token hypothesis (see [`explain`]).
 
 mod analyzer;
+mod bands;
+mod bootstrap;
 mod build;
 mod card;
 mod checks;
@@ -21,6 +23,7 @@ mod curves;
 mod error;
 mod explain;
 mod heavy;
+mod heldout;
 mod histogram;
 mod html;
 mod logits;
@@ -38,9 +41,13 @@ mod curves_tests;
 #[cfg(test)]
 mod sections_tests;
 #[cfg(test)]
+mod tests_heldout;
+#[cfg(test)]
 mod tests_synthetic;
 
 pub use analyzer::{round_sig, AnalysisSettings, GroupAnalyzer, UnitStats};
+pub use bands::{BandPrecision, BandSample, BANDS};
+pub use bootstrap::{difference_interval, median_in_place, median_interval, Interval, RESAMPLES};
 pub use build::{attach_words, build_report, encode_rows, LensFn, Progress, ReportInputs};
 pub use card::card;
 pub use checks::{check_inputs, hook_layer};
@@ -54,6 +61,7 @@ pub use curves::{
 pub use error::ReportError;
 pub use explain::{explain, Explanation, Hypothesis};
 pub use heavy::MisraGries;
+pub use heldout::{counts, explain_heldout, is_heldout, Half, HalfScores, SplitKeys, BLOCK_ROWS};
 pub use histogram::{density_histogram, Bin, DensityHistogram, LogHistogram};
 pub use html::{dashboard_html, write_dashboard, write_report};
 pub use logits::logit_effects;
@@ -62,6 +70,6 @@ pub use schema::*;
 pub use sections::{curve_svgs, wants_log};
 pub use side::{read_heldout_eval, read_side_files, SideFiles, HELDOUT_EVAL_FILE};
 pub use spliced::{read_spliced_eval, Figure, SplicedEval, SPLICED_EVAL_FILE};
-pub use summary::{quantile, spearman, summarize, GroupSummary};
+pub use summary::{is_scored, quantile, scored_f1, spearman, summarize, GroupSummary};
 pub use svg::{esc, Axis, Line, LinePlot, YScale};
 pub use window::UnitBatch;

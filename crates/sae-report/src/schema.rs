@@ -15,7 +15,8 @@ use crate::ReportError;
 /// Value of the `format` field.
 pub const REPORT_FORMAT: &str = "sae-report";
 /// Layout version this build writes and reads.
-pub const REPORT_VERSION: u32 = 1;
+/// Version 2: scores are held out (chosen on a fit half of the documents, scored on the other).
+pub const REPORT_VERSION: u32 = 2;
 /// File name of the report inside the output folder.
 pub const REPORT_FILE: &str = "report.json";
 
@@ -104,7 +105,7 @@ pub struct ReportSettings {
     pub analysis: AnalysisSettings,
     /// F1 at or above which a unit counts as monosemantic.
     pub mono_threshold: f64,
-    /// Units active on fewer rows are not scored in the group summaries.
+    /// Units active on fewer rows in either half (fit, held-out) are not scored in the summaries.
     pub min_active: u64,
     /// Fraction of the maximum above which a dense unit (neuron, basis direction) is active.
     pub dense_active_fraction: f64,

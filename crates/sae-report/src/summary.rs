@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::analyzer::UnitStats;
+use crate::bands::BANDS;
+use crate::bootstrap::{median_interval, Interval};
 
 /// Summary of one group's scores.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -16,14 +18,25 @@ pub struct GroupSummary {
     pub dead: usize,
     /// Units active on more than 10% of rows.
     pub dense: usize,
-    /// Units active on at least `min_active` rows: the ones scored below.
+    /// Units active on at least `min_active` rows in each half (fit and held-out): the ones
+    /// scored below.
     pub scored: usize,
-    /// The least number of active rows for a unit to be scored.
+    /// Units active, but on fewer than `min_active` rows of one half: too rare to score.
+    pub unscored: usize,
+    /// The least number of active rows in each half for a unit to be scored.
     pub min_active: u64,
     /// F1 quantiles (0.1, 0.25, 0.5, 0.75, 0.9) over scored units.
     pub f1_quantiles: Vec<(f64, f64)>,
-    /// Median F1 over scored units.
+    /// Median held-out F1 over scored units.
     pub median_f1: Option<f64>,
+    /// 95% bootstrap interval of that median (units resampled).
+    pub median_f1_ci: Option<Interval>,
+    /// Median in-sample F1 (the explanation scored on the fit half that chose it), same units.
+    pub in_sample_median_f1: Option<f64>,
+    /// Scored units whose in-sample F1 >= `mono_threshold`.
+    pub in_sample_monosemantic: usize,
+    /// Median over scored units of the explanation's held-out precision in each activation band.
+    pub median_band_precision: Vec<(String, f64)>,
     /// Mean F1 over scored units.
     pub mean_f1: Option<f64>,
     /// Scored units with F1 >= `mono_threshold`.
@@ -94,16 +107,54 @@ fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v
 }
 
-/// Summarises a group's unit statistics; scores count only units active on >= `min_active` rows
-/// (precision and recall of a handful of activations say nothing).
-pub fn summarize(units: &[UnitStats], mono_threshold: f64, min_active: u64) -> GroupSummary {
-    let alive: Vec<&UnitStats> = units
+/// Whether a unit is scored: active on at least `min_active` rows of each half (precision and
+/// recall of a handful of activations say nothing, and a unit must fire on the fit half to be
+/// explained and on the held-out half to be scored).
+pub fn is_scored(u: &UnitStats, min_active: u64) -> bool {
+    u.active > 0 && u.active_fit >= min_active.max(1) && u.active_heldout >= min_active.max(1)
+}
+
+/// Held-out F1 of every scored unit, by id.
+pub fn scored_f1(units: &[UnitStats], min_active: u64) -> Vec<f64> {
+    units
         .iter()
-        .filter(|u| u.active > 0 && u.active >= min_active)
-        .collect();
+        .filter(|u| is_scored(u, min_active))
+        .map(|u| u.explanation.as_ref().map_or(0.0, |e| e.f1))
+        .collect()
+}
+
+fn band_medians(alive: &[&UnitStats]) -> Vec<(String, f64)> {
+    BANDS
+        .iter()
+        .filter_map(|(name, _, _)| {
+            let v: Vec<f64> = alive
+                .iter()
+                .filter_map(|u| u.bands.iter().find(|b| b.band == *name))
+                .map(|b| b.precision)
+                .collect();
+            quantile(&sorted(v), 0.5).map(|m| (name.to_string(), m))
+        })
+        .collect()
+}
+
+/// Summarises a group's unit statistics over its scored units (see [`is_scored`]); `seed` seeds
+/// the bootstrap.
+pub fn summarize(
+    units: &[UnitStats],
+    mono_threshold: f64,
+    min_active: u64,
+    seed: u64,
+) -> GroupSummary {
+    let alive: Vec<&UnitStats> = units.iter().filter(|u| is_scored(u, min_active)).collect();
     let n_alive = units.iter().filter(|u| u.active > 0).count();
     let f1 = |u: &UnitStats| u.explanation.as_ref().map_or(0.0, |e| e.f1);
-    let scores = sorted(alive.iter().map(|u| f1(u)).collect());
+    let in_sample: Vec<f64> = alive
+        .iter()
+        .map(|u| u.in_sample.as_ref().map_or(0.0, |e| e.f1))
+        .collect();
+    let raw: Vec<f64> = alive.iter().map(|u| f1(u)).collect();
+    let median_f1_ci = median_interval(&raw, seed);
+    let scores = sorted(raw);
     let qs = [0.1, 0.25, 0.5, 0.75, 0.9];
     let monosemantic = scores.iter().filter(|&&s| s >= mono_threshold).count();
     let with_kurt: Vec<(f64, f64)> = alive
@@ -118,12 +169,17 @@ pub fn summarize(units: &[UnitStats], mono_threshold: f64, min_active: u64) -> G
         dead: units.len() - n_alive,
         dense: units.iter().filter(|u| u.density > 0.1).count(),
         scored: alive.len(),
+        unscored: n_alive - alive.len(),
         min_active,
         f1_quantiles: qs
             .iter()
             .filter_map(|&q| quantile(&scores, q).map(|v| (q, v)))
             .collect(),
         median_f1: quantile(&scores, 0.5),
+        median_f1_ci,
+        in_sample_monosemantic: in_sample.iter().filter(|&&s| s >= mono_threshold).count(),
+        in_sample_median_f1: quantile(&sorted(in_sample), 0.5),
+        median_band_precision: band_medians(&alive),
         mean_f1: (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64),
         monosemantic,
         monosemantic_frac: (!alive.is_empty()).then(|| monosemantic as f64 / alive.len() as f64),
@@ -156,7 +212,20 @@ mod tests {
 
     fn unit(active: u64, f1: f64, kurtosis: f64) -> UnitStats {
         use crate::explain::{Explanation, Hypothesis};
+        let expl = |f1: f64| Explanation {
+            hypothesis: Hypothesis::Token { token: 0 },
+            hits: 0,
+            support: 0,
+            active,
+            precision: 0.0,
+            recall: 0.0,
+            f1,
+        };
         UnitStats {
+            active_fit: active.div_ceil(2),
+            active_heldout: active / 2,
+            in_sample: (active > 0).then(|| expl((f1 + 0.3).min(1.0))),
+            bands: vec![],
             id: 0,
             active,
             density: active as f64 / 1000.0,
@@ -169,15 +238,7 @@ mod tests {
             skewness: None,
             kurtosis: Some(kurtosis),
             histogram: vec![],
-            explanation: (active > 0).then_some(Explanation {
-                hypothesis: Hypothesis::Token { token: 0 },
-                hits: 0,
-                support: 0,
-                active,
-                precision: 0.0,
-                recall: 0.0,
-                f1,
-            }),
+            explanation: (active > 0).then(|| expl(f1)),
             explanation_text: None,
             counts_exact: true,
             top: vec![],
@@ -187,8 +248,9 @@ mod tests {
 
     #[test]
     fn summary_by_hand() {
-        // Scored (active >= 10): F1 0.2, 0.6, 0.9 (kurtosis rising with F1); one rare unit
-        // (active 3, F1 1.0) and one dead unit are left out; density 200/1000 is dense.
+        // Scored (active on >= 10 rows of each half): F1 0.2, 0.6, 0.9 (kurtosis rising with
+        // F1); one rare unit (active 3, F1 1.0) is unscored and one dead unit left out; density
+        // 200/1000 is dense. In-sample F1s are 0.5, 0.9, 1.0.
         let units = [
             unit(100, 0.2, 5.0),
             unit(200, 0.6, 10.0),
@@ -196,11 +258,17 @@ mod tests {
             unit(3, 1.0, 99.0),
             unit(0, 0.0, 1.0),
         ];
-        let s = summarize(&units, 0.5, 10);
+        let s = summarize(&units, 0.5, 10, 0);
         assert_eq!(
-            (s.units, s.alive, s.dead, s.scored, s.dense),
-            (5, 4, 1, 3, 1)
+            (s.units, s.alive, s.dead, s.scored, s.unscored, s.dense),
+            (5, 4, 1, 3, 1, 1)
         );
+        assert!((s.in_sample_median_f1.unwrap() - 0.9).abs() < 1e-12);
+        assert_eq!(s.in_sample_monosemantic, 3);
+        let ci = s.median_f1_ci.unwrap();
+        assert!(ci.lo >= 0.2 && ci.hi <= 0.9 && ci.lo <= 0.6 && ci.hi >= 0.6);
+        // A unit active on 19 rows splits 10 / 9: not scored at min_active 10, scored at 9.
+        assert!(!is_scored(&unit(19, 0.5, 1.0), 10) && is_scored(&unit(19, 0.5, 1.0), 9));
         assert_eq!(s.median_f1, Some(0.6));
         assert!((s.mean_f1.unwrap() - 1.7 / 3.0).abs() < 1e-12);
         assert_eq!(s.monosemantic, 2);

@@ -6,14 +6,14 @@ use crate::window::UnitBatch;
 
 const UNITS: usize = 6;
 
-struct Data {
-    tokens: Vec<u32>,
-    docs: Vec<u32>,
-    positions: Vec<u32>,
-    acts: Vec<f32>,
+pub(crate) struct Data {
+    pub tokens: Vec<u32>,
+    pub docs: Vec<u32>,
+    pub positions: Vec<u32>,
+    pub acts: Vec<f32>,
 }
 
-fn lcg(state: &mut u64) -> u64 {
+pub(crate) fn lcg(state: &mut u64) -> u64 {
     *state = state
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407);
@@ -59,15 +59,24 @@ fn analyze(d: &Data, batch: usize) -> Vec<crate::UnitStats> {
         after: 3,
         ..AnalysisSettings::default()
     };
-    let mut an = GroupAnalyzer::new(vec![0.0; UNITS], settings);
+    analyze_with(d, batch, UNITS, settings)
+}
+
+pub(crate) fn analyze_with(
+    d: &Data,
+    batch: usize,
+    units: usize,
+    settings: AnalysisSettings,
+) -> Vec<crate::UnitStats> {
+    let mut an = GroupAnalyzer::new(vec![0.0; units], settings);
     let n = d.tokens.len();
     let mut lo = 0;
     while lo < n {
         let hi = (lo + batch).min(n);
         an.push(&UnitBatch {
             start_row: lo as u64,
-            units: UNITS,
-            acts: &d.acts[lo * UNITS..hi * UNITS],
+            units,
+            acts: &d.acts[lo * units..hi * units],
             token_ids: &d.tokens[lo..hi],
             doc_ids: Some(&d.docs[lo..hi]),
             positions: Some(&d.positions[lo..hi]),
@@ -96,7 +105,28 @@ fn token_detectors_are_found_with_f1_one() {
             tokens.sort();
         }
         assert_eq!(&got, h, "unit {u}");
-        assert!((e.f1 - 1.0).abs() < 1e-12, "unit {u} F1 {}", e.f1);
+        // Chosen on the fit half, F1 = 1 on the held-out half and in-sample alike.
+        assert!((e.f1 - 1.0).abs() < 1e-12, "unit {u} held-out F1 {}", e.f1);
+        let fit = units[u].in_sample.as_ref().unwrap();
+        assert!(
+            (fit.f1 - 1.0).abs() < 1e-12,
+            "unit {u} in-sample F1 {}",
+            fit.f1
+        );
+        assert!(
+            units[u].active_fit > 0 && units[u].active_heldout > 0,
+            "unit {u}"
+        );
+        assert_eq!(
+            units[u].active_fit + units[u].active_heldout,
+            units[u].active
+        );
+        // The explanation holds on every sampled held-out row, in every activation band.
+        assert!(!units[u].bands.is_empty(), "unit {u}");
+        assert!(
+            units[u].bands.iter().all(|b| b.precision == 1.0),
+            "unit {u}"
+        );
     }
     assert_eq!(units[4].active, 0);
     assert!(units[4].explanation.is_none());
