@@ -14,6 +14,10 @@ pub enum Group {
     Neurons,
     /// The basis directions of the SAE's input space.
     Basis,
+    /// The untrained control SAE's latents (reports built with --control untrained).
+    Untrained,
+    /// The random control directions (reports built with --control random).
+    Random,
 }
 
 #[derive(clap::Args)]
@@ -36,6 +40,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Group::Latents => UnitKind::Latents,
         Group::Neurons => UnitKind::Neurons,
         Group::Basis => UnitKind::Basis,
+        Group::Untrained => UnitKind::Untrained,
+        Group::Random => UnitKind::Random,
     };
     print!("{}", card(&report, kind, args.latent)?);
     Ok(())

@@ -1,16 +1,28 @@
 //! `sae report`: per-unit statistics, explanations and scores for an SAE's latents (and the
 //! model's own units for comparison), written as `report.json` plus a static `index.html`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use sae_lm::{resolve_model, LogitLens, ModelSpec, TextTokenizer, TokenText};
 use sae_model::Sae;
 use sae_report::{
-    build_report, write_dashboard, write_report, ReportError, ReportInputs, ReportSettings,
+    build_report, write_dashboard, write_report, Control, ReportError, ReportInputs, ReportSettings,
 };
-use sae_store::{Source, Store};
+use sae_store::{ShuffleOptions, Source, Split, Store};
+use sae_train::{Backend, TrainConfig, Trainer};
+
+/// A control group for `--control`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ControlArg {
+    /// The same architecture and width as the SAE, initialised exactly as its training run was
+    /// (the folder's train_config.toml, the same initialisation sample), never trained.
+    Untrained,
+    /// Random unit directions in the SAE's input space (one per dimension), active above
+    /// --dense-fraction x their maximum like basis directions.
+    Random,
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -49,9 +61,65 @@ pub struct Args {
     /// A neuron or basis direction is active above this fraction of its maximum [default: 0.5].
     #[arg(long)]
     pub dense_fraction: Option<f64>,
-    /// Seed of the sampling of quantile examples [default: 0].
+    /// Seed of the sampling of quantile examples, of the fit / score split of documents, of the
+    /// bootstrap and of the random directions [default: 0].
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Add a control group analysed like the others (repeat for both).
+    #[arg(long = "control", value_enum)]
+    pub controls: Vec<ControlArg>,
+    /// Worker threads analysing groups in parallel [default: 2].
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// The seed offset sae-train draws its initialisation sample with (sae-train's
+/// `member::INIT_SEED_XOR`, private there; the controls test checks they agree).
+const INIT_SEED_XOR: u64 = 0x1417_5EED;
+
+/// The SAE as its `sae train` run initialised it before the first step: the folder's
+/// train_config.toml, the same initialisation sample of the store's train split (input scale,
+/// geometric median), the same seeded random decoder; never trained.
+fn untrained_sae(sae_dir: &Path, sae: &Sae, store: &Store) -> anyhow::Result<Sae> {
+    let path = sae_dir.join(sae_report::TRAIN_CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "--control untrained needs the SAE's training config {} (sae train writes it)",
+            path.display()
+        )
+    })?;
+    let cfg = TrainConfig::from_toml(&text)
+        .with_context(|| format!("reading the training config {}", path.display()))?;
+    let res = cfg
+        .resolve(store.d())
+        .with_context(|| format!("resolving the training config {}", path.display()))?;
+    anyhow::ensure!(
+        res.d_sae == sae.cfg.d_sae,
+        "{} describes {} latents but the SAE has {}",
+        path.display(),
+        res.d_sae,
+        sae.cfg.d_sae
+    );
+    let n = (cfg.init_sample_rows as u64)
+        .min(store.split_rows(Split::Train))
+        .max(1) as usize;
+    let opts = ShuffleOptions {
+        batch: n,
+        buffer_rows: cfg.shuffle_buffer_rows(store.d()).max(n),
+        seed: cfg.seed ^ INIT_SEED_XOR,
+    };
+    let sample = store
+        .shuffled(Split::Train, opts)
+        .next_batch()
+        .with_context(|| {
+            format!(
+                "reading the initialisation sample of {}",
+                store.dir().display()
+            )
+        })?;
+    let trainer = Trainer::new(cfg, res, &sample, Backend::Fast)
+        .context("initialising the untrained control SAE")?;
+    Ok(trainer.to_sae(sae.cfg.metadata.clone())?)
 }
 
 fn offline_spec(id: &str) -> ModelSpec {
@@ -145,6 +213,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (0.0..1.0).contains(&settings.dense_active_fraction),
         "--dense-fraction must be in [0, 1)"
     );
+    settings.threads = args.threads.unwrap_or(settings.threads);
+    anyhow::ensure!(settings.threads > 0, "--threads must be at least 1");
+    for c in &args.controls {
+        let c = match c {
+            ControlArg::Untrained => Control::Untrained,
+            ControlArg::Random => Control::Random,
+        };
+        if !settings.controls.contains(&c) {
+            settings.controls.push(c);
+        }
+    }
+    let untrained = match args.controls.contains(&ControlArg::Untrained) {
+        true => Some(untrained_sae(&args.sae, &sae, &store)?),
+        false => None,
+    };
     let text_fn = |id: u32| text.token(id);
     let lens_fn = |dir: &[f32]| -> Result<Vec<f32>, String> {
         match &lens {
@@ -157,6 +240,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         sae_dir: &args.sae,
         store: &store,
         neurons: neurons.as_ref(),
+        untrained: untrained.as_ref(),
         settings,
         text: &text_fn,
         lens: lens.as_ref().map(|_| &lens_fn as sae_report::LensFn),
@@ -180,21 +264,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("writing the report into {}", args.out.display()))?;
     write_dashboard(&args.out, &report)
         .with_context(|| format!("writing the dashboard into {}", args.out.display()))?;
-    for g in &report.groups {
-        let s = &g.summary;
-        println!(
-            "{:<48} units {:>6}  dead {:>5}  scored {:>6}  median F1 {}  monosemantic (F1 >= {}) {} ({})",
-            g.label,
-            s.units,
-            s.dead,
-            s.scored,
-            s.median_f1.map_or("-".into(), |v| format!("{v:.3}")),
-            s.mono_threshold,
-            s.monosemantic,
-            s.monosemantic_frac
-                .map_or("-".into(), |v| format!("{:.1}%", 100.0 * v)),
-        );
-    }
+    print_groups(&report);
     print_side_figures(&report);
     println!(
         "report: {}",
@@ -202,6 +272,51 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     println!("dashboard: {}", args.out.join("index.html").display());
     Ok(())
+}
+
+fn f3(x: Option<f64>) -> String {
+    x.map_or("-".into(), |v| format!("{v:.3}"))
+}
+
+/// One line per group (held-out scores, bootstrap interval, in-sample beside), then the
+/// latents-minus-group differences.
+fn print_groups(report: &sae_report::Report) {
+    println!("held-out F1: explanations chosen on half of the documents, scored on the other half");
+    for g in &report.groups {
+        let s = &g.summary;
+        let ci = s
+            .median_f1_ci
+            .map_or(String::new(), |c| format!(" [{:.3}, {:.3}]", c.lo, c.hi));
+        let bands: Vec<String> = s
+            .median_band_precision
+            .iter()
+            .map(|b| format!("{:.2}", b.1))
+            .collect();
+        println!(
+            "{:<50} units {:>5}  scored {:>5}  unscored {:>4}  median F1 {}{ci}  in-sample {}  monosemantic (F1 >= {}) {:>4} ({})  precision top/mid/bottom {}",
+            g.label,
+            s.units,
+            s.scored,
+            s.unscored,
+            f3(s.median_f1),
+            f3(s.in_sample_median_f1),
+            s.mono_threshold,
+            s.monosemantic,
+            s.monosemantic_frac
+                .map_or("-".into(), |v| format!("{:.1}%", 100.0 * v)),
+            if bands.is_empty() { "-".into() } else { bands.join("/") },
+        );
+    }
+    for c in &report.comparisons {
+        let ci = c
+            .interval
+            .map_or(String::new(), |i| format!(" [{:+.3}, {:+.3}]", i.lo, i.hi));
+        println!(
+            "median F1 of latents minus {:<40} {}{ci}",
+            c.label,
+            c.difference.map_or("-".into(), |d| format!("{d:+.3}")),
+        );
+    }
 }
 
 /// One line each for the training curves and the spliced evaluation, when the SAE folder has them.

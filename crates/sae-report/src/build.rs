@@ -4,18 +4,19 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use sae_model::Sae;
-use sae_store::{Split, Store};
+use sae_store::Store;
 
-use crate::analyzer::{GroupAnalyzer, UnitStats};
+use crate::analyzer::UnitStats;
 use crate::checks::{check_inputs, store_hook};
+use crate::controls::{comparisons, directions_tensor, Control};
 use crate::histogram::density_histogram;
 use crate::logits::logit_effects;
 use crate::schema::*;
 use crate::side::read_side_files;
+use crate::stream::{analyze, rows_used, run_tasks, Task, Ticker, Units};
 use crate::summary::summarize;
-use crate::window::UnitBatch;
 use crate::ReportError;
 
 /// Where a report build stands (for a progress bar).
@@ -42,136 +43,15 @@ pub struct ReportInputs<'a> {
     pub store: &'a Store,
     /// Optional store of the model's MLP neurons at the same layer.
     pub neurons: Option<&'a Store>,
+    /// The untrained control SAE (same architecture and width, at its initialisation), required
+    /// when the settings ask for [`Control::Untrained`].
+    pub untrained: Option<&'a Sae>,
     /// Settings.
     pub settings: ReportSettings,
     /// Text of a token id.
     pub text: &'a dyn Fn(u32) -> String,
     /// Logit lens of a causal LM, when available.
     pub lens: Option<LensFn<'a>>,
-}
-
-/// A batch of raw store rows: acts [n, d].
-struct RawBatch<'a> {
-    start_row: u64,
-    d: usize,
-    acts: &'a [f32],
-    tokens: &'a [u32],
-    docs: Option<&'a [u32]>,
-    positions: Option<&'a [u32]>,
-}
-
-impl<'a> RawBatch<'a> {
-    fn with_units(&self, acts: &'a [f32], units: usize) -> UnitBatch<'a> {
-        UnitBatch {
-            start_row: self.start_row,
-            units,
-            acts,
-            token_ids: self.tokens,
-            doc_ids: self.docs,
-            positions: self.positions,
-        }
-    }
-}
-
-fn rows_used(store: &Store, max_rows: Option<u64>) -> u64 {
-    let rows = store.split_rows(Split::All);
-    max_rows.map_or(rows, |m| m.min(rows))
-}
-
-/// Streams the first `limit` rows of `store` in batches of `batch_rows`, one shard in memory at a time.
-fn stream(
-    store: &Store,
-    limit: u64,
-    batch_rows: usize,
-    mut f: impl FnMut(&RawBatch) -> Result<(), ReportError>,
-) -> Result<(), ReportError> {
-    let d = store.d();
-    let mut seen = 0u64;
-    for chunk in store.chunks(Split::All) {
-        if seen >= limit {
-            break;
-        }
-        let chunk = chunk?;
-        let rows = chunk.rows.min((limit - seen) as usize);
-        let tokens = chunk
-            .token_ids
-            .as_deref()
-            .ok_or_else(|| ReportError::NoTokenIds {
-                store: store.dir().to_path_buf(),
-            })?;
-        let mut lo = 0;
-        while lo < rows {
-            let hi = (lo + batch_rows.max(1)).min(rows);
-            f(&RawBatch {
-                start_row: chunk.start_row + lo as u64,
-                d,
-                acts: &chunk.acts[lo * d..hi * d],
-                tokens: &tokens[lo..hi],
-                docs: chunk.doc_ids.as_deref().map(|v| &v[lo..hi]),
-                positions: chunk.positions.as_deref().map(|v| &v[lo..hi]),
-            })?;
-            lo = hi;
-        }
-        seen += rows as u64;
-    }
-    Ok(())
-}
-
-/// Encodes rows with the SAE: x [n, d_in] -> f [n, d_sae] (dense, row-major).
-pub fn encode_rows(sae: &Sae, acts: &[f32], n: usize) -> Result<Vec<f32>, ReportError> {
-    let x = Tensor::from_slice(acts, (n, sae.cfg.d_in), &Device::Cpu)?;
-    Ok(sae.encode(&x)?.flatten_all()?.to_vec1::<f32>()?)
-}
-
-struct Runner<'p, 'q> {
-    progress: &'p mut dyn FnMut(Progress<'q>),
-    done: u64,
-    total: u64,
-}
-
-impl<'q> Runner<'_, 'q> {
-    fn tick(&mut self, phase: &'q str, n: u64) {
-        self.done += n;
-        (self.progress)(Progress {
-            phase,
-            done: self.done,
-            total: self.total,
-        });
-    }
-
-    /// Two passes over a store's own columns: maxima, then the analysis with
-    /// active = value > fraction x max (and > 0).
-    fn columns(
-        &mut self,
-        store: &Store,
-        limit: u64,
-        s: &ReportSettings,
-        phase: [&'q str; 2],
-    ) -> Result<(Vec<UnitStats>, u64), ReportError> {
-        let d = store.d();
-        let mut max = vec![f32::NEG_INFINITY; d];
-        stream(store, limit, s.batch_rows, |b| {
-            for row in b.acts.chunks_exact(b.d) {
-                for (m, &v) in max.iter_mut().zip(row) {
-                    *m = m.max(v);
-                }
-            }
-            self.tick(phase[0], b.tokens.len() as u64);
-            Ok(())
-        })?;
-        let thresholds = max
-            .iter()
-            .map(|&m| (s.dense_active_fraction as f32 * m).max(0.0))
-            .collect();
-        let mut an = GroupAnalyzer::new(thresholds, s.analysis);
-        stream(store, limit, s.batch_rows, |b| {
-            an.push(&b.with_units(b.acts, d));
-            self.tick(phase[1], b.tokens.len() as u64);
-            Ok(())
-        })?;
-        let rows = an.rows();
-        Ok((an.finish(), rows))
-    }
 }
 
 fn group(
@@ -198,6 +78,88 @@ fn group(
     }
 }
 
+/// A group to analyse: what it is and how its units are read.
+struct Job<'a> {
+    kind: UnitKind,
+    label: String,
+    store: &'a Store,
+    limit: u64,
+    units: Units<'a>,
+    rule: ActiveRule,
+}
+
+/// The groups of a report, in report order: latents, basis directions, neurons, then controls.
+fn jobs<'a>(
+    inp: &ReportInputs<'a>,
+    random: Option<&'a Tensor>,
+) -> Result<Vec<Job<'a>>, ReportError> {
+    let s = &inp.settings;
+    let d_sae = inp.sae.cfg.d_sae;
+    let hook = store_hook(inp.store).unwrap_or_else(|| "input".into());
+    let dense = ActiveRule::FractionOfMax {
+        fraction: s.dense_active_fraction,
+    };
+    let job = |kind, label, store, units, rule| Job {
+        kind,
+        label,
+        store,
+        limit: rows_used(store, s.max_rows),
+        units,
+        rule,
+    };
+    let mut v = vec![job(
+        UnitKind::Latents,
+        format!("SAE latents ({d_sae})"),
+        inp.store,
+        Units::Sae(inp.sae),
+        ActiveRule::Positive,
+    )];
+    let label = format!("Basis directions of {hook} ({})", inp.store.d());
+    v.push(job(
+        UnitKind::Basis,
+        label,
+        inp.store,
+        Units::Columns,
+        dense,
+    ));
+    if let Some(ns) = inp.neurons {
+        let nhook = store_hook(ns).unwrap_or_else(|| "neurons".into());
+        let label = format!("MLP neurons of {nhook} ({})", ns.d());
+        v.push(job(UnitKind::Neurons, label, ns, Units::Columns, dense));
+    }
+    if s.controls.contains(&Control::Untrained) {
+        let u = inp.untrained.ok_or(ReportError::NoUntrainedSae)?;
+        check_inputs(u, inp.store, None)?;
+        let label = format!("Untrained SAE ({}, never trained)", u.cfg.d_sae);
+        v.push(job(
+            UnitKind::Untrained,
+            label,
+            inp.store,
+            Units::Sae(u),
+            ActiveRule::Positive,
+        ));
+    }
+    if let Some(dirs) = random {
+        let label = format!("Random directions in {hook} ({})", inp.store.d());
+        v.push(job(
+            UnitKind::Random,
+            label,
+            inp.store,
+            Units::Directions(dirs),
+            dense,
+        ));
+    }
+    Ok(v)
+}
+
+/// Work units of a job for the progress bar (rows streamed, per pass).
+fn work(j: &Job) -> u64 {
+    match j.units {
+        Units::Sae(_) => j.limit,
+        _ => 2 * j.limit,
+    }
+}
+
 /// Builds the full report (see the crate docs for every definition).
 pub fn build_report(
     inp: &ReportInputs,
@@ -205,55 +167,46 @@ pub fn build_report(
 ) -> Result<Report, ReportError> {
     check_inputs(inp.sae, inp.store, inp.neurons)?;
     let s = &inp.settings;
-    let rows_s = rows_used(inp.store, s.max_rows);
-    let rows_n = inp.neurons.map_or(0, |n| rows_used(n, s.max_rows));
     let d_sae = inp.sae.cfg.d_sae;
+    let random = match s.controls.contains(&Control::Random) {
+        true => Some(directions_tensor(
+            inp.store.d(),
+            inp.store.d(),
+            s.analysis.seed,
+        )?),
+        false => None,
+    };
+    let jobs = jobs(inp, random.as_ref())?;
     let lens_work = if inp.lens.is_some() { d_sae as u64 } else { 0 };
-    let mut run = Runner {
-        progress,
-        done: 0,
-        total: 3 * rows_s + 2 * rows_n + lens_work,
+    let total = jobs.iter().map(work).sum::<u64>() + lens_work;
+    let ticker = Ticker::default();
+    let tasks: Vec<Task<GroupReport>> = jobs
+        .into_iter()
+        .map(|j| {
+            let t = &ticker;
+            Box::new(move || {
+                let (units, rows) = analyze(
+                    j.store,
+                    j.limit,
+                    &j.units,
+                    s.batch_rows,
+                    s.dense_active_fraction,
+                    s.analysis,
+                    t,
+                )?;
+                Ok(group(j.kind, j.label, j.store, rows, j.rule, units, s))
+            }) as Task<GroupReport>
+        })
+        .collect();
+    let mut poll = || {
+        progress(Progress {
+            phase: "units",
+            done: ticker.done(),
+            total,
+        })
     };
-    // Latents: one pass, active = f > 0.
-    let mut an = GroupAnalyzer::new(vec![0.0; d_sae], s.analysis);
-    stream(inp.store, rows_s, s.batch_rows, |b| {
-        let n = b.tokens.len();
-        let f = encode_rows(inp.sae, b.acts, n)?;
-        an.push(&b.with_units(&f, d_sae));
-        run.tick("latents", n as u64);
-        Ok(())
-    })?;
-    let rows = an.rows();
-    let hook = store_hook(inp.store).unwrap_or_else(|| "input".into());
-    let mut groups = vec![group(
-        UnitKind::Latents,
-        format!("SAE latents ({d_sae})"),
-        inp.store,
-        rows,
-        ActiveRule::Positive,
-        an.finish(),
-        s,
-    )];
-    let rule = ActiveRule::FractionOfMax {
-        fraction: s.dense_active_fraction,
-    };
-    let (units, rows) = run.columns(inp.store, rows_s, s, ["basis: maxima", "basis directions"])?;
-    let label = format!("Basis directions of {hook} ({})", inp.store.d());
-    groups.push(group(
-        UnitKind::Basis,
-        label,
-        inp.store,
-        rows,
-        rule,
-        units,
-        s,
-    ));
-    if let Some(ns) = inp.neurons {
-        let (units, rows) = run.columns(ns, rows_n, s, ["neurons: maxima", "neurons"])?;
-        let hook = store_hook(ns).unwrap_or_else(|| "neurons".into());
-        let label = format!("MLP neurons of {hook} ({})", ns.d());
-        groups.push(group(UnitKind::Neurons, label, ns, rows, rule, units, s));
-    }
+    let mut groups = run_tasks(tasks, s.threads, &mut poll)?;
+    let mut done = ticker.done();
     if let Some(lens) = inp.lens {
         let w_dec = inp.sae.w_dec.flatten_all()?.to_vec1::<f32>()?;
         let d_in = inp.sae.cfg.d_in;
@@ -261,7 +214,12 @@ pub fn build_report(
         for dir in w_dec.chunks_exact(d_in) {
             let logits = lens(dir).map_err(ReportError::LogitLens)?;
             effects.push(logit_effects(&logits, s.logit_tokens));
-            run.tick("logit lens", 1);
+            done += 1;
+            progress(Progress {
+                phase: "logit lens",
+                done,
+                total,
+            });
         }
         groups[0].logits = Some(effects);
     }
@@ -280,6 +238,7 @@ pub fn build_report(
             hook_name: meta.hook_name.clone(),
         },
         settings: s.clone(),
+        comparisons: comparisons(&groups, s.min_active, s.analysis.seed),
         groups,
         vocab,
         training: side.training,

@@ -59,6 +59,8 @@ pub fn card(report: &Report, kind: UnitKind, id: usize) -> Result<String, Report
             UnitKind::Latents => "Latent",
             UnitKind::Neurons => "Neuron",
             UnitKind::Basis => "Basis direction",
+            UnitKind::Untrained => "Untrained latent",
+            UnitKind::Random => "Random direction",
         },
         group.label
     );

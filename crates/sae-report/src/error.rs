@@ -52,6 +52,9 @@ pub enum ReportError {
     /// A latent id outside the report.
     #[error("latent {id} is out of range: the report has {count} latents (0..{count})")]
     NoSuchUnit { id: usize, count: usize },
+    /// The settings ask for the untrained control but no untrained SAE was given.
+    #[error("the untrained control needs an untrained SAE of the same shape (none was given)")]
+    NoUntrainedSae,
     /// Tensor arithmetic failed.
     #[error("tensor error: {0}")]
     Tensor(#[from] candle_core::Error),

@@ -6,6 +6,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::analyzer::{AnalysisSettings, UnitStats};
+use crate::bootstrap::Interval;
+use crate::controls::Control;
 use crate::curves::TrainingCurves;
 use crate::histogram::DensityHistogram;
 use crate::spliced::SplicedEval;
@@ -30,6 +32,11 @@ pub enum UnitKind {
     Neurons,
     /// The standard basis directions of the SAE's input space (the store's columns).
     Basis,
+    /// Control: an SAE of the same architecture and width, initialised as training initialises
+    /// it, never trained.
+    Untrained,
+    /// Control: random unit directions in the SAE's input space, thresholded as basis directions.
+    Random,
 }
 
 /// When a unit counts as active.
@@ -80,6 +87,19 @@ pub struct GroupReport {
     pub logits: Option<Vec<LogitEffects>>,
 }
 
+/// The latents' median held-out F1 against another group's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// The other group.
+    pub kind: UnitKind,
+    /// Its label.
+    pub label: String,
+    /// median F1 (latents) - median F1 (the group), over scored units.
+    pub difference: Option<f64>,
+    /// 95% bootstrap interval of the difference (each group's units resampled independently).
+    pub interval: Option<Interval>,
+}
+
 /// About the SAE the report is for.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SaeInfo {
@@ -115,6 +135,16 @@ pub struct ReportSettings {
     pub batch_rows: usize,
     /// Promoted / suppressed tokens kept per latent by the logit lens.
     pub logit_tokens: usize,
+    /// Control groups added to the report.
+    #[serde(default)]
+    pub controls: Vec<Control>,
+    /// Worker threads analysing groups in parallel (the result does not depend on it).
+    #[serde(default = "two")]
+    pub threads: usize,
+}
+
+fn two() -> usize {
+    2
 }
 
 impl Default for ReportSettings {
@@ -127,6 +157,8 @@ impl Default for ReportSettings {
             max_rows: None,
             batch_rows: 1024,
             logit_tokens: 10,
+            controls: vec![],
+            threads: 2,
         }
     }
 }
@@ -144,6 +176,9 @@ pub struct Report {
     pub settings: ReportSettings,
     /// Groups: latents first, then basis directions, then neurons when given.
     pub groups: Vec<GroupReport>,
+    /// The latents' median held-out F1 minus each other group's, with bootstrap intervals.
+    #[serde(default)]
+    pub comparisons: Vec<Comparison>,
     /// Text of every token id the report mentions.
     pub vocab: BTreeMap<u32, String>,
     /// Loss, FVU, L0 and dead fraction over training, from the SAE folder's metrics.jsonl

@@ -178,6 +178,7 @@ fn report(path: &str, training: Option<TrainingCurves>, eval: Option<SplicedEval
             hook_name: Some("blocks.3.hook_resid_post".into()),
         },
         settings: ReportSettings::default(),
+        comparisons: vec![],
         groups: vec![],
         vocab: Default::default(),
         training,
