@@ -310,5 +310,8 @@ fn report_argv(cfg: &RunConfig, acts: &Path, sae: &Path, out: &Path, hook: &str)
     if let Some(r) = cfg.report.max_rows {
         a.extend(strs(&["--max-rows", &r.to_string()]));
     }
+    for c in &cfg.report.controls {
+        a.extend(strs(&["--control", c]));
+    }
     a
 }

@@ -111,6 +111,10 @@ pub struct ReportSection {
     pub top: Option<usize>,
     /// Rows analysed per store.
     pub max_rows: Option<u64>,
+    /// Control groups of the report: "untrained" (the SAE at its initialisation, never trained)
+    /// and / or "random" (random unit directions in the hooked space); `sae report --control`.
+    #[serde(default)]
+    pub controls: Vec<String>,
 }
 
 impl RunConfig {
@@ -125,6 +129,12 @@ impl RunConfig {
             anyhow::ensure!(
                 cfg.harvest.hooks.contains(hook),
                 "[hook_train.\"{hook}\"] names a hook that [harvest] hooks does not list"
+            );
+        }
+        for c in &cfg.report.controls {
+            anyhow::ensure!(
+                ["untrained", "random"].contains(&c.as_str()),
+                "[report] controls: {c:?} is not a control (\"untrained\" or \"random\")"
             );
         }
         Ok(cfg)
@@ -191,5 +201,25 @@ mod tests {
             fingerprint(&[serde_json::json!("x"), serde_json::json!(2)])
         );
         assert_ne!(a, fingerprint(&[serde_json::json!("x1")]));
+    }
+
+    #[test]
+    fn shipped_configs_ask_for_both_report_controls_and_bad_ones_are_refused() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        for name in ["quickstart.toml", "smollm2.toml"] {
+            let cfg = RunConfig::load(&root.join(name)).unwrap();
+            assert_eq!(cfg.report.controls, ["untrained", "random"], "{name}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(root.join("quickstart.toml"))
+            .unwrap()
+            .replace(
+                r#"controls = ["untrained", "random"]"#,
+                r#"controls = ["trained"]"#,
+            );
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let err = format!("{:#}", RunConfig::load(&path).unwrap_err());
+        assert!(err.contains("\"trained\" is not a control"), "{err}");
     }
 }
