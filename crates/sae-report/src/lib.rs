@@ -9,7 +9,12 @@
 //!
 //! Definitions: a latent is active where its activation is > 0; a dense unit (neuron or basis
 //! direction) where its value is > `dense_active_fraction` x its maximum over the rows analysed
-//! (and > 0). The score of a unit is the F1 of its best token hypothesis (see [`explain`]).
+//! (and > 0). The score of a unit is the held-out F1 of its best token hypothesis (see
+//! [`explain`]): the hypothesis is chosen on a fit half of the documents and scored on the other
+//! half ([`explain_heldout`]; the in-sample F1 is kept beside it). Group summaries add bootstrap
+//! intervals of the median ([`median_interval`]), the latents-minus-group differences
+//! ([`comparisons`]) and the precision of each explanation by activation band ([`BandSample`]);
+//! control groups ([`Control`]: an untrained SAE, random directions) run through the same code.
 
 mod analyzer;
 mod bands;
