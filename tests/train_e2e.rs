@@ -1,5 +1,5 @@
 //! End to end: `sae synth` -> `sae train` -> `sae eval --json` recovers the true features of
-//! superposed synthetic data (TopK, BatchTopK, ReLU-L1; JumpReLU reports finite numbers), and
+//! superposed synthetic data (TopK, BatchTopK, ReLU-L1, JumpReLU), and
 //! `sae train` fails with one clear line on bad input.
 
 mod common;
@@ -113,16 +113,16 @@ fn relu_l1_recovers_the_true_features() {
 }
 
 #[test]
-fn jumprelu_trains_to_its_target_l0() {
-    // --k sets the target L0 of the quadratic penalty. Not yet as good as the TopK family (mmcs
-    // 0.92 here): the bounds hold today and catch regressions.
-    let v = train_eval("jumprelu", "500", "4e-3", &["--k", "3"]);
-    for key in ["mse", "fvu", "l0", "dead_frac", "mmcs", "recovered_frac"] {
-        assert!(num(&v, key).is_finite(), "{key} in {v}");
-    }
-    assert!(num(&v, "l0") > 2.0 && num(&v, "l0") < 4.5, "{v}");
-    assert!(num(&v, "mmcs") >= 0.9, "{v}");
-    assert!(num(&v, "fvu") < 0.25, "{v}");
+fn jumprelu_recovers_the_true_features() {
+    // --k sets the target L0 of the quadratic penalty. With the straight-through estimator
+    // reaching the pre-activations (the default) it recovers the features like the TopK family
+    // (measured: mmcs 0.990, recovered 0.973, L0 3.30, dead 0.020; with the threshold-only
+    // estimator 0.932 / 0.805 at these settings).
+    let v = train_eval("jumprelu", "1000", "6e-3", &["--k", "3"]);
+    assert!(num(&v, "mmcs") >= 0.98, "{v}");
+    assert!(num(&v, "recovered_frac") >= 0.95, "{v}");
+    assert!(num(&v, "l0") > 2.5 && num(&v, "l0") < 4.0, "{v}");
+    assert!(num(&v, "dead_frac") <= 0.05, "{v}");
 }
 
 /// Asserts a failed run with exactly one `error:` line containing `needle`, and no panic.

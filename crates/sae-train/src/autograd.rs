@@ -107,6 +107,7 @@ impl Step for AutogradStep {
             ArchConfig::JumpRelu {
                 bandwidth,
                 target_l0,
+                pre_act_ste,
                 ..
             } => {
                 let lt = v.log_threshold.as_ref().ok_or_else(|| {
@@ -131,11 +132,20 @@ impl Step for AutogradStep {
                 let delta = theta_b.sub(&theta_b.detach())?;
                 let gf = Tensor::from_slice(&g_f, (b, d_sae), &dev)?;
                 let mt = Tensor::from_slice(&mask, (b, d_sae), &dev)?;
-                let f = (z.mul(&mt)? + delta.mul(&gf)?)?;
+                let mut f = (z.mul(&mt)? + delta.mul(&gf)?)?;
                 // L0 per row with the straight-through gradient for theta.
                 let l0_val = mask.iter().sum::<f32>() as f64 / b as f64;
                 let gl = Tensor::from_slice(&g_l0, d_sae, &dev)?;
-                let l0_ste = (theta_t.sub(&theta_t.detach())?.mul(&gl)?.sum_all()? / b as f64)?;
+                let mut l0_ste = (theta_t.sub(&theta_t.detach())?.mul(&gl)?.sum_all()? / b as f64)?;
+                if *pre_act_ste {
+                    // The jump seen from z: dH/dz = K / eps (= -dH/dtheta).
+                    let gz = Tensor::from_slice(&g_f, (b, d_sae), &dev)?.neg()?;
+                    let dz = z.sub(&z.detach())?;
+                    f = (f + dz.mul(&gz)?)?;
+                    let win: Vec<f32> = g_f.iter().map(|g| (*g != 0.0) as u8 as f32).collect();
+                    let kw = Tensor::from_slice(&win, (b, d_sae), &dev)?;
+                    l0_ste = (l0_ste + (dz.mul(&kw)?.sum_all()? / (eps as f64 * b as f64))?)?;
+                }
                 let l0_ste = (l0_ste + l0_val)?;
                 let pen = match target_l0 {
                     Some(t) => (((l0_ste / *t)? - 1.0)?.sqr()? * ctx.sparsity_coef)?,

@@ -7,7 +7,9 @@
 //!   dz = (dF + lambda n / B) * [z > 0],  dW_dec[j] += lambda / B (sum_r f_rj) W_dec[j] / n_j.
 //! JumpReLU (f = z [z > theta], loss = sum ||e||^2 / B + P(L0)), rectangle kernel
 //! K_rj = [|z_rj - theta_j| < eps / 2]:  dz = dF * [z > theta],
-//!   dtheta_j = sum_r K_rj (-(theta_j / eps) dF_rj - P'(L0) / (eps B)),  dlog_theta = theta dtheta.
+//!   dtheta_j = sum_r K_rj (-(theta_j / eps) dF_rj - P'(L0) / (eps B)),  dlog_theta = theta dtheta;
+//!   with the pre-activation estimator (`pre_act_ste`) the jump's gradient reaches z as well, with
+//!   the opposite sign: dz_rj += K_rj ((theta_j / eps) dF_rj + P'(L0) / (eps B)).
 
 use crate::config::ArchConfig;
 use crate::error::{Result, TrainError};
@@ -161,6 +163,7 @@ impl DenseStep {
                 ArchConfig::JumpRelu {
                     bandwidth,
                     target_l0,
+                    pre_act_ste,
                     ..
                 },
                 Some(t),
@@ -172,11 +175,16 @@ impl DenseStep {
                 let lt_grad = grads.log_threshold.get_or_insert_with(|| vec![0.0; d_sae]);
                 for (zr, dr) in z.chunks_mut(d_sae).zip(df.chunks_mut(d_sae)) {
                     for j in 0..d_sae {
+                        let mut w = 0.0;
                         if ((zr[j] - t[j]) / eps).abs() < 0.5 {
-                            lt_grad[j] += -(t[j] / eps) * dr[j] - dpen / (eps * bf);
+                            w = -(t[j] / eps) * dr[j] - dpen / (eps * bf);
+                            lt_grad[j] += w;
                         }
                         if zr[j] <= t[j] {
                             dr[j] = 0.0;
+                        }
+                        if *pre_act_ste {
+                            dr[j] -= w;
                         }
                     }
                 }

@@ -248,13 +248,23 @@ fn relu_l1_steps_match_autograd() {
 fn jumprelu_steps_match_autograd() {
     // A narrow kernel (dF by dots on the window entries) and a wide one (most entries in the
     // window: dF by one GEMM).
-    for (target_l0, bandwidth) in [(None, 0.05), (Some(3.0), 0.05), (Some(3.0), 0.3)] {
+    // Both estimators: the threshold alone (Gemma Scope) and the pre-activations too.
+    let cases = [
+        (None, 0.05, false),
+        (Some(3.0), 0.05, false),
+        (Some(3.0), 0.3, false),
+        (None, 0.05, true),
+        (Some(3.0), 0.05, true),
+        (Some(3.0), 0.3, true),
+    ];
+    for (target_l0, bandwidth, pre_act_ste) in cases {
         let arch = ArchConfig::JumpRelu {
             l0_coef: 0.3,
             target_l0,
             l0_warmup_frac: 0.0,
             bandwidth,
             init_threshold: 0.05,
+            pre_act_ste,
         };
         for firing in [0.5, 0.03] {
             compare_threshold(arch.clone(), 0.3, true, firing);

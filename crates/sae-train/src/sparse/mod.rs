@@ -14,6 +14,7 @@
 
 mod auxk;
 mod batch;
+mod jump;
 mod passes;
 mod select;
 mod threshold;

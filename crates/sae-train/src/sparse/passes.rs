@@ -255,8 +255,10 @@ simd_dispatch! {
             ge.iter_mut().for_each(|v| *v = 0.0);
             let mut b = 0f32;
             for e in &bl.entries[bl.off[j]..bl.off[j + 1]] {
-                let s = e.src as usize * d;
-                axpy(gw, e.coef, &src[s..s + d]);
+                if e.coef != 0.0 {
+                    let s = e.src as usize * d;
+                    axpy(gw, e.coef, &src[s..s + d]);
+                }
                 let r = e.row as usize * d;
                 axpy(ge, e.dz, &xc[r..r + d]);
                 b += e.dz;

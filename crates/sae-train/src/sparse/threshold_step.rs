@@ -2,21 +2,23 @@
 //! GEMM stays dense, decode and backward touch the firing entries (and, for JumpReLU, the entries
 //! inside the threshold kernel). While more than [`DENSE_DENSITY`] of the entries fire (early in
 //! training) the dense GEMM step [`DenseStep`] is faster and runs instead. The gradients are those
-//! of [`crate::dense_step`] (whose header derives them), summed in the same row order.
+//! of [`crate::dense_step`] (whose header derives them), summed in the same row order. With the
+//! pre-activation estimator the kernel-window entries add their dz to the latent pass (narrow
+//! window) or through one more GEMM dz_win^T xc (wide window).
 
 use rayon::prelude::*;
 
+use super::jump::{jumprelu_terms, JumpTerms};
 use super::passes::{self, ByLatent, Part, RowInputs};
 use super::select::RowSets;
 use super::threshold::{fractions, select_threshold, Rule};
 use super::{b_dec_grad, dot_dispatch, encode, ensure};
 use crate::config::ArchConfig;
-use crate::dense_step::{l0_penalty, DenseStep};
+use crate::dense_step::DenseStep;
 use crate::error::{Result, TrainError};
 use crate::kernels::{matmul_into, Mat};
 use crate::params::Params;
 use crate::step::{Grads, Step, StepContext, StepOutput};
-use crate::vecops::simd_dispatch;
 
 /// Above this fraction of firing entries the dense step is used.
 pub const DENSE_DENSITY: f64 = 0.05;
@@ -41,18 +43,22 @@ pub struct SparseThresholdStep {
 }
 
 #[derive(Default)]
-struct Workspace {
-    xc: Vec<f32>,
-    z: Vec<f32>,
+pub(super) struct Workspace {
+    pub(super) xc: Vec<f32>,
+    pub(super) z: Vec<f32>,
     /// dF = G W_dec^T [B, d_sae] when the kernel window is wide.
-    f: Vec<f32>,
-    lower: Vec<f32>,
-    act: RowSets,
-    win: RowSets,
-    g: Vec<f32>,
-    dz: Vec<f32>,
-    by_latent: ByLatent,
-    no_rows: RowSets,
+    pub(super) f: Vec<f32>,
+    pub(super) lower: Vec<f32>,
+    pub(super) act: RowSets,
+    pub(super) win: RowSets,
+    /// dz of the kernel-window entries (pre-activation estimator, narrow window).
+    pub(super) wdz: Vec<f32>,
+    /// db_enc of the window entries (pre-activation estimator, wide window).
+    pub(super) wdb: Vec<f32>,
+    pub(super) g: Vec<f32>,
+    pub(super) dz: Vec<f32>,
+    pub(super) by_latent: ByLatent,
+    pub(super) no_rows: RowSets,
 }
 
 impl SparseThresholdStep {
@@ -91,20 +97,7 @@ impl Step for SparseThresholdStep {
     ) -> Result<StepOutput> {
         let (d_in, d_sae) = (p.d_in, p.d_sae);
         let b = x.len() / d_in;
-        let theta: Option<Vec<f32>> = p
-            .log_threshold
-            .as_ref()
-            .map(|lt| lt.iter().map(|v| v.exp()).collect());
-        let eps = match (&self.arch, &theta) {
-            (ArchConfig::ReluL1 { .. }, None) => 0.0,
-            (ArchConfig::JumpRelu { bandwidth, .. }, Some(_)) => *bandwidth as f32,
-            _ => {
-                return Err(TrainError::Invalid(format!(
-                    "the threshold step handles relu-l1 and jumprelu (with thresholds), not {}",
-                    self.arch.name()
-                )))
-            }
-        };
+        let (theta, eps) = self.thresholds(p)?;
         let ws = &mut self.ws;
         let var_x = encode(x, p, &mut ws.xc, &mut ws.z);
         // The path follows this batch's own counts (never the steps before it).
@@ -155,6 +148,13 @@ impl Step for SparseThresholdStep {
         };
         let sums = passes::row_pass(&inp, &mut ws.g, &mut [], &mut ws.dz, &mut []);
         let l0 = ws.act.nnz() as f64 / b as f64;
+        let pre = matches!(
+            self.arch,
+            ArchConfig::JumpRelu {
+                pre_act_ste: true,
+                ..
+            }
+        );
         let (penalty, l1) = match &theta {
             None => {
                 let (pen, l1) = relu_l1_terms(ws, p, ctx.sparsity_coef, bf);
@@ -168,30 +168,22 @@ impl Step for SparseThresholdStep {
                     coef: ctx.sparsity_coef,
                     bf,
                     wide,
+                    pre,
                 };
                 (jumprelu_terms(&self.arch, ws, p, &jt, grads), None)
             }
         };
         let ws = &mut self.ws;
-        ws.by_latent.build(
-            d_sae,
-            &[Part {
-                sets: &ws.act,
-                dz: &ws.dz,
-                coef_scale: 1.0,
-                dz_scale: 1.0,
-                src_offset: 0,
-            }],
-        );
-        passes::latent_pass(
-            &ws.by_latent,
-            &ws.g,
-            &ws.xc,
-            d_in,
-            &mut grads.w_dec,
-            &mut grads.w_enc_t,
-            &mut grads.b_enc,
-        );
+        latent_gradients(ws, p, pre && !wide, grads);
+        if pre && wide {
+            let (f, xc) = (Mat::t(&ws.f, b, d_sae), Mat::new(&ws.xc, b, d_in));
+            matmul_into(&mut grads.w_enc_t, f, xc, true);
+            grads
+                .b_enc
+                .iter_mut()
+                .zip(&ws.wdb)
+                .for_each(|(a, v)| *a += v);
+        }
         if let Some(l1) = &l1 {
             add_l1_decoder_term(l1, p, ctx.sparsity_coef as f32 / bf, grads);
         }
@@ -207,6 +199,58 @@ impl Step for SparseThresholdStep {
             min_kept: None,
         })
     }
+}
+
+impl SparseThresholdStep {
+    /// JumpReLU's thresholds theta = exp(log_threshold) and kernel width (None and 0 for ReLU).
+    fn thresholds(&self, p: &Params) -> Result<(Option<Vec<f32>>, f32)> {
+        let theta: Option<Vec<f32>> = p
+            .log_threshold
+            .as_ref()
+            .map(|lt| lt.iter().map(|v| v.exp()).collect());
+        let eps = match (&self.arch, &theta) {
+            (ArchConfig::ReluL1 { .. }, None) => 0.0,
+            (ArchConfig::JumpRelu { bandwidth, .. }, Some(_)) => *bandwidth as f32,
+            _ => {
+                return Err(TrainError::Invalid(format!(
+                    "the threshold step handles relu-l1 and jumprelu (with thresholds), not {}",
+                    self.arch.name()
+                )))
+            }
+        };
+        Ok((theta, eps))
+    }
+}
+
+/// dW_dec, dW_enc^T and db_enc from the firing entries and, with `window` (pre-activation
+/// estimator, narrow window), the kernel-window entries, which move z only (coefficient 0).
+fn latent_gradients(ws: &mut Workspace, p: &Params, window: bool, grads: &mut Grads) {
+    let parts = [
+        Part {
+            sets: &ws.act,
+            dz: &ws.dz,
+            coef_scale: 1.0,
+            dz_scale: 1.0,
+            src_offset: 0,
+        },
+        Part {
+            sets: if window { &ws.win } else { &ws.no_rows },
+            dz: &ws.wdz,
+            coef_scale: 0.0,
+            dz_scale: 1.0,
+            src_offset: 0,
+        },
+    ];
+    ws.by_latent.build(p.d_sae, &parts);
+    passes::latent_pass(
+        &ws.by_latent,
+        &ws.g,
+        &ws.xc,
+        p.d_in,
+        &mut grads.w_dec,
+        &mut grads.w_enc_t,
+        &mut grads.b_enc,
+    );
 }
 
 /// ReLU-L1's per-latent sums, found once for the penalty, dz and the decoder term.
@@ -251,97 +295,4 @@ fn add_l1_decoder_term(l1: &L1Sums, p: &Params, lam_over_b: f32, grads: &mut Gra
                 gw.iter_mut().zip(w).for_each(|(g, w)| *g += c * w);
             }
         });
-}
-
-/// What the JumpReLU threshold gradient needs besides the workspace.
-struct JumpTerms<'a> {
-    t: &'a [f32],
-    eps: f32,
-    l0: f64,
-    coef: f64,
-    bf: f32,
-    wide: bool,
-}
-
-/// JumpReLU: the L0 penalty and the threshold gradient
-/// dlog_theta_j = theta_j sum_{r in window} (-(theta_j / eps) dF_rj - P'(L0) / (eps B)), with
-/// dF = g . W_dec[j]. Returns the penalty.
-fn jumprelu_terms(
-    arch: &ArchConfig,
-    ws: &mut Workspace,
-    p: &Params,
-    jt: &JumpTerms<'_>,
-    grads: &mut Grads,
-) -> f64 {
-    let ArchConfig::JumpRelu { target_l0, .. } = arch else {
-        unreachable!("checked by the caller")
-    };
-    let (pen, dpen) = l0_penalty(*target_l0, jt.coef, jt.l0);
-    let c = dpen as f32 / (jt.eps * jt.bf);
-    let lt = grads
-        .log_threshold
-        .get_or_insert_with(|| vec![0.0; p.d_sae]);
-    if jt.wide {
-        wide_window_grad(ws, p, jt, c, lt);
-    } else {
-        let df = window_df(ws, p);
-        lt.iter_mut().for_each(|v| *v = 0.0);
-        for (&j, &dfv) in ws.win.idx.iter().zip(&df) {
-            let j = j as usize;
-            lt[j] += -(jt.t[j] / jt.eps) * dfv - c;
-        }
-    }
-    lt.iter_mut().zip(jt.t).for_each(|(gv, t)| *gv *= t);
-    pen
-}
-
-/// dF = g . W_dec[j] on the collected window entries (one dot each).
-fn window_df(ws: &Workspace, p: &Params) -> Vec<f32> {
-    let d = p.d_in;
-    let (win, g) = (&ws.win, &ws.g);
-    (0..win.rows())
-        .into_par_iter()
-        .flat_map_iter(|r| {
-            let gr = &g[r * d..(r + 1) * d];
-            win.row(r)
-                .0
-                .iter()
-                .map(move |&j| dot_dispatch(gr, &p.w_dec[j as usize * d..(j as usize + 1) * d]))
-        })
-        .collect()
-}
-
-/// The threshold gradient (before the factor theta) from dF = G W_dec^T by one GEMM and a dense
-/// pass over (z, dF), row blocks summed in block order.
-fn wide_window_grad(ws: &mut Workspace, p: &Params, jt: &JumpTerms<'_>, c: f32, lt: &mut [f32]) {
-    let (d, d_sae) = (p.d_in, p.d_sae);
-    let rows = ws.g.len() / d;
-    ensure(&mut ws.f, rows * d_sae);
-    let (gm, wt) = (Mat::new(&ws.g, rows, d), Mat::t(&p.w_dec, d_sae, d));
-    matmul_into(&mut ws.f, gm, wt, false);
-    let blk = 64 * d_sae;
-    let parts: Vec<Vec<f32>> =
-        ws.z.par_chunks(blk)
-            .zip(ws.f.par_chunks(blk))
-            .map(|(zb, fb)| window_block(zb, fb, &p.b_enc, jt.t, jt.eps, c))
-            .collect();
-    lt.iter_mut().for_each(|v| *v = 0.0);
-    for part in parts {
-        lt.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
-    }
-}
-
-simd_dispatch! {
-    /// One row block of the wide-window threshold gradient.
-    fn window_block(z: &[f32], f: &[f32], b: &[f32], t: &[f32], eps: f32, c: f32) -> Vec<f32> {
-        let d = b.len();
-        let mut acc = vec![0f32; d];
-        for (zr, fr) in z.chunks_exact(d).zip(f.chunks_exact(d)) {
-            for j in 0..d {
-                let inside = (((zr[j] + b[j]) - t[j]) / eps).abs() < 0.5;
-                acc[j] += if inside { -(t[j] / eps) * fr[j] - c } else { 0.0 };
-            }
-        }
-        acc
-    }
 }
