@@ -2,7 +2,7 @@
 
 use std::ops::ControlFlow;
 
-use sae_harvest::{Batcher, Contexts, Corpus, Cursor};
+use sae_harvest::{Batcher, Context, Contexts, Corpus, Cursor};
 use sae_lm::{Hook, Model, TextTokenizer};
 use sae_model::Sae;
 
@@ -62,12 +62,10 @@ pub fn spliced_eval(
     let budget = cfg.max_tokens.unwrap_or(u64::MAX);
     for batch in Batcher::new(contexts, cfg.batch_tokens.max(cfg.ctx_len)) {
         let batch = batch?;
-        let seqs: Vec<&[u32]> = batch.contexts.iter().map(|c| c.ids.as_slice()).collect();
-        let special: Vec<&[bool]> = batch
-            .contexts
-            .iter()
-            .map(|c| c.special.as_slice())
-            .collect();
+        let (seqs, special): (Vec<&[u32]>, Vec<&[bool]>) =
+            within_budget(&batch.contexts, budget - sums.positions)
+                .into_iter()
+                .unzip();
         sums.add(&score_batch(model, &seqs, &special, cfg.hook, sae)?);
         let p = SplicedProgress {
             positions: sums.positions,
@@ -84,4 +82,62 @@ pub fn spliced_eval(
         ));
     }
     Ok(sums)
+}
+
+/// The contexts (token ids and special flags), the last one cut short, whose scored positions add up to
+/// at most `left`. A causal model's logits at a position do not depend on later tokens, so cutting a
+/// context leaves the scores of the positions kept unchanged.
+fn within_budget(contexts: &[Context], left: u64) -> Vec<(&[u32], &[bool])> {
+    let mut out = Vec::new();
+    let mut taken = 0u64;
+    for c in contexts {
+        if taken >= left {
+            break;
+        }
+        let mut len = c.ids.len();
+        for i in 0..len.saturating_sub(1) {
+            if !c.special[i] && !c.special[i + 1] {
+                taken += 1;
+                if taken == left {
+                    len = i + 2;
+                    break;
+                }
+            }
+        }
+        out.push((&c.ids[..len], &c.special[..len]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(special: &[bool]) -> Context {
+        Context {
+            doc: 0,
+            window: 0,
+            ids: (0..special.len() as u32).collect(),
+            special: special.to_vec(),
+        }
+    }
+
+    fn lens(v: &[(&[u32], &[bool])]) -> Vec<usize> {
+        v.iter().map(|(ids, _)| ids.len()).collect()
+    }
+
+    #[test]
+    fn the_budget_cuts_the_last_context_at_its_last_scored_position() {
+        // Scored positions: i with neither token i nor i + 1 special. BOS + 4 text tokens: 3 scored.
+        let a = ctx(&[true, false, false, false, false]);
+        let b = ctx(&[true, false, false, false]); // 2 scored
+        assert_eq!(lens(&within_budget(&[a.clone(), b.clone()], 10)), [5, 4]);
+        // 4 positions: all of a, and b through its first scored position's target (tokens 0..=2).
+        assert_eq!(lens(&within_budget(&[a.clone(), b.clone()], 4)), [5, 3]);
+        // 2 positions: a through token 3 (scored 1 -> 2 and 2 -> 3), b left out.
+        let both = [a, b];
+        let cut = within_budget(&both, 2);
+        assert_eq!(lens(&cut), [4]);
+        assert_eq!(cut[0].1, &[true, false, false, false]);
+    }
 }
