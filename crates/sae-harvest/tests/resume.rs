@@ -1,6 +1,8 @@
 //! An interrupted harvest resumes with no duplicated or missing rows: the resumed stores equal, row for row,
 //! the stores of a run that was never interrupted.
 
+// The packaged models, as sae-lm's tests find them.
+#[path = "../../sae-lm/tests/common/mod.rs"]
 mod common;
 
 use std::ops::ControlFlow;
