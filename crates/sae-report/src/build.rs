@@ -160,6 +160,17 @@ fn work(j: &Job) -> u64 {
     }
 }
 
+/// A job's expected cost, for scheduling the largest first: rows x units x passes (an SAE's
+/// encode counts as a pass).
+fn cost(j: &Job) -> u64 {
+    let (units, passes) = match j.units {
+        Units::Sae(sae) => (sae.cfg.d_sae, 2),
+        Units::Columns => (j.store.d(), 2),
+        Units::Directions(dirs) => (dirs.dims2().map_or(0, |d| d.0), 3),
+    };
+    j.limit * units as u64 * passes
+}
+
 /// Builds the full report (see the crate docs for every definition).
 pub fn build_report(
     inp: &ReportInputs,
@@ -180,11 +191,12 @@ pub fn build_report(
     let lens_work = if inp.lens.is_some() { d_sae as u64 } else { 0 };
     let total = jobs.iter().map(work).sum::<u64>() + lens_work;
     let ticker = Ticker::default();
-    let tasks: Vec<Task<GroupReport>> = jobs
+    let tasks: Vec<(u64, Task<GroupReport>)> = jobs
         .into_iter()
         .map(|j| {
             let t = &ticker;
-            Box::new(move || {
+            let c = cost(&j);
+            let task = Box::new(move || {
                 let (units, rows) = analyze(
                     j.store,
                     j.limit,
@@ -195,7 +207,8 @@ pub fn build_report(
                     t,
                 )?;
                 Ok(group(j.kind, j.label, j.store, rows, j.rule, units, s))
-            }) as Task<GroupReport>
+            }) as Task<GroupReport>;
+            (c, task)
         })
         .collect();
     let mut poll = || {

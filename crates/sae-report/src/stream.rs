@@ -172,15 +172,22 @@ pub(crate) fn analyze(
 /// One unit of parallel work.
 pub(crate) type Task<'a, T> = Box<dyn FnOnce() -> Result<T, ReportError> + Send + 'a>;
 
-/// Runs `tasks` on up to `threads` worker threads (in order of submission as workers free up),
-/// calling `poll` about every 50 ms meanwhile; results in submission order, the first error wins.
+/// Runs `(cost, task)` pairs on up to `threads` worker threads, the costliest first as workers free
+/// up, calling `poll` about every 50 ms meanwhile; results in submission order, the first error wins.
 pub(crate) fn run_tasks<T: Send>(
-    tasks: Vec<Task<'_, T>>,
+    tasks: Vec<(u64, Task<'_, T>)>,
     threads: usize,
     poll: &mut dyn FnMut(),
 ) -> Result<Vec<T>, ReportError> {
     let n = tasks.len();
-    let queue = Mutex::new(tasks.into_iter().enumerate().collect::<Vec<_>>());
+    let mut order: Vec<(usize, (u64, Task<'_, T>))> = tasks.into_iter().enumerate().collect();
+    order.sort_by_key(|(i, (c, _))| (std::cmp::Reverse(*c), *i));
+    let queue = Mutex::new(
+        order
+            .into_iter()
+            .map(|(i, (_, t))| (i, t))
+            .collect::<Vec<_>>(),
+    );
     let results: Mutex<Vec<Option<Result<T, ReportError>>>> =
         Mutex::new((0..n).map(|_| None).collect());
     std::thread::scope(|s| {
@@ -208,4 +215,41 @@ pub(crate) fn run_tasks<T: Send>(
         .into_iter()
         .map(|r| r.expect("every task ran"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tasks(order: &Mutex<Vec<usize>>) -> Vec<(u64, Task<'_, usize>)> {
+        (0..5usize)
+            .map(|i| {
+                let task = Box::new(move || {
+                    order.lock().unwrap().push(i);
+                    if i == 3 {
+                        Err(ReportError::NoUntrainedSae)
+                    } else {
+                        Ok(i * 10)
+                    }
+                }) as Task<usize>;
+                ([1, 5, 2, 0, 9][i], task)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn costliest_first_results_in_submission_order_and_errors_surface() {
+        // One thread: the run order is by cost (9, 5, 2, 1, 0 -> tasks 4, 1, 2, 0, 3).
+        let order = Mutex::new(vec![]);
+        let r = run_tasks(tasks(&order), 1, &mut || {});
+        assert!(matches!(r, Err(ReportError::NoUntrainedSae)));
+        assert_eq!(*order.lock().unwrap(), vec![4, 1, 2, 0, 3]);
+        let order = Mutex::new(vec![]);
+        let mut ok = tasks(&order);
+        drop(ok.remove(3));
+        let mut polls = 0;
+        let r = run_tasks(ok, 2, &mut || polls += 1).unwrap();
+        assert_eq!(r, vec![0, 10, 20, 40]);
+        assert!(polls >= 1);
+    }
 }
