@@ -3,9 +3,12 @@
 //! A uniform sample (reservoir) of the unit's held-out active rows keeps (activation, token,
 //! previous token); once the explanation is known, the sample is cut by activation into the top
 //! decile, the middle (10-90%) and the bottom decile of the unit's active rows, and each band's
-//! precision is the fraction of its rows on which the explanation holds (the explanation read as
-//! a prediction of "the unit fires like this": an explanation that only describes the top
-//! activations scores high in the top band and low in the others).
+//! precision is the fraction of its rows on which the explanation holds, P(H | active in the
+//! band): the quantile-wise precision of Anthropic's and OpenAI's evaluations (of the unit's
+//! activations in a band, how many the explanation accounts for; the unit's firing read as the
+//! prediction). In the F1 terms of [`crate::explain`] this is the recall restricted to the band.
+//! An explanation that only describes the top activations scores high in the top band and low in
+//! the others.
 
 use serde::{Deserialize, Serialize};
 
