@@ -127,3 +127,33 @@ fn a_second_run_into_the_same_folder_is_refused() {
     let err = common::one_line_error(&o);
     assert!(err.contains(&std::process::id().to_string()), "{err}");
 }
+
+#[test]
+fn a_sweep_in_the_training_config_gives_one_evaluated_and_reported_sae_per_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(config(tmp.path(), 3)).unwrap();
+    let cfg = tmp.path().join("sweep.toml");
+    let sweep =
+        "[[train.sweep]]\nname = \"k4\"\narch = { k = 4 }\n[[train.sweep]]\nname = \"k8\"\n";
+    let text = base.replace("[report]", &format!("{sweep}[report]"));
+    std::fs::write(&cfg, text.replace("steps = 400", "steps = 60")).unwrap();
+    let out = tmp.path().join("out");
+    let o = ok(run_cmd(&cfg, &out).output().unwrap());
+    let table = String::from_utf8_lossy(&o.stdout);
+    for name in ["k4", "k8"] {
+        let sae = out.join("sae").join(HOOK).join(name);
+        assert!(sae.join("sae_weights.safetensors").is_file(), "{name}");
+        assert!(sae.join("eval.json").is_file(), "{name}");
+        let report = out.join("report").join(HOOK).join(name).join("index.html");
+        assert!(report.is_file(), "{name}");
+        assert!(table.contains(&format!("{HOOK}/{name}")), "{table}");
+    }
+    let l0 = |name: &str| -> f64 {
+        let p = out.join("sae").join(HOOK).join(name).join("eval.json");
+        let v: serde_json::Value = serde_json::from_slice(&read(p)).unwrap();
+        v["l0"].as_f64().unwrap()
+    };
+    assert!((l0("k4") - 4.0).abs() < 0.5 && (l0("k8") - 8.0).abs() < 0.5);
+    let err = stderr_of(&cfg, &out);
+    assert_eq!(err.matches("up to date, skipped").count(), 6, "{err}");
+}

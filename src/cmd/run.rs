@@ -38,7 +38,8 @@ struct Stages {
 
 impl Stages {
     fn record_path(&self, stage: &str) -> PathBuf {
-        self.dir.join(format!("{}.json", stage.replace(' ', "-")))
+        self.dir
+            .join(format!("{}.json", stage.replace([' ', '/'], "-")))
     }
 
     fn write(&self, stage: &str, hash: &str, finished: bool) -> anyhow::Result<()> {
@@ -152,23 +153,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             std::slice::from_ref(&sae),
             |resume| train(&cfg, &stages.dir, &acts.join(hook), &sae, hook, resume),
         )?;
-        let eval_hash = fingerprint(&[json!(train_hash), json!(cfg.eval)]);
-        let evals = [
-            sae.join(EVAL_FILE),
-            sae.join(super::eval_spliced::SPLICED_FILE),
-        ];
-        stages.run(&format!("eval {hook}"), &eval_hash, &evals, |_| {
-            evaluate(&cfg, &acts.join(hook), &sae, hook, &mut causal)
-        })?;
-        let report = out.join("report").join(hook);
-        let report_hash = fingerprint(&[json!(eval_hash), json!(cfg.report)]);
-        stages.run(
-            &format!("report {hook}"),
-            &report_hash,
-            std::slice::from_ref(&report),
-            |_| super::report::run(parse(&report_argv(&cfg, &acts, &sae, &report, hook))?),
-        )?;
-        summaries.push(SaeSummary::read(hook, &sae, &report));
+        // A `[[sweep]]` in the training config trains one SAE per entry, into sae/<hook>/<name>/.
+        for name in sweep_names(cfg.train_for(hook)) {
+            let (label, sae, report) = match &name {
+                None => (hook.clone(), sae.clone(), out.join("report").join(hook)),
+                Some(n) => (
+                    format!("{hook}/{n}"),
+                    sae.join(n),
+                    out.join("report").join(hook).join(n),
+                ),
+            };
+            let member = Member {
+                label: &label,
+                hook,
+                store: acts.join(hook),
+                sae,
+                report,
+            };
+            summaries.push(eval_and_report(
+                &cfg,
+                &stages,
+                &train_hash,
+                &member,
+                &mut causal,
+            )?);
+        }
     }
     print_summary(&summaries);
     Ok(())
@@ -176,6 +185,52 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// The file the run's store evaluation writes into each SAE folder.
 pub const EVAL_FILE: &str = "eval.json";
+
+/// The entries of a `[[sweep]]` array in a training config (`None`: a single SAE).
+fn sweep_names(train: &toml::Table) -> Vec<Option<String>> {
+    match train.get("sweep").and_then(|v| v.as_array()) {
+        None => vec![None],
+        Some(entries) => entries
+            .iter()
+            .map(|e| e.get("name").and_then(|n| n.as_str()).map(String::from))
+            .collect(),
+    }
+}
+
+/// One trained SAE of the run: where it is, what it was trained on, where its report goes.
+struct Member<'a> {
+    label: &'a str,
+    hook: &'a str,
+    store: PathBuf,
+    sae: PathBuf,
+    report: PathBuf,
+}
+
+/// The eval and report stages of one SAE.
+fn eval_and_report(
+    cfg: &RunConfig,
+    stages: &Stages,
+    train_hash: &str,
+    m: &Member<'_>,
+    causal: &mut Option<bool>,
+) -> anyhow::Result<SaeSummary> {
+    let eval_hash = fingerprint(&[json!(train_hash), json!(m.label), json!(cfg.eval)]);
+    let evals = [
+        m.sae.join(EVAL_FILE),
+        m.sae.join(super::eval_spliced::SPLICED_FILE),
+    ];
+    stages.run(&format!("eval {}", m.label), &eval_hash, &evals, |_| {
+        evaluate(cfg, &m.store, &m.sae, m.hook, causal)
+    })?;
+    let report_hash = fingerprint(&[json!(eval_hash), json!(cfg.report)]);
+    stages.run(
+        &format!("report {}", m.label),
+        &report_hash,
+        std::slice::from_ref(&m.report),
+        |_| super::report::run(parse(&report_argv(cfg, m))?),
+    )?;
+    Ok(SaeSummary::read(m.label, &m.sae, &m.report))
+}
 
 fn harvest_argv(cfg: &RunConfig, acts: &Path) -> Vec<String> {
     let h = &cfg.harvest;
@@ -211,10 +266,17 @@ fn train(
     hook: &str,
     resume: bool,
 ) -> anyhow::Result<()> {
-    let finished = sae.join("sae_weights.safetensors").exists();
-    let checkpoint = sae_train::checkpoint::checkpoint_path(sae).exists();
-    if resume && finished && !checkpoint {
-        return Ok(()); // killed after the SAE was saved, before the record said so
+    let dirs: Vec<PathBuf> = sweep_names(cfg.train_for(hook))
+        .into_iter()
+        .map(|n| n.map_or_else(|| sae.to_path_buf(), |n| sae.join(n)))
+        .collect();
+    let has_checkpoint = |d: &PathBuf| sae_train::checkpoint::checkpoint_path(d).exists();
+    let checkpoint = dirs.iter().any(has_checkpoint);
+    let finished = dirs
+        .iter()
+        .all(|d| d.join("sae_weights.safetensors").exists() && !has_checkpoint(d));
+    if resume && finished {
+        return Ok(()); // killed after the SAEs were saved, before the record said so
     }
     if sae.exists() && !checkpoint {
         remove(sae)?; // interrupted before its first checkpoint: start again
@@ -290,18 +352,11 @@ fn evaluate(
     super::eval::run(parse(&a)?)
 }
 
-fn report_argv(cfg: &RunConfig, acts: &Path, sae: &Path, out: &Path, hook: &str) -> Vec<String> {
-    let store = acts.join(hook);
-    let mut a = strs(&[
-        "--sae",
-        &path(sae),
-        "--store",
-        &path(&store),
-        "--out",
-        &path(out),
-    ]);
-    a.extend(strs(&["--model", &cfg.model.id]));
-    if let Some(n) = cfg.neuron_hook(hook) {
+fn report_argv(cfg: &RunConfig, m: &Member<'_>) -> Vec<String> {
+    let acts = m.store.parent().unwrap_or(Path::new("."));
+    let mut a = strs(&["--sae", &path(&m.sae), "--store", &path(&m.store)]);
+    a.extend(strs(&["--out", &path(&m.report), "--model", &cfg.model.id]));
+    if let Some(n) = cfg.neuron_hook(m.hook) {
         a.extend(strs(&["--neurons", &path(&acts.join(n))]));
     }
     if let Some(t) = cfg.report.top {
