@@ -179,21 +179,10 @@ impl Gpt2 {
         (&self.ln_f_weight, self.wte.embeddings())
     }
 
-    /// Runs the blocks over right-padded token ids, offering each hook to `sink`, stopping after the last block
-    /// it needs. ids: [b, t] (t <= n_ctx) -> logits [b, t, vocab] when the sink needs no block, else None.
-    pub fn forward(&self, ids: &Tensor, sink: &mut dyn HookSink) -> Result<Option<Tensor>> {
-        let stop = sink.last_layer();
-        self.run(ids, sink, stop)
-    }
-
-    /// Logits [b, t, vocab] after every block, whatever the sink's last layer; the sink may rewrite the
-    /// hooks it wants on the way.
-    pub fn logits(&self, ids: &Tensor, sink: &mut dyn HookSink) -> Result<Tensor> {
-        let logits = self.run(ids, sink, None)?;
-        logits.ok_or_else(|| LmError::Invalid("the full forward pass returned no logits".into()))
-    }
-
-    fn run(
+    /// Runs the blocks over right-padded token ids, offering each hook to `sink` (which may rewrite it),
+    /// stopping after block `stop`. ids: [b, t] (t <= n_ctx) -> logits [b, t, vocab] when `stop` is None
+    /// (every block and the head), else None.
+    pub fn forward(
         &self,
         ids: &Tensor,
         sink: &mut dyn HookSink,

@@ -4,7 +4,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Embedding, Linear, RmsNorm, VarBuilder};
 
 use crate::attention::{attention, causal_mask};
-use crate::error::{LmError, Result};
+use crate::error::Result;
 use crate::hooks::{Hook, HookPoint, HookSink};
 
 pub use super::llama_config::{LlamaConfig, RawLlamaConfig, RopeScaling};
@@ -149,22 +149,11 @@ impl Llama {
         Ok((freqs.cos()?, freqs.sin()?))
     }
 
-    /// Runs the blocks over right-padded token ids, offering each hook to `sink` and stopping after the last
-    /// block it needs. Padding needs no mask: with a causal mask, real positions never see later padding.
-    /// ids: [b, t] -> logits [b, t, vocab] when the sink needs no block (`last_layer() == None`), else None.
-    pub fn forward(&self, ids: &Tensor, sink: &mut dyn HookSink) -> Result<Option<Tensor>> {
-        let stop = sink.last_layer();
-        self.run(ids, sink, stop)
-    }
-
-    /// Logits [b, t, vocab] after every block, whatever the sink's last layer; the sink may rewrite the
-    /// hooks it wants on the way.
-    pub fn logits(&self, ids: &Tensor, sink: &mut dyn HookSink) -> Result<Tensor> {
-        let logits = self.run(ids, sink, None)?;
-        logits.ok_or_else(|| LmError::Invalid("the full forward pass returned no logits".into()))
-    }
-
-    fn run(
+    /// Runs the blocks over right-padded token ids, offering each hook to `sink` and stopping after block
+    /// `stop`. Padding needs no mask: with a causal mask, real positions never see later padding.
+    /// The sink may rewrite what it is offered. ids: [b, t] -> logits [b, t, vocab] when `stop` is None
+    /// (every block and the head), else None.
+    pub fn forward(
         &self,
         ids: &Tensor,
         sink: &mut dyn HookSink,

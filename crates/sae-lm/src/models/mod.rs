@@ -326,9 +326,10 @@ impl Model {
         lengths: &[usize],
         sink: &mut dyn HookSink,
     ) -> Result<Option<Tensor>> {
+        let stop = sink.last_layer();
         match &self.reference {
-            Reference::Gpt2(m) => m.forward(ids, sink),
-            Reference::Llama(m) => m.forward(ids, sink),
+            Reference::Gpt2(m) => m.forward(ids, sink, stop),
+            Reference::Llama(m) => m.forward(ids, sink, stop),
             Reference::Bert(m) => m.forward(ids, lengths, sink).map(|()| None),
         }
     }
@@ -357,11 +358,12 @@ impl Model {
     /// The reference of [`Model::logits_packed`]: the plain candle forward over right-padded ids [b, t]
     /// -> logits [b, t, vocab], every block run, the sink allowed to rewrite what it wants.
     pub fn logits_reference(&self, ids: &Tensor, sink: &mut dyn HookSink) -> Result<Tensor> {
-        match &self.reference {
-            Reference::Gpt2(m) => m.logits(ids, sink),
-            Reference::Llama(m) => m.logits(ids, sink),
-            Reference::Bert(_) => Err(self.not_causal()),
-        }
+        let logits = match &self.reference {
+            Reference::Gpt2(m) => m.forward(ids, sink, None)?,
+            Reference::Llama(m) => m.forward(ids, sink, None)?,
+            Reference::Bert(_) => return Err(self.not_causal()),
+        };
+        logits.ok_or_else(|| LmError::Invalid("the full forward pass returned no logits".into()))
     }
 
     fn not_causal(&self) -> LmError {
