@@ -49,7 +49,16 @@ pub struct SplicedArgs {
     no_bos: bool,
 }
 
-pub fn run(a: &SplicedArgs, sae: &Sae, sae_dir: &Path, json: bool) -> anyhow::Result<()> {
+/// A model and its tokenizer, loaded once for any number of spliced evaluations.
+pub struct Loaded {
+    name: String,
+    /// The model.
+    pub model: Model,
+    tok: TextTokenizer,
+}
+
+/// Resolves and loads `--model` and its tokenizer (BOS as `--no-bos` says).
+pub fn load(a: &SplicedArgs) -> anyhow::Result<Loaded> {
     let name = a.model.as_deref().context("give --model or --store")?;
     let spec = ModelSpec {
         id_or_path: name.to_string(),
@@ -66,6 +75,26 @@ pub fn run(a: &SplicedArgs, sae: &Sae, sae_dir: &Path, json: bool) -> anyhow::Re
     if !a.no_bos {
         tok.prepend_bos();
     }
+    Ok(Loaded {
+        name: name.to_string(),
+        model,
+        tok,
+    })
+}
+
+pub fn run(a: &SplicedArgs, sae: &Sae, sae_dir: &Path, json: bool) -> anyhow::Result<()> {
+    run_loaded(a, &load(a)?, sae, sae_dir, json)
+}
+
+/// The spliced evaluation of `sae` in an already loaded model; writes `SAE/eval_spliced.json`.
+pub fn run_loaded(
+    a: &SplicedArgs,
+    lm: &Loaded,
+    sae: &Sae,
+    sae_dir: &Path,
+    json: bool,
+) -> anyhow::Result<()> {
+    let (name, model, tok) = (lm.name.as_str(), &lm.model, &lm.tok);
     let meta = &sae.cfg.metadata;
     let hook_name =
         a.hook.clone().or_else(|| meta.hook_name.clone()).context(
@@ -94,7 +123,7 @@ pub fn run(a: &SplicedArgs, sae: &Sae, sae_dir: &Path, json: bool) -> anyhow::Re
         ControlFlow::Continue(())
     };
     let mut warn = |w: String| bar.suspend(|| eprintln!("warning: {w}"));
-    let sums = spliced_eval(&model, &tok, &corpus, sae, &cfg, &mut progress, &mut warn)
+    let sums = spliced_eval(model, tok, &corpus, sae, &cfg, &mut progress, &mut warn)
         .with_context(|| format!("spliced evaluation of {} in `{name}`", sae_dir.display()))?;
     bar.finish_and_clear();
     let metrics = sums.metrics(name, &hook.name());

@@ -142,7 +142,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         std::slice::from_ref(&acts),
         |_| super::harvest::run(parse(&harvest_argv(&cfg, &acts))?),
     )?;
-    let mut causal = None;
+    let mut lm = None;
     let mut summaries = Vec::new();
     for hook in &cfg.harvest.hooks {
         let sae = out.join("sae").join(hook);
@@ -175,7 +175,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 &stages,
                 &train_hash,
                 &member,
-                &mut causal,
+                &mut lm,
             )?);
         }
     }
@@ -212,7 +212,7 @@ fn eval_and_report(
     stages: &Stages,
     train_hash: &str,
     m: &Member<'_>,
-    causal: &mut Option<bool>,
+    lm: &mut Option<super::eval_spliced::Loaded>,
 ) -> anyhow::Result<SaeSummary> {
     let eval_hash = fingerprint(&[json!(train_hash), json!(m.label), json!(cfg.eval)]);
     let evals = [
@@ -220,7 +220,7 @@ fn eval_and_report(
         m.sae.join(super::eval_spliced::SPLICED_FILE),
     ];
     stages.run(&format!("eval {}", m.label), &eval_hash, &evals, |_| {
-        evaluate(cfg, &m.store, &m.sae, m.hook, causal)
+        evaluate(cfg, &m.store, &m.sae, m.hook, lm)
     })?;
     let report_hash = fingerprint(&[json!(eval_hash), json!(cfg.report)]);
     stages.run(
@@ -303,7 +303,7 @@ fn evaluate(
     store: &Path,
     sae_dir: &Path,
     hook: &str,
-    causal: &mut Option<bool>,
+    lm: &mut Option<super::eval_spliced::Loaded>,
 ) -> anyhow::Result<()> {
     let sae = sae_model::Sae::load(sae_dir)?;
     let st = sae_store::Store::open(store)?;
@@ -313,33 +313,8 @@ fn evaluate(
     if !cfg.eval.spliced {
         return Ok(());
     }
-    if causal.is_none() {
-        let spec = sae_lm::ModelSpec {
-            id_or_path: cfg.model.id.clone(),
-            revision: cfg.model.revision.clone(),
-            offline: cfg.model.offline,
-            cache_dir: None,
-        };
-        let model = sae_lm::Model::load(&sae_lm::resolve_model(&spec)?, &candle_core::Device::Cpu)?;
-        *causal = Some(model.is_causal());
-    }
-    if *causal != Some(true) {
-        eprintln!(
-            "[eval {hook}] {} is an encoder: no spliced evaluation",
-            cfg.model.id
-        );
-        return Ok(());
-    }
     let corpus = cfg.eval.corpus.as_ref().unwrap_or(&cfg.harvest.corpus);
-    let mut a = strs(&[
-        "--sae",
-        &path(sae_dir),
-        "--model",
-        &cfg.model.id,
-        "--hook",
-        hook,
-    ]);
-    a.push("--corpus".into());
+    let mut a = strs(&["--model", &cfg.model.id, "--hook", hook, "--corpus"]);
     a.extend(corpus.iter().map(|p| path(p)));
     a.extend(strs(&["--ctx-len", &cfg.harvest.ctx_len.to_string()]));
     a.extend(strs(&["--max-tokens", &cfg.eval.max_tokens.to_string()]));
@@ -349,7 +324,19 @@ fn evaluate(
     if let Some(r) = &cfg.model.revision {
         a.extend(strs(&["--revision", r]));
     }
-    super::eval::run(parse(&a)?)
+    let args: super::eval_spliced::SplicedArgs = parse(&a)?;
+    if lm.is_none() {
+        *lm = Some(super::eval_spliced::load(&args)?);
+    }
+    let lm = lm.as_ref().expect("just loaded");
+    if !lm.model.is_causal() {
+        eprintln!(
+            "[eval {hook}] {} is an encoder: no spliced evaluation",
+            cfg.model.id
+        );
+        return Ok(());
+    }
+    super::eval_spliced::run_loaded(&args, lm, &sae, sae_dir, false)
 }
 
 fn report_argv(cfg: &RunConfig, m: &Member<'_>) -> Vec<String> {
