@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use super::select::RowSets;
 use crate::kernels::{matmul_into, Mat};
+use crate::vecops::simd_dispatch;
 
 /// Which AuxK implementation a step uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +41,41 @@ impl AuxPath {
             }
             p => p,
         }
+    }
+}
+
+/// Rows per parallel task of the element-wise passes (fixed, so results do not depend on the
+/// thread count).
+const ROWS: usize = 64;
+
+simd_dispatch! {
+    /// e <- hscale (e - e_hat) over a block of rows; returns the block's sum of (e - e_hat)^2.
+    fn residual_block(e: &mut [f32], e_hat: &[f32], hscale: f32) -> f64 {
+        let mut s = 0f64;
+        for (er, hr) in e.chunks_mut(64).zip(e_hat.chunks(64)) {
+            let mut part = 0f32;
+            for (e, h) in er.iter_mut().zip(hr) {
+                let diff = *e - h;
+                part += diff * diff;
+                *e = diff * hscale;
+            }
+            s += part as f64;
+        }
+        s
+    }
+}
+
+simd_dispatch! {
+    /// dZ <- dZ where Z != 0 (else 0) over a block of rows; returns the block's column sums.
+    fn mask_and_sum(dz: &mut [f32], z: &[f32], nd: usize) -> Vec<f32> {
+        let mut sums = vec![0f32; nd];
+        for (gr, zr) in dz.chunks_exact_mut(nd).zip(z.chunks_exact(nd)) {
+            for ((g, &z), s) in gr.iter_mut().zip(zr).zip(sums.iter_mut()) {
+                *g = if z != 0.0 { *g } else { 0.0 };
+                *s += *g;
+            }
+        }
+        sums
     }
 }
 
@@ -79,6 +115,9 @@ impl DenseAux {
     pub fn run(&mut self, io: DenseAuxIo<'_>, d_in: usize, hscale: f32) -> f64 {
         let (nd, b) = (io.dead.len(), io.aux.rows());
         let d_sae = io.w_dec.len() / d_in;
+        if nd == 0 || b == 0 {
+            return 0.0;
+        }
         self.local.clear();
         self.local.resize(d_sae, u32::MAX);
         self.w_dead.clear();
@@ -88,41 +127,47 @@ impl DenseAux {
             self.w_dead
                 .extend_from_slice(&io.w_dec[j * d_in..(j + 1) * d_in]);
         }
-        self.z.clear();
         self.z.resize(b * nd, 0.0);
-        for r in 0..b {
-            let (idx, val) = io.aux.row(r);
-            for (&j, &v) in idx.iter().zip(val) {
-                self.z[r * nd + self.local[j as usize] as usize] = v;
-            }
-        }
+        let local = &self.local;
+        self.z
+            .par_chunks_mut(ROWS * nd)
+            .enumerate()
+            .for_each(|(blk, zb)| {
+                zb.iter_mut().for_each(|v| *v = 0.0);
+                for (i, zr) in zb.chunks_exact_mut(nd).enumerate() {
+                    let (idx, val) = io.aux.row(blk * ROWS + i);
+                    for (&j, &v) in idx.iter().zip(val) {
+                        zr[local[j as usize] as usize] = v;
+                    }
+                }
+            });
         self.e_hat.resize(b * d_in, 0.0);
         let (z, w) = (Mat::new(&self.z, b, nd), Mat::new(&self.w_dead, nd, d_in));
         matmul_into(&mut self.e_hat, z, w, false);
         let sse: f64 = io
             .e_h
-            .par_chunks_mut(64 * d_in)
-            .zip(self.e_hat.par_chunks(64 * d_in))
-            .map(|(e, h)| {
-                // e <- hscale (e - e_hat), summing the squared residual on the way.
-                let mut s = 0f64;
-                for (e, h) in e.iter_mut().zip(h) {
-                    let diff = *e - h;
-                    s += (diff as f64) * (diff as f64);
-                    *e = diff * hscale;
-                }
-                s
-            })
+            .par_chunks_mut(ROWS * d_in)
+            .zip(self.e_hat.par_chunks(ROWS * d_in))
+            .map(|(e, h)| residual_block(e, h, hscale))
             .collect::<Vec<f64>>()
             .iter()
             .sum();
         let h = Mat::new(io.e_h, b, d_in);
         self.dz.resize(b * nd, 0.0);
         matmul_into(&mut self.dz, h, Mat::t(&self.w_dead, nd, d_in), false);
-        self.dz
-            .par_iter_mut()
-            .zip(self.z.par_iter())
-            .for_each(|(g, z)| *g = if *z != 0.0 { *g } else { 0.0 });
+        // Keep dZ where a latent was chosen, and sum its columns (db_enc) per block of rows,
+        // the blocks added in order.
+        let col_sums: Vec<Vec<f32>> = self
+            .dz
+            .par_chunks_mut(ROWS * nd)
+            .zip(self.z.par_chunks(ROWS * nd))
+            .map(|(g, z)| mask_and_sum(g, z, nd))
+            .collect();
+        for part in &col_sums {
+            for (&j, s) in io.dead.iter().zip(part) {
+                io.db_enc[j as usize] += s;
+            }
+        }
         self.dw.resize(nd * d_in, 0.0);
         matmul_into(&mut self.dw, Mat::t(&self.z, b, nd), h, false);
         self.scatter_add(io.dead, d_in, io.dw_dec);
@@ -133,11 +178,6 @@ impl DenseAux {
             false,
         );
         self.scatter_add(io.dead, d_in, io.dw_enc_t);
-        for r in 0..b {
-            for (n, &j) in io.dead.iter().enumerate() {
-                io.db_enc[j as usize] += self.dz[r * nd + n];
-            }
-        }
         sse
     }
 
