@@ -22,6 +22,9 @@ pub struct Args {
     /// Leave out the GPT-2-small research shape (768 -> 24576), the slowest.
     #[arg(long)]
     small: bool,
+    /// Only the shapes with these input widths (128, 384, 768; default: all three).
+    #[arg(long, value_delimiter = ',')]
+    d_in: Vec<usize>,
     /// Fraction of latents made dead (encoder columns shrunk, marked dead) so that AuxK runs.
     #[arg(long, default_value_t = 0.05)]
     dead_frac: f64,
@@ -242,6 +245,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .iter()
         .copied()
         .filter(|s| !(args.small && s.0 == 768))
+        .filter(|s| args.d_in.is_empty() || args.d_in.contains(&s.0))
     {
         let x = random(BATCH, shape.0)?;
         for &kind in &kinds {
