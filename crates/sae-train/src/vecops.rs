@@ -105,6 +105,71 @@ pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     }
 }
 
+/// out = base + sum_n coef[n] rows[idx[n]] (rows of width d in `rows`), four rows at a time so
+/// that each load and store of `out` serves four of them.
+#[inline(always)]
+pub fn gather_rows_into(
+    out: &mut [f32],
+    base: &[f32],
+    idx: &[u32],
+    coef: &[f32],
+    rows: &[f32],
+    d: usize,
+) {
+    let out = &mut out[..d];
+    out.copy_from_slice(&base[..d]);
+    let n_all = idx.len().min(coef.len());
+    let mut n = 0;
+    while n + 4 <= n_all {
+        let row = |q: usize| &rows[idx[n + q] as usize * d..][..d];
+        let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
+        let (c0, c1, c2, c3) = (coef[n], coef[n + 1], coef[n + 2], coef[n + 3]);
+        for ((((o, w0), w1), w2), w3) in out.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
+            *o += c0 * w0 + c1 * w1 + c2 * w2 + c3 * w3;
+        }
+        n += 4;
+    }
+    for m in n..n_all {
+        axpy(out, coef[m], &rows[idx[m] as usize * d..][..d]);
+    }
+}
+
+/// out[n] = v . rows[idx[n]] (rows of width d), four rows at a time sharing each load of v.
+#[inline(always)]
+pub fn dots_gathered(out: &mut [f32], v: &[f32], idx: &[u32], rows: &[f32], d: usize) {
+    const W: usize = 16;
+    let v = &v[..d];
+    let full = d / W * W;
+    let mut n = 0;
+    while n + 4 <= idx.len() {
+        let row = |q: usize| &rows[idx[n + q] as usize * d..][..d];
+        let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
+        let (mut a0, mut a1, mut a2, mut a3) = ([0f32; W], [0f32; W], [0f32; W], [0f32; W]);
+        for ((((vc, c0), c1), c2), c3) in v[..full]
+            .chunks_exact(W)
+            .zip(r0.chunks_exact(W))
+            .zip(r1.chunks_exact(W))
+            .zip(r2.chunks_exact(W))
+            .zip(r3.chunks_exact(W))
+        {
+            for l in 0..W {
+                a0[l] += vc[l] * c0[l];
+                a1[l] += vc[l] * c1[l];
+                a2[l] += vc[l] * c2[l];
+                a3[l] += vc[l] * c3[l];
+            }
+        }
+        for (q, (a, r)) in [(a0, r0), (a1, r1), (a2, r2), (a3, r3)].iter().enumerate() {
+            let tail: f32 = (full..d).map(|l| v[l] * r[l]).sum();
+            out[n + q] = a.iter().sum::<f32>() + tail;
+        }
+        n += 4;
+    }
+    for m in n..idx.len() {
+        out[m] = dot(v, &rows[idx[m] as usize * d..][..d]);
+    }
+}
+
 /// out = a - b element-wise.
 #[inline(always)]
 pub fn sub_into(out: &mut [f32], a: &[f32], b: &[f32]) {
@@ -225,6 +290,57 @@ mod tests {
             assert_eq!(mask16(&z, &b, &lo), want, "case {t}");
             assert_eq!(dispatched_mask(&z, &b, &lo), want, "case {t}");
             assert_eq!(mask16_above(&z, &b, lo[3]), mask16(&z, &b, &[lo[3]; 16]));
+        }
+    }
+
+    simd_dispatch! {
+        fn dispatched_gathers(
+            out: &mut [f32], dots: &mut [f32], base: &[f32], idx: &[u32], coef: &[f32],
+            rows: &[f32], d: usize,
+        ) {
+            gather_rows_into(out, base, idx, coef, rows, d);
+            dots_gathered(dots, base, idx, rows, d);
+        }
+    }
+
+    #[test]
+    fn gathered_sums_and_dots_agree_with_f64_loops() {
+        // Widths below, at and beyond one register tile; 0 to 9 gathered rows (not multiples of 4).
+        for d in [5usize, 16, 127, 128, 130, 384, 400] {
+            let n_rows = 11;
+            let rows: Vec<f32> = (0..n_rows * d)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
+                .collect();
+            let base: Vec<f32> = (0..d)
+                .map(|i| ((i * 13 % 29) as f32 - 14.0) / 7.0)
+                .collect();
+            for n in 0..10usize {
+                let idx: Vec<u32> = (0..n).map(|q| ((q * 7 + 3) % n_rows) as u32).collect();
+                let coef: Vec<f32> = (0..n).map(|q| (q as f32 - 4.5) / 3.0).collect();
+                let (mut out, mut dots) = (vec![0f32; d], vec![0f32; n]);
+                dispatched_gathers(&mut out, &mut dots, &base, &idx, &coef, &rows, d);
+                for c in 0..d {
+                    let want: f64 = base[c] as f64
+                        + idx
+                            .iter()
+                            .zip(&coef)
+                            .map(|(&j, &a)| a as f64 * rows[j as usize * d + c] as f64)
+                            .sum::<f64>();
+                    assert!(
+                        (out[c] as f64 - want).abs() < 1e-4 * want.abs().max(1.0),
+                        "d {d} n {n} col {c}"
+                    );
+                }
+                for (q, &j) in idx.iter().enumerate() {
+                    let want: f64 = (0..d)
+                        .map(|c| base[c] as f64 * rows[j as usize * d + c] as f64)
+                        .sum();
+                    assert!(
+                        (dots[q] as f64 - want).abs() < 1e-4 * want.abs().max(1.0),
+                        "d {d} n {n} dot {q}"
+                    );
+                }
+            }
         }
     }
 

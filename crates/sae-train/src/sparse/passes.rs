@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 
 use super::select::{RowSets, ROW_BLOCK};
-use crate::vecops::{axpy, dot, simd_dispatch, sub_into};
+use crate::vecops::{axpy, dot, dots_gathered, gather_rows_into, simd_dispatch, sub_into};
 
 /// Splits `buf` at the given increasing boundaries (first 0, last buf.len()).
 fn split_at_bounds<'a, T>(mut buf: &'a mut [T], bounds: &[usize]) -> Vec<&'a mut [T]> {
@@ -62,11 +62,8 @@ simd_dispatch! {
         let with_aux = inp.aux.nnz() > 0;
         for (i, gr) in g.chunks_exact_mut(d).enumerate() {
             let r = r0 + i;
-            xh.copy_from_slice(inp.b_dec);
             let (idx, val) = inp.act.row(r);
-            for (&j, &a) in idx.iter().zip(val) {
-                axpy(&mut xh, a, &inp.w_dec[j as usize * d..(j as usize + 1) * d]);
-            }
+            gather_rows_into(&mut xh, inp.b_dec, idx, val, inp.w_dec, d);
             sub_into(gr, &inp.x[r * d..(r + 1) * d], &xh);
             sums.sse += dot(gr, gr) as f64;
             sums.e_sum.iter_mut().zip(gr.iter()).for_each(|(s, e)| *s += *e as f64);
@@ -86,10 +83,8 @@ simd_dispatch! {
                 }
             }
             gr.iter_mut().for_each(|v| *v *= inp.gscale);
-            for &j in idx {
-                dz[dz_at] = dot(gr, &inp.w_dec[j as usize * d..(j as usize + 1) * d]);
-                dz_at += 1;
-            }
+            dots_gathered(&mut dz[dz_at..dz_at + idx.len()], gr, idx, inp.w_dec, d);
+            dz_at += idx.len();
         }
     }
 }
