@@ -105,6 +105,17 @@ pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     }
 }
 
+/// y += c[0] x[0] + c[1] x[1] + c[2] x[2] + c[3] x[3] over the length of y (one load and store of
+/// y for four rows).
+#[inline(always)]
+pub fn axpy4(y: &mut [f32], c: [f32; 4], x: [&[f32]; 4]) {
+    let d = y.len();
+    let (x0, x1, x2, x3) = (&x[0][..d], &x[1][..d], &x[2][..d], &x[3][..d]);
+    for ((((o, w0), w1), w2), w3) in y.iter_mut().zip(x0).zip(x1).zip(x2).zip(x3) {
+        *o += c[0] * w0 + c[1] * w1 + c[2] * w2 + c[3] * w3;
+    }
+}
+
 /// out = base + sum_n coef[n] rows[idx[n]] (rows of width d in `rows`), four rows at a time so
 /// that each load and store of `out` serves four of them.
 #[inline(always)]
@@ -123,10 +134,11 @@ pub fn gather_rows_into(
     while n + 4 <= n_all {
         let row = |q: usize| &rows[idx[n + q] as usize * d..][..d];
         let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
-        let (c0, c1, c2, c3) = (coef[n], coef[n + 1], coef[n + 2], coef[n + 3]);
-        for ((((o, w0), w1), w2), w3) in out.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
-            *o += c0 * w0 + c1 * w1 + c2 * w2 + c3 * w3;
-        }
+        axpy4(
+            out,
+            [coef[n], coef[n + 1], coef[n + 2], coef[n + 3]],
+            [r0, r1, r2, r3],
+        );
         n += 4;
     }
     for m in n..n_all {

@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 
 use super::select::{RowSets, ROW_BLOCK};
-use crate::vecops::{axpy, dot, dots_gathered, gather_rows_into, simd_dispatch, sub_into};
+use crate::vecops::{axpy, axpy4, dot, dots_gathered, gather_rows_into, simd_dispatch, sub_into};
 
 /// Splits `buf` at the given increasing boundaries (first 0, last buf.len()).
 fn split_at_bounds<'a, T>(mut buf: &'a mut [T], bounds: &[usize]) -> Vec<&'a mut [T]> {
@@ -249,11 +249,18 @@ simd_dispatch! {
             gw.iter_mut().for_each(|v| *v = 0.0);
             ge.iter_mut().for_each(|v| *v = 0.0);
             let mut b = 0f32;
-            for e in &bl.entries[bl.off[j]..bl.off[j + 1]] {
-                if e.coef != 0.0 {
-                    let s = e.src as usize * d;
-                    axpy(gw, e.coef, &src[s..s + d]);
-                }
+            let ents = &bl.entries[bl.off[j]..bl.off[j + 1]];
+            let mut quads = ents.chunks_exact(4);
+            for q in &mut quads {
+                let s4 = std::array::from_fn(|i| &src[q[i].src as usize * d..][..d]);
+                let x4 = std::array::from_fn(|i| &xc[q[i].row as usize * d..][..d]);
+                axpy4(gw, std::array::from_fn(|i| q[i].coef), s4);
+                axpy4(ge, std::array::from_fn(|i| q[i].dz), x4);
+                b += (q[0].dz + q[1].dz) + (q[2].dz + q[3].dz);
+            }
+            for e in quads.remainder() {
+                let s = e.src as usize * d;
+                axpy(gw, e.coef, &src[s..s + d]);
                 let r = e.row as usize * d;
                 axpy(ge, e.dz, &xc[r..r + d]);
                 b += e.dz;
