@@ -20,6 +20,9 @@ enum Arch {
     Topk,
     /// BatchTopK, saved as JumpReLU with a global threshold (Bussmann et al. 2024).
     Batchtopk,
+    /// Matryoshka BatchTopK: nested prefixes that reconstruct on their own (Bussmann et al. 2025),
+    /// saved as JumpReLU with the prefix widths in cfg.json.
+    MatryoshkaBatchtopk,
     /// ReLU with decoder-norm-weighted L1 (Anthropic, April 2024).
     ReluL1,
     /// JumpReLU with a straight-through L0 penalty (Gemma Scope).
@@ -31,6 +34,7 @@ impl From<Arch> for ArchKind {
         match a {
             Arch::Topk => ArchKind::TopK,
             Arch::Batchtopk => ArchKind::BatchTopK,
+            Arch::MatryoshkaBatchtopk => ArchKind::MatryoshkaBatchTopK,
             Arch::ReluL1 => ArchKind::ReluL1,
             Arch::Jumprelu => ArchKind::JumpRelu,
         }
@@ -56,6 +60,10 @@ pub struct Args {
     /// Active latents per row (topk, batchtopk) or the target L0 (jumprelu).
     #[arg(long)]
     k: Option<usize>,
+    /// Matryoshka groups as shares of the dictionary, innermost first, summing to 1
+    /// (default 0.0625,0.1875,0.75: prefixes of 1/16, 1/4 and all latents).
+    #[arg(long, value_delimiter = ',')]
+    group_fractions: Vec<f64>,
     /// Dictionary size.
     #[arg(long, conflicts_with = "expansion")]
     d_sae: Option<usize>,
@@ -113,11 +121,24 @@ fn apply_flags(args: &Args, cfg: &mut TrainConfig) -> anyhow::Result<()> {
     }
     if let Some(k) = args.k {
         match &mut cfg.arch {
-            ArchConfig::TopK { k: ck, .. } | ArchConfig::BatchTopK { k: ck, .. } => *ck = k,
+            ArchConfig::TopK { k: ck, .. }
+            | ArchConfig::BatchTopK { k: ck, .. }
+            | ArchConfig::MatryoshkaBatchTopK { k: ck, .. } => *ck = k,
             ArchConfig::JumpRelu { target_l0, .. } => *target_l0 = Some(k as f64),
             ArchConfig::ReluL1 { .. } => {
                 anyhow::bail!("--k does not apply to relu-l1 (its sparsity is set by l1_coef)")
             }
+        }
+    }
+    if !args.group_fractions.is_empty() {
+        match &mut cfg.arch {
+            ArchConfig::MatryoshkaBatchTopK {
+                group_fractions, ..
+            } => group_fractions.clone_from(&args.group_fractions),
+            other => anyhow::bail!(
+                "--group-fractions applies to matryoshka-batchtopk, not {}",
+                other.name()
+            ),
         }
     }
     if let Some(n) = args.d_sae {

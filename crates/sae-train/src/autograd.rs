@@ -5,7 +5,7 @@
 
 use candle_core::{Device, Tensor, Var};
 
-use crate::config::ArchConfig;
+use crate::config::{ArchConfig, Prefixes};
 use crate::error::{Result, TrainError};
 use crate::params::Params;
 use crate::select::{auxk_mask, batchtopk_mask, topk_mask};
@@ -85,9 +85,12 @@ impl Step for AutogradStep {
         let var_x = total_variance(x, d_in).max(1e-30);
         let mut min_kept = None;
         let (f, mask, penalty) = match &self.arch {
-            ArchConfig::TopK { k, .. } | ArchConfig::BatchTopK { k, .. } => {
+            ArchConfig::TopK { .. }
+            | ArchConfig::BatchTopK { .. }
+            | ArchConfig::MatryoshkaBatchTopK { .. } => {
+                let k = self.arch.topk_family().map_or(0, |t| t.0);
                 let mask = if let ArchConfig::TopK { .. } = self.arch {
-                    topk_mask(&zv, d_sae, *k)
+                    topk_mask(&zv, d_sae, k)
                 } else {
                     let (m, t) = batchtopk_mask(&zv, k * b);
                     min_kept = t;
@@ -161,7 +164,7 @@ impl Step for AutogradStep {
         let sse = err.sqr()?.sum_all()?;
         let sse_v = sse.to_scalar::<f32>()? as f64;
         let (recon, mut loss, mut aux) = match &self.arch {
-            ArchConfig::TopK { .. } | ArchConfig::BatchTopK { .. } => {
+            arch if arch.topk_family().is_some() => {
                 let r = (sse / var_x)?;
                 (r.to_scalar::<f32>()? as f64, r, 0.0)
             }
@@ -170,13 +173,28 @@ impl Step for AutogradStep {
                 (r.to_scalar::<f32>()? as f64, r, 0.0)
             }
         };
+        if let ArchConfig::MatryoshkaBatchTopK {
+            group_fractions,
+            group_weights,
+            ..
+        } = &self.arch
+        {
+            // Each inner prefix reconstructs on its own: f[:, :w] W_dec[:w] + b_dec.
+            let pre = Prefixes::new(group_fractions, group_weights.as_deref(), d_sae)?;
+            for (&w, &wt) in pre.widths.iter().zip(&pre.weights) {
+                let xh = f
+                    .narrow(1, 0, w)?
+                    .matmul(&v.w_dec.as_tensor().narrow(0, 0, w)?)?
+                    .broadcast_add(v.b_dec.as_tensor())?;
+                let l = (xt.sub(&xh)?.sqr()?.sum_all()? * (wt / var_x))?;
+                loss = (loss + l)?;
+            }
+        }
         if let Some(pen) = penalty {
             aux = pen.to_scalar::<f32>()? as f64;
             loss = (loss + pen)?;
         }
-        if let ArchConfig::TopK { auxk_coef, .. } | ArchConfig::BatchTopK { auxk_coef, .. } =
-            &self.arch
-        {
+        if let Some((_, auxk_coef)) = self.arch.topk_family() {
             let am = auxk_mask(&zv, d_sae, ctx.dead, self.k_aux);
             if am.iter().any(|m| *m != 0.0) {
                 let e = err.detach();
@@ -186,7 +204,7 @@ impl Step for AutogradStep {
                 let e_hat = z.mul(&amt)?.matmul(v.w_dec.as_tensor())?;
                 let aux_t = ((e - e_hat)?.sqr()?.sum_all()? / var_e)?;
                 aux = aux_t.to_scalar::<f32>()? as f64;
-                loss = (loss + (aux_t * *auxk_coef)?)?;
+                loss = (loss + (aux_t * auxk_coef)?)?;
             }
         }
         let loss_v = loss.to_scalar::<f32>()? as f64;

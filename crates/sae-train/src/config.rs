@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, TrainError};
 
 pub mod defaults;
+mod matryoshka;
+
+pub use matryoshka::Prefixes;
 
 /// The SAE architecture and its sparsity control.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,6 +39,28 @@ pub enum ArchConfig {
         /// EMA decay of the inference threshold (the batch's smallest kept activation).
         #[serde(default = "threshold_ema")]
         threshold_ema: f64,
+    },
+    /// Matryoshka BatchTopK (Bussmann et al. 2025; Nabeshima 2025): BatchTopK whose nested
+    /// prefixes of the dictionary also reconstruct the input on their own.
+    #[serde(rename = "matryoshka-batchtopk")]
+    MatryoshkaBatchTopK {
+        /// Average active latents per row.
+        k: usize,
+        /// AuxK loss coefficient.
+        #[serde(default = "auxk_coef")]
+        auxk_coef: f64,
+        /// Latents used by AuxK; default min(256, d_sae).
+        #[serde(default)]
+        k_aux: Option<usize>,
+        /// EMA decay of the inference threshold.
+        #[serde(default = "threshold_ema")]
+        threshold_ema: f64,
+        /// Share of the dictionary in each nested group, innermost first (they sum to 1).
+        #[serde(default = "group_fractions")]
+        group_fractions: Vec<f64>,
+        /// Loss weight of each inner prefix (one per group but the last; default 1 each).
+        #[serde(default)]
+        group_weights: Option<Vec<f64>>,
     },
     /// ReLU with an L1 penalty weighted by decoder-row norms (Anthropic, April 2024).
     ReluL1 {
@@ -80,6 +105,9 @@ fn auxk_coef() -> f64 {
 fn threshold_ema() -> f64 {
     defaults::THRESHOLD_EMA
 }
+fn group_fractions() -> Vec<f64> {
+    defaults::GROUP_FRACTIONS.to_vec()
+}
 fn l1_coef() -> f64 {
     defaults::L1_COEF
 }
@@ -109,6 +137,8 @@ pub enum ArchKind {
     TopK,
     /// [`ArchConfig::BatchTopK`].
     BatchTopK,
+    /// [`ArchConfig::MatryoshkaBatchTopK`].
+    MatryoshkaBatchTopK,
     /// [`ArchConfig::ReluL1`].
     ReluL1,
     /// [`ArchConfig::JumpRelu`].
@@ -131,6 +161,14 @@ impl ArchConfig {
                 k_aux: None,
                 threshold_ema: defaults::THRESHOLD_EMA,
             },
+            ArchKind::MatryoshkaBatchTopK => ArchConfig::MatryoshkaBatchTopK {
+                k,
+                auxk_coef: defaults::AUXK_COEF,
+                k_aux: None,
+                threshold_ema: defaults::THRESHOLD_EMA,
+                group_fractions: defaults::GROUP_FRACTIONS.to_vec(),
+                group_weights: None,
+            },
             ArchKind::ReluL1 => ArchConfig::ReluL1 {
                 l1_coef: defaults::L1_COEF,
                 l1_warmup_frac: defaults::L1_WARMUP_FRAC,
@@ -151,6 +189,7 @@ impl ArchConfig {
         match self {
             ArchConfig::TopK { .. } => ArchKind::TopK,
             ArchConfig::BatchTopK { .. } => ArchKind::BatchTopK,
+            ArchConfig::MatryoshkaBatchTopK { .. } => ArchKind::MatryoshkaBatchTopK,
             ArchConfig::ReluL1 { .. } => ArchKind::ReluL1,
             ArchConfig::JumpRelu { .. } => ArchKind::JumpRelu,
         }
@@ -161,8 +200,28 @@ impl ArchConfig {
         match self.kind() {
             ArchKind::TopK => "topk",
             ArchKind::BatchTopK => "batchtopk",
+            ArchKind::MatryoshkaBatchTopK => "matryoshka-batchtopk",
             ArchKind::ReluL1 => "relu-l1",
             ArchKind::JumpRelu => "jumprelu",
+        }
+    }
+
+    /// BatchTopK or Matryoshka BatchTopK: one threshold over the whole batch, an EMA inference
+    /// threshold, saved as JumpReLU.
+    pub fn batch_topk(&self) -> bool {
+        matches!(
+            self,
+            ArchConfig::BatchTopK { .. } | ArchConfig::MatryoshkaBatchTopK { .. }
+        )
+    }
+
+    /// (k, AuxK coefficient) of the TopK family, None for the others.
+    pub fn topk_family(&self) -> Option<(usize, f64)> {
+        match self {
+            ArchConfig::TopK { k, auxk_coef, .. }
+            | ArchConfig::BatchTopK { k, auxk_coef, .. }
+            | ArchConfig::MatryoshkaBatchTopK { k, auxk_coef, .. } => Some((*k, *auxk_coef)),
+            _ => None,
         }
     }
 
@@ -292,15 +351,26 @@ impl TrainConfig {
         let k_aux_default = (d_in / 2).clamp(1, defaults::K_AUX_MAX).min(d_sae);
         let mut k_aux = 0;
         match &self.arch {
-            ArchConfig::TopK { k, k_aux: ka, .. } | ArchConfig::BatchTopK { k, k_aux: ka, .. } => {
+            ArchConfig::TopK { k, k_aux: ka, .. }
+            | ArchConfig::BatchTopK { k, k_aux: ka, .. }
+            | ArchConfig::MatryoshkaBatchTopK { k, k_aux: ka, .. } => {
                 if *k == 0 || *k > d_sae {
                     return bad(format!("k = {k} must lie in 1..=d_sae ({d_sae})"));
                 }
+                if let ArchConfig::MatryoshkaBatchTopK {
+                    group_fractions,
+                    group_weights,
+                    ..
+                } = &self.arch
+                {
+                    matryoshka::Prefixes::new(group_fractions, group_weights.as_deref(), d_sae)?;
+                }
                 // BatchTopK revives its many dead latents with a wider AuxK (Bussmann et al. use
                 // 512; capped here at Gao et al.'s 256).
-                let default = match self.arch {
-                    ArchConfig::BatchTopK { .. } => defaults::K_AUX_MAX.min(d_sae),
-                    _ => k_aux_default,
+                let default = if self.arch.batch_topk() {
+                    defaults::K_AUX_MAX.min(d_sae)
+                } else {
+                    k_aux_default
                 };
                 k_aux = ka.unwrap_or(default).min(d_sae);
             }
@@ -330,7 +400,7 @@ impl TrainConfig {
         }
         let total = self.steps.saturating_mul(self.batch as u64);
         let dead_tokens = self.dead_tokens.unwrap_or_else(|| {
-            if let ArchConfig::BatchTopK { .. } = self.arch {
+            if self.arch.batch_topk() {
                 return defaults::BATCHTOPK_DEAD_BATCHES * self.batch as u64;
             }
             let frac = (total as f64 * defaults::DEAD_TOKENS_FRAC) as u64;

@@ -5,7 +5,7 @@ use candle_core::{Device, Tensor};
 use sae_model::{Activation, Sae, SaeConfig, SaeMetadata};
 use sae_store::Source;
 
-use crate::config::ArchConfig;
+use crate::config::{ArchConfig, Prefixes};
 use crate::error::Result;
 use crate::trainer::Trainer;
 
@@ -27,14 +27,15 @@ pub fn metadata(source: &Source, store_path: &str) -> SaeMetadata {
 }
 
 impl Trainer {
-    /// The inference SAE: TopK -> topk; BatchTopK -> jumprelu with its EMA threshold in every entry;
+    /// The inference SAE: TopK -> topk; BatchTopK and Matryoshka BatchTopK -> jumprelu with the EMA
+    /// threshold in every entry (Matryoshka's prefix widths in the metadata as `matryoshka_widths`);
     /// ReLU-L1 -> standard (ReLU); JumpReLU -> jumprelu with exp(log_threshold).
     pub fn to_sae(&self, mut meta: SaeMetadata) -> Result<Sae> {
         let p = &self.state.params;
         let d_sae = p.d_sae;
         let (activation, threshold): (Activation, Option<Vec<f32>>) = match &self.cfg.arch {
             ArchConfig::TopK { k, .. } => (Activation::TopK { k: *k }, None),
-            ArchConfig::BatchTopK { .. } => (
+            ArchConfig::BatchTopK { .. } | ArchConfig::MatryoshkaBatchTopK { .. } => (
                 Activation::JumpRelu,
                 Some(vec![self.state.threshold; d_sae]),
             ),
@@ -54,6 +55,16 @@ impl Trainer {
         );
         meta.extra
             .insert("training_steps".into(), serde_json::json!(self.state.step));
+        if let ArchConfig::MatryoshkaBatchTopK {
+            group_fractions,
+            group_weights,
+            ..
+        } = &self.cfg.arch
+        {
+            let pre = Prefixes::new(group_fractions, group_weights.as_deref(), d_sae)?;
+            meta.extra
+                .insert("matryoshka_widths".into(), serde_json::json!(pre.widths));
+        }
         let mut cfg = SaeConfig::new(p.d_in, d_sae, activation);
         cfg.metadata = meta;
         let w = p.to_tensors(self.state.scale)?;

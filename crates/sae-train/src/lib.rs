@@ -24,7 +24,7 @@ pub mod sweep;
 pub mod trainer;
 mod vecops;
 
-pub use config::{ArchConfig, ArchKind, Resolved, TrainConfig};
+pub use config::{ArchConfig, ArchKind, Prefixes, Resolved, TrainConfig};
 pub use error::{Result, TrainError};
 pub use multi::{
     train_many, MemberStart, MultiObserver, MultiOptions, MultiSummary, StreamSummary,

@@ -133,7 +133,7 @@ impl Trainer {
         backend: Backend,
     ) -> Self {
         let step_impl: Box<dyn Step + Send> = match (&cfg.arch, backend) {
-            (ArchConfig::TopK { .. } | ArchConfig::BatchTopK { .. }, Backend::Fast) => {
+            (arch, Backend::Fast) if arch.topk_family().is_some() => {
                 Box::new(SparseTopKStep::new(cfg.arch.clone(), res.k_aux))
             }
             (_, Backend::Fast) => Box::new(SparseThresholdStep::new(cfg.arch.clone())),
@@ -211,7 +211,9 @@ impl Trainer {
         );
         self.state.dead.update(&out.fired, rows);
         let mut threshold = None;
-        if let ArchConfig::BatchTopK { threshold_ema, .. } = &self.cfg.arch {
+        if let ArchConfig::BatchTopK { threshold_ema, .. }
+        | ArchConfig::MatryoshkaBatchTopK { threshold_ema, .. } = &self.cfg.arch
+        {
             if let Some(m) = out.min_kept {
                 let t = &mut self.state.threshold;
                 *t = if *t == 0.0 {

@@ -271,3 +271,30 @@ fn jumprelu_steps_match_autograd() {
         }
     }
 }
+
+/// Matryoshka BatchTopK: the prefix losses' gradients (three and two groups, unequal weights,
+/// AuxK on and off) agree with autograd.
+#[test]
+fn matryoshka_backward_matches_autograd() {
+    for (d_in, d_sae, rows) in [(16, 48, 64), (37, 100, 70)] {
+        let some: Vec<bool> = (0..d_sae).map(|j| j % 3 == 0).collect();
+        let none = vec![false; d_sae];
+        for (fr, w) in [
+            (vec![0.0625, 0.1875, 0.75], None),
+            (vec![0.25, 0.75], Some(vec![0.5])),
+        ] {
+            for k in [1, 4] {
+                let arch = ArchConfig::MatryoshkaBatchTopK {
+                    k,
+                    auxk_coef: 1.0 / 32.0,
+                    k_aux: None,
+                    threshold_ema: 0.99,
+                    group_fractions: fr.clone(),
+                    group_weights: w.clone(),
+                };
+                compare_sparse(arch.clone(), (d_in, d_sae, rows), &some, 8);
+                compare_sparse(arch, (d_in, d_sae, rows), &none, 8);
+            }
+        }
+    }
+}

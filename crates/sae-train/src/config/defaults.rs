@@ -45,6 +45,9 @@ pub const AUXK_COEF: f64 = 1.0 / 32.0;
 pub const K_AUX_MAX: usize = 256;
 /// EMA decay of the BatchTopK inference threshold.
 pub const THRESHOLD_EMA: f64 = 0.99;
+/// Matryoshka groups: the innermost sixteenth, the next three sixteenths, the remaining three
+/// quarters (nested prefixes of 1/16, 1/4 and all of the dictionary).
+pub const GROUP_FRACTIONS: [f64; 3] = [0.0625, 0.1875, 0.75];
 /// ReLU-L1 sparsity coefficient lambda (inputs scaled to E||x|| = sqrt(d_in)).
 pub const L1_COEF: f64 = 5.0;
 /// Fraction of the steps over which lambda warms up linearly from 0 (Anthropic: 5%).

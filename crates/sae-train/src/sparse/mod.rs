@@ -15,6 +15,7 @@
 mod auxk;
 mod batch;
 mod jump;
+mod matryoshka;
 mod passes;
 mod select;
 mod threshold;
@@ -22,7 +23,7 @@ mod threshold_step;
 
 use rayon::prelude::*;
 
-use crate::config::ArchConfig;
+use crate::config::{ArchConfig, Prefixes};
 use crate::error::{Result, TrainError};
 use crate::kernels::{matmul_into, Mat};
 use crate::params::Params;
@@ -30,15 +31,19 @@ use crate::step::{Grads, Step, StepContext, StepOutput};
 use crate::vecops::{dot, simd_dispatch};
 pub use auxk::AuxPath;
 use auxk::{DenseAux, DenseAuxIo};
+use matryoshka::PrefixInputs;
 use passes::{ByLatent, Part, RowInputs};
 pub use select::RowSets;
 use select::SelectScratch;
 pub use threshold_step::{DensityPath, SparseThresholdStep, DENSE_DENSITY};
 
-/// Sparse step for [`ArchConfig::TopK`] and [`ArchConfig::BatchTopK`].
+/// Sparse step for [`ArchConfig::TopK`], [`ArchConfig::BatchTopK`] and
+/// [`ArchConfig::MatryoshkaBatchTopK`] (its inner prefixes in `matryoshka.rs`).
 pub struct SparseTopKStep {
     arch: ArchConfig,
     k_aux: usize,
+    /// Matryoshka's nested prefixes (two groups or more), found at the first step.
+    prefixes: Option<Prefixes>,
     aux_path: AuxPath,
     ws: Workspace,
 }
@@ -60,6 +65,9 @@ struct Workspace {
     dense_aux: DenseAux,
     no_rows: RowSets,
     batch: batch::BatchScratch,
+    /// Matryoshka: the active entries of the inner groups and their extra dz.
+    inner: RowSets,
+    idz: Vec<f32>,
 }
 
 impl SparseTopKStep {
@@ -68,6 +76,7 @@ impl SparseTopKStep {
         SparseTopKStep {
             arch,
             k_aux,
+            prefixes: None,
             aux_path: AuxPath::Auto,
             ws: Workspace::default(),
         }
@@ -88,6 +97,19 @@ impl SparseTopKStep {
         let (k, auxk_coef, batch) = match &self.arch {
             ArchConfig::TopK { k, auxk_coef, .. } => (*k, *auxk_coef, false),
             ArchConfig::BatchTopK { k, auxk_coef, .. } => (*k, *auxk_coef, true),
+            ArchConfig::MatryoshkaBatchTopK {
+                k,
+                auxk_coef,
+                group_fractions,
+                group_weights,
+                ..
+            } => {
+                if self.prefixes.is_none() {
+                    let pre = Prefixes::new(group_fractions, group_weights.as_deref(), p.d_sae)?;
+                    self.prefixes = (pre.widths.len() > 1).then_some(pre);
+                }
+                (*k, *auxk_coef, true)
+            }
             other => {
                 return Err(TrainError::Invalid(format!(
                     "the sparse step handles the TopK family, not {}",
@@ -219,11 +241,13 @@ impl Step for SparseTopKStep {
         let with_aux = ws.aux.nnz() > 0;
         let path = self.aux_path.resolve(ws.dead.len(), ws.aux.nnz(), b);
         let sparse_aux = with_aux && path == AuxPath::Sparse;
-        ensure(&mut ws.gd, 2 * b * d_in);
+        let n_u = self.prefixes.as_ref().map_or(0, |p| p.widths.len() - 1);
+        ensure(&mut ws.gd, (2 + n_u) * b * d_in);
         ensure(&mut ws.dz, ws.act.nnz());
         ensure(&mut ws.adz, if sparse_aux { ws.aux.nnz() } else { 0 });
         let gscale = (-2.0 / var_x) as f32;
-        let (g_rows, diff_rows) = ws.gd.split_at_mut(b * d_in);
+        let (g_rows, rest) = ws.gd.split_at_mut(b * d_in);
+        let (diff_rows, u_rows) = rest.split_at_mut(b * d_in);
         let inp = RowInputs {
             x,
             w_dec: &p.w_dec,
@@ -233,11 +257,56 @@ impl Step for SparseTopKStep {
             gscale,
             copy_e: with_aux && !sparse_aux,
         };
-        let sums = passes::row_pass(&inp, g_rows, diff_rows, &mut ws.dz, &mut ws.adz);
+        let mut sums = passes::row_pass(&inp, g_rows, diff_rows, &mut ws.dz, &mut ws.adz);
         let recon = sums.sse / var_x;
+        let mut prefix_loss = 0.0;
+        if let Some(pre) = &self.prefixes {
+            matryoshka::inner_entries(&ws.act, pre, &mut ws.inner);
+            ensure(&mut ws.idz, ws.inner.nnz());
+            let inp = PrefixInputs {
+                x,
+                w_dec: &p.w_dec,
+                b_dec: &p.b_dec,
+                inner: &ws.inner,
+                pre,
+                gscale,
+            };
+            let ps = matryoshka::prefix_pass(&inp, u_rows, &mut ws.idz);
+            prefix_loss = ps
+                .sse
+                .iter()
+                .zip(&pre.weights)
+                .map(|(e, w)| w * e)
+                .sum::<f64>()
+                / var_x;
+            // b_dec's gradient below takes every prefix's error sum, weighted.
+            sums.e_full = Some(sums.e_sum.clone());
+            for (es, w) in ps.e_sum.iter().zip(&pre.weights) {
+                sums.e_sum.iter_mut().zip(es).for_each(|(a, v)| *a += w * v);
+            }
+        }
         // V_e: total variance of e over the batch.
-        let var_e = variance_from_sums(sums.sse, &sums.e_sum, b).max(1e-30);
+        let e_full = sums.e_full.as_deref().unwrap_or(&sums.e_sum);
+        let var_e = variance_from_sums(sums.sse, e_full, b).max(1e-30);
         let hscale = (-2.0 * auxk_coef / var_e) as f32;
+        let inner_part = match &self.prefixes {
+            Some(pre) => Part {
+                sets: &ws.inner,
+                dz: &ws.idz,
+                coef_scale: 1.0,
+                dz_scale: 1.0,
+                src_offset: 2 * b as u32,
+                by_group: Some((&pre.widths, b as u32)),
+            },
+            None => Part {
+                sets: &ws.no_rows,
+                dz: &[],
+                coef_scale: 1.0,
+                dz_scale: 1.0,
+                src_offset: 0,
+                by_group: None,
+            },
+        };
         let parts = [
             Part {
                 sets: &ws.act,
@@ -245,6 +314,7 @@ impl Step for SparseTopKStep {
                 coef_scale: 1.0,
                 dz_scale: 1.0,
                 src_offset: 0,
+                by_group: None,
             },
             Part {
                 sets: if sparse_aux { &ws.aux } else { &ws.no_rows },
@@ -252,7 +322,9 @@ impl Step for SparseTopKStep {
                 coef_scale: hscale,
                 dz_scale: hscale,
                 src_offset: b as u32,
+                by_group: None,
             },
+            inner_part,
         ];
         ws.by_latent.build(d_sae, &parts);
         passes::latent_pass(
@@ -272,7 +344,7 @@ impl Step for SparseTopKStep {
                 dead: &ws.dead,
                 w_dec: &p.w_dec,
                 xc: &ws.xc,
-                e_h: &mut ws.gd[b * d_in..],
+                e_h: &mut ws.gd[b * d_in..2 * b * d_in],
                 dw_dec: &mut grads.w_dec,
                 dw_enc_t: &mut grads.w_enc_t,
                 db_enc: &mut grads.b_enc,
@@ -285,7 +357,7 @@ impl Step for SparseTopKStep {
         b_dec_grad(p, &sums.e_sum, gscale, grads);
         let l0 = ws.act.nnz() as f64 / b as f64;
         Ok(StepOutput {
-            loss: recon + auxk_coef * aux,
+            loss: recon + prefix_loss + auxk_coef * aux,
             recon,
             aux,
             fvu: recon,

@@ -11,7 +11,7 @@ use super::select::{RowSets, ROW_BLOCK};
 use crate::vecops::{axpy, axpy4, dot, dots_gathered, gather_rows_into, simd_dispatch, sub_into};
 
 /// Splits `buf` at the given increasing boundaries (first 0, last buf.len()).
-fn split_at_bounds<'a, T>(mut buf: &'a mut [T], bounds: &[usize]) -> Vec<&'a mut [T]> {
+pub(super) fn split_at_bounds<'a, T>(mut buf: &'a mut [T], bounds: &[usize]) -> Vec<&'a mut [T]> {
     let mut out = Vec::with_capacity(bounds.len().saturating_sub(1));
     for w in bounds.windows(2) {
         let (a, b) = buf.split_at_mut(w[1] - w[0]);
@@ -30,6 +30,8 @@ pub struct RowSums {
     pub e_sum: Vec<f64>,
     /// sum_r ||diff_r||^2 (AuxK residual).
     pub aux_sse: f64,
+    /// Matryoshka: the full reconstruction's error sum, kept when `e_sum` takes the prefixes'.
+    pub e_full: Option<Vec<f64>>,
 }
 
 /// Inputs of the row pass.
@@ -189,6 +191,9 @@ pub struct Part<'a> {
     pub dz_scale: f32,
     /// Added to the row index to find the upstream-gradient row.
     pub src_offset: u32,
+    /// With (widths, stride): latent j of group s (`widths[s-1] <= j < widths[s]`) reads its
+    /// upstream row s * stride further on (Matryoshka's per-prefix rows).
+    pub by_group: Option<(&'a [usize], u32)>,
 }
 
 impl ByLatent {
@@ -217,8 +222,14 @@ impl ByLatent {
                 let (a, b) = (p.sets.off[r], p.sets.off[r + 1]);
                 for n in a..b {
                     let j = p.sets.idx[n] as usize;
+                    let group = match p.by_group {
+                        Some((widths, stride)) => {
+                            widths.partition_point(|&w| w <= j) as u32 * stride
+                        }
+                        None => 0,
+                    };
                     self.entries[cnt[j]] = Entry {
-                        src: r as u32 + p.src_offset,
+                        src: r as u32 + p.src_offset + group,
                         row: r as u32,
                         coef: p.sets.val[n] * p.coef_scale,
                         dz: p.dz[n] * p.dz_scale,

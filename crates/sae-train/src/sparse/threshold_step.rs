@@ -232,6 +232,7 @@ fn latent_gradients(ws: &mut Workspace, p: &Params, window: bool, grads: &mut Gr
             coef_scale: 1.0,
             dz_scale: 1.0,
             src_offset: 0,
+            by_group: None,
         },
         Part {
             sets: if window { &ws.win } else { &ws.no_rows },
@@ -239,6 +240,7 @@ fn latent_gradients(ws: &mut Workspace, p: &Params, window: bool, grads: &mut Gr
             coef_scale: 0.0,
             dz_scale: 1.0,
             src_offset: 0,
+            by_group: None,
         },
     ];
     ws.by_latent.build(p.d_sae, &parts);
