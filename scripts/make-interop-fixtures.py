@@ -20,6 +20,9 @@ Writes into tests/fixtures/interop/:
   sparsify/multi/<hook>/     two hookpoints in the trainer's layout, read back with load_many
   ours/<arch>/               cfg.json + sae_weights.safetensors from `sae train` (topk, batchtopk,
                              relu-l1, jumprelu), loaded with SAELens' SAE.load_from_disk
+  import/                    .npy files written by numpy (f16 2-D, f32 3-D, int64 token ids) and a
+                             safetensors file by torch (bf16 acts + int32 tokens) for `sae import`,
+                             with their values as f32 in values.safetensors
 Each SAE folder also holds reference.safetensors: `x` [n, d_in] (the inputs), `acts` (the
 library's encode), `decode` (its decode of those acts, right after encoding x), `out` (its
 forward), and `y` (the target rows) for transcoders; and reference.json: library, version, the
@@ -308,7 +311,10 @@ def ours_fixtures():
     if not binary.exists():
         sys.exit(f"{binary} not found: run `cargo build --release` first")
     root = OUT / "ours"
-    with tempfile.TemporaryDirectory() as tmp:
+    tmp = Path(tempfile.gettempdir()) / "sae-interop-fixtures"  # a fixed path: cfg.json records it
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
         store = Path(tmp) / "store"
         subprocess.check_call([str(binary), "synth", "--features", "48", "--dim", str(D_IN), "--firing-prob", "0.05",
                                "--samples", "20000", "--seed", "0", "--out", str(store)], stdout=subprocess.DEVNULL)
@@ -330,6 +336,8 @@ def ours_fixtures():
             info["written_by"] = "sae train --arch " + arch
             write_reference(folder, torch_load(folder / "reference.safetensors"), info)
             print(f"ours/{arch}: SAELens {info['class']} fvu {info['fvu']:.4f} l0 {info['l0']:.2f}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def torch_load(path, key=None):
@@ -339,8 +347,35 @@ def torch_load(path, key=None):
     return tensors if key is None else tensors[key]
 
 
+def import_fixtures():
+    """Arrays as numpy and safetensors write them, for `sae import`: values.safetensors holds the
+    same rows as f32 (`acts`, `acts3`, `bf16`) and the token ids (`ids`, as f32) for the tests to compare."""
+    import numpy as np
+
+    folder = OUT / "import"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    acts = rng.standard_normal((40, 16)).astype(np.float16)
+    np.save(folder / "acts-f16.npy", acts)
+    acts3 = rng.standard_normal((3, 5, 16)).astype(np.float32)
+    np.save(folder / "acts3-f32.npy", acts3)
+    ids = rng.integers(0, 50000, size=(40,)).astype(np.int64)
+    np.save(folder / "ids-i64.npy", ids)
+    both = torch.from_numpy(rng.standard_normal((24, 16)).astype(np.float32))
+    save_file({"acts": both.to(torch.bfloat16), "tokens": torch.arange(24, dtype=torch.int32) * 7}, str(folder / "acts-bf16.safetensors"))
+    save_file({
+        "acts": torch.from_numpy(acts.astype(np.float32)),
+        "acts3": torch.from_numpy(acts3.reshape(15, 16)),
+        "ids": torch.from_numpy(ids.astype(np.float32)),  # exact: every id is below 2^24
+        "bf16": both.to(torch.bfloat16).to(torch.float32),
+    }, str(folder / "values.safetensors"))
+    print(f"import/: {sorted(p.name for p in folder.iterdir())}")
+
+
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
+    import_fixtures()
     saelens_fixtures()
     sparsify_fixtures()
     ours_fixtures()

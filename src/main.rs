@@ -34,6 +34,8 @@ enum Command {
     Hooks(cmd::hooks::Args),
     /// Run a model over a corpus and store activations at hook points.
     Harvest(cmd::harvest::Args),
+    /// Import activations computed elsewhere (.npy / .safetensors) into a store.
+    Import(cmd::import::Args),
     /// Build a report (statistics, explanations, dashboard) for an SAE's latents.
     Report(cmd::report::Args),
     /// Print one latent's card from a report.
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Command::Synth(a) => cmd::synth::run(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Eval(a) => cmd::eval::run(a),
+        Command::Import(a) => cmd::import::run(a),
         Command::Fetch(a) => cmd::fetch::run(a),
         Command::Hooks(a) => cmd::hooks::run(a),
         Command::Harvest(a) => cmd::harvest::run(a),

@@ -9,6 +9,7 @@ pub mod eval_spliced;
 pub mod fetch;
 pub mod harvest;
 pub mod hooks;
+pub mod import;
 pub mod inspect;
 pub mod report;
 pub mod run;
