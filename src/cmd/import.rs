@@ -94,10 +94,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     .with_context(|| format!("importing into {}", args.out.display()))?;
     bar.finish_and_clear();
     println!(
-        "imported {} rows (d = {}, {:?}, {} held out, {} shards) from {} file(s) into {} in {:.1}s",
+        "imported {} rows (d = {}, {}, {} held out, {} shards) from {} file(s) into {} in {:.1}s",
         m.rows,
         m.d,
-        m.dtype,
+        format!("{:?}", m.dtype).to_lowercase(),
         m.eval_rows,
         m.shards.len(),
         spec.inputs.len(),
