@@ -40,6 +40,8 @@ enum Command {
     Report(cmd::report::Args),
     /// Print one latent's card from a report.
     Inspect(cmd::inspect::Args),
+    /// Export a report's latents for other viewers (Neuronpedia / SAEDashboard feature batches).
+    Export(cmd::export::Args),
     /// Measure speed.
     Bench(cmd::bench::Args),
     /// Toy models of superposition: why neurons are polysemantic, and our SAE undoing it.
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cmd::train::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Import(a) => cmd::import::run(a),
+        Command::Export(a) => cmd::export::run(a),
         Command::Fetch(a) => cmd::fetch::run(a),
         Command::Hooks(a) => cmd::hooks::run(a),
         Command::Harvest(a) => cmd::harvest::run(a),

@@ -6,6 +6,7 @@ pub mod bench_train;
 pub mod bench_train_store;
 pub mod eval;
 pub mod eval_spliced;
+pub mod export;
 pub mod fetch;
 pub mod harvest;
 pub mod hooks;

@@ -200,7 +200,8 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let lens = lens.filter(|l| {
-        let fits = l.d_model() == sae.d_out();
+        // The lens reads decoder rows: one per latent, of the output's width.
+        let fits = l.d_model() == sae.d_out() && sae.d_out() == sae.d_in();
         if !fits {
             eprintln!(
                 "note: no logit lens: the model's residual width is {} but the SAE's decoder writes width {} (not a residual-stream SAE)",
