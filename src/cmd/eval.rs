@@ -12,12 +12,10 @@ use sae_store::{Split, Store};
 /// its model over a corpus (`--model ... --corpus ...`: CE loss recovered, delta LM loss, KL).
 #[derive(clap::Args)]
 pub struct Args {
-    /// SAE folder (ours, SAELens or sparsify), or a folder of one SAE per hook with --hook.
+    /// SAE folder (ours, SAELens or sparsify), or a folder of one SAE per hook with --hook
+    /// (the subfolder's name).
     #[arg(long)]
     sae: PathBuf,
-    /// The hook's subfolder, when --sae holds one SAE per hook (sparsify's layout).
-    #[arg(long)]
-    hook: Option<String>,
     /// For a transcoder: the store of the hook it predicts (row-aligned with --store, as the
     /// stores of one harvest are); its output is scored against these rows.
     #[arg(long, requires = "store")]
@@ -37,7 +35,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let sae_dir = sae_model::load::resolve(&args.sae, args.hook.as_deref())
+    // --hook (of the spliced options) also picks the subfolder of a folder of one SAE per hook.
+    let sae_dir = sae_model::load::resolve(&args.sae, args.spliced.hook.as_deref())
         .with_context(|| format!("loading SAE {}", args.sae.display()))?;
     let sae = Sae::load(&sae_dir).with_context(|| format!("loading SAE {}", sae_dir.display()))?;
     let Some(store_dir) = &args.store else {
