@@ -203,3 +203,96 @@ pub fn safetensors(r: &mut impl Read) -> Result<Vec<(String, Layout)>, String> {
     out.sort_by_key(|(_, l)| l.offset);
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A .npy header as numpy writes it (`version` 1 or 2), padded to 64 bytes.
+    fn npy_bytes(version: u8, dict: &str) -> Vec<u8> {
+        let mut text = dict.to_string();
+        let prefix = if version == 1 { 10 } else { 12 };
+        while (prefix + text.len() + 1) % 64 != 0 {
+            text.push(' ');
+        }
+        text.push('\n');
+        let mut b = vec![0x93, b'N', b'U', b'M', b'P', b'Y', version, 0];
+        match version {
+            1 => b.extend((text.len() as u16).to_le_bytes()),
+            _ => b.extend((text.len() as u32).to_le_bytes()),
+        }
+        b.extend(text.as_bytes());
+        b
+    }
+
+    #[test]
+    fn npy_headers_of_both_versions_and_any_rank() {
+        let h = npy_bytes(
+            1,
+            "{'descr': '<f2', 'fortran_order': False, 'shape': (3, 5, 16), }",
+        );
+        let l = npy(&mut &h[..]).unwrap();
+        assert_eq!(
+            (l.elem, l.shape.clone(), l.offset, l.len),
+            (Elem::F16, vec![3, 5, 16], h.len() as u64, 480)
+        );
+        let h = npy_bytes(
+            2,
+            "{'descr': '|u1', 'fortran_order': False, 'shape': (7,), }",
+        );
+        let l = npy(&mut &h[..]).unwrap();
+        assert_eq!(
+            (l.elem, l.shape, l.offset),
+            (Elem::U8, vec![7], h.len() as u64)
+        );
+        let h = npy_bytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (), }");
+        assert_eq!(npy(&mut &h[..]).unwrap().shape, Vec::<usize>::new());
+    }
+
+    #[test]
+    fn npy_headers_we_cannot_stream_are_refused() {
+        let be = npy_bytes(
+            1,
+            "{'descr': '>f4', 'fortran_order': False, 'shape': (2, 2), }",
+        );
+        assert!(npy(&mut &be[..])
+            .unwrap_err()
+            .contains("unsupported .npy dtype"));
+        let obj = npy_bytes(
+            1,
+            "{'descr': '|O', 'fortran_order': False, 'shape': (2, 2), }",
+        );
+        assert!(npy(&mut &obj[..])
+            .unwrap_err()
+            .contains("unsupported .npy dtype"));
+        let f = npy_bytes(
+            1,
+            "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }",
+        );
+        assert!(npy(&mut &f[..]).unwrap_err().contains("Fortran"));
+        assert!(npy(&mut &b"PK\x03\x04 not npy"[..])
+            .unwrap_err()
+            .contains("not a .npy"));
+    }
+
+    #[test]
+    fn safetensors_header_offsets_are_absolute() {
+        let json = br#"{"__metadata__":{"a":"b"},"y":{"dtype":"I32","shape":[4],"data_offsets":[32,48]},"x":{"dtype":"BF16","shape":[4,4],"data_offsets":[0,32]}}"#;
+        let mut b = (json.len() as u64).to_le_bytes().to_vec();
+        b.extend(json);
+        let t = safetensors(&mut &b[..]).unwrap();
+        let names: Vec<&str> = t.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["x", "y"], "in file order");
+        assert_eq!(
+            (t[0].1.elem, t[0].1.offset, t[0].1.len),
+            (Elem::BF16, 8 + json.len() as u64, 32)
+        );
+        assert_eq!(
+            (t[1].1.elem, t[1].1.offset),
+            (Elem::I32, 8 + json.len() as u64 + 32)
+        );
+        let mut bad = 10u64.to_le_bytes().to_vec();
+        bad.extend(b"{\"x\": 1}  ");
+        assert!(safetensors(&mut &bad[..]).is_err());
+    }
+}
