@@ -239,7 +239,7 @@ fn write_npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) {
         "{{'descr': '{descr}', 'fortran_order': False, 'shape': ({},), }}",
         dims.join(", ")
     );
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');

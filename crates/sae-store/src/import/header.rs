@@ -212,7 +212,7 @@ mod tests {
     fn npy_bytes(version: u8, dict: &str) -> Vec<u8> {
         let mut text = dict.to_string();
         let prefix = if version == 1 { 10 } else { 12 };
-        while (prefix + text.len() + 1) % 64 != 0 {
+        while !(prefix + text.len() + 1).is_multiple_of(64) {
             text.push(' ');
         }
         text.push('\n');
