@@ -291,6 +291,7 @@ def sparsify_fixtures():
         "transcoder": (SparseCoderConfig(num_latents=D_SAE, k=K, transcode=True), y),
         "skip-transcoder": (SparseCoderConfig(num_latents=D_SAE, k=K, transcode=True, skip_connection=True), y),
         "skip": (SparseCoderConfig(expansion_factor=2, k=K, skip_connection=True), None),
+        "groupmax": (SparseCoderConfig(num_latents=D_SAE, k=K, activation="groupmax"), None),
     }
     for name, (cfg, target) in kinds.items():
         sae, target = save_sparsify(root / name, cfg, target)

@@ -243,6 +243,12 @@ fn sparsify_autoencoder_with_skip_connection() {
 }
 
 #[test]
+fn sparsify_groupmax() {
+    let sae = check("sparsify/groupmax", None);
+    assert_eq!(sae.cfg.activation, Activation::GroupMax { k: 4 });
+}
+
+#[test]
 fn sparsify_folder_of_several_hookpoints() {
     check("sparsify/multi", Some("layers.0"));
     check("sparsify/multi", Some("layers.1.mlp"));

@@ -104,7 +104,7 @@ fn saelens_fixtures_evaluate_to_saelens_fvu() {
 fn sparsify_fixtures_evaluate_to_sparsify_fvu() {
     let tmp = tempfile::tempdir().unwrap();
     let all = folders("sparsify");
-    assert_eq!(all.len(), 4, "{all:?}");
+    assert_eq!(all.len(), 5, "{all:?}");
     for dir in all {
         check(tmp.path(), &dir, None);
     }

@@ -26,6 +26,13 @@ pub enum Activation {
     /// max(x (W_enc * exp(r_mag)) + b_mag, 0)`, with b_gate stored as `b_enc`.
     #[serde(rename = "gated")]
     Gated,
+    /// sparsify's "groupmax": the latents split into `k` consecutive groups of d_sae / k; in each,
+    /// only the largest `max(z, 0)` is kept (ties to the lower index).
+    #[serde(rename = "groupmax")]
+    GroupMax {
+        /// Number of groups, and so of latents kept per row.
+        k: usize,
+    },
 }
 
 impl Activation {
@@ -36,6 +43,7 @@ impl Activation {
             Activation::TopK { .. } => "topk",
             Activation::JumpRelu => "jumprelu",
             Activation::Gated => "gated",
+            Activation::GroupMax { .. } => "groupmax",
         }
     }
 }

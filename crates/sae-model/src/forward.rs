@@ -13,7 +13,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::topk::topk_relu_rows;
+use crate::topk::{groupmax_relu_rows, topk_relu_rows};
 use crate::{Activation, InputNorm, Sae, SaeError};
 
 /// Added to the row std by layer_norm on the way in (SAELens' eps).
@@ -133,6 +133,12 @@ impl Sae {
                 let (n, d_sae) = z.dims2()?;
                 let values = z.flatten_all()?.to_vec1::<f32>()?;
                 let out = topk_relu_rows(&values, d_sae, k);
+                Ok(Tensor::from_vec(out, (n, d_sae), &Device::Cpu)?)
+            }
+            Activation::GroupMax { k } => {
+                let (n, d_sae) = z.dims2()?;
+                let values = z.flatten_all()?.to_vec1::<f32>()?;
+                let out = groupmax_relu_rows(&values, d_sae, k);
                 Ok(Tensor::from_vec(out, (n, d_sae), &Device::Cpu)?)
             }
             Activation::Gated => {

@@ -125,6 +125,11 @@ impl Sae {
                     "topk k = {k} must be between 1 and d_sae = {d_sae}"
                 )))
             }
+            (Activation::GroupMax { k }, None) if *k == 0 || !d_sae.is_multiple_of(*k) => {
+                return Err(SaeError::Invalid(format!(
+                    "groupmax k = {k} must divide d_sae = {d_sae}"
+                )))
+            }
             _ => {}
         }
         match (&self.cfg.activation, &self.gate) {

@@ -48,9 +48,10 @@ fn arch_spec(obj: &CfgObject, arch: &str) -> Result<ArchSpec, SaeError> {
 }
 
 /// The SAELens architecture name an SAE is saved under; None where SAELens has none
-/// (TopK or gated transcoders).
+/// (TopK or gated transcoders, groupmax).
 pub(crate) fn lens_architecture(cfg: &SaeConfig, skip: bool) -> Option<&'static str> {
     Some(match (cfg.activation, cfg.is_transcoder(), skip) {
+        (Activation::GroupMax { .. }, _, _) => return None,
         (a, false, false) => a.architecture(),
         (Activation::Relu, true, false) => "transcoder",
         (Activation::Relu, true, true) => "skip_transcoder",

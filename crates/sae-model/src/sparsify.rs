@@ -1,7 +1,8 @@
 //! The EleutherAI sparsify folder format: `cfg.json` (num_latents / expansion_factor, k, d_in,
 //! activation, transcode, skip_connection) + `sae.safetensors` (`encoder.weight` [d_sae, d_in],
 //! `encoder.bias`, `W_dec` [d_sae, d_in], `b_dec` [d_in], `W_skip` [d_in, d_in] with a skip
-//! connection). sparsify encodes with ReLU then TopK, which is our [`Activation::TopK`]; a
+//! connection). sparsify encodes with ReLU then TopK, which is our [`Activation::TopK`] (or its
+//! `groupmax`, [`Activation::GroupMax`]); a
 //! transcoder (`transcode`) does not subtract `b_dec` from its input and predicts another hook
 //! of the same width; a skip connection adds `x W_skip^T` to the output.
 
@@ -52,16 +53,18 @@ fn widths(obj: &CfgObject, weights: &WeightFile) -> Result<(usize, usize), SaeEr
 pub fn load(dir: &Path) -> Result<Sae, SaeError> {
     let obj = CfgObject::read(&dir.join(CFG_FILE))?;
     let weights = WeightFile::read(&dir.join(SPARSIFY_WEIGHTS_FILE))?;
-    if let Some(act) = obj.opt_str("activation")? {
-        if act != "topk" {
-            return Err(SaeError::UnknownArchitecture {
-                path: obj.path.clone(),
-                name: format!("sparsify activation {act:?} (supported: topk)"),
-            });
-        }
-    }
     let (d_in, d_sae) = widths(&obj, &weights)?;
     let k = obj.usize("k")?;
+    let activation = match obj.opt_str("activation")?.as_deref() {
+        None | Some("topk") => Activation::TopK { k },
+        Some("groupmax") => Activation::GroupMax { k },
+        Some(act) => {
+            return Err(SaeError::UnknownArchitecture {
+                path: obj.path.clone(),
+                name: format!("sparsify activation {act:?} (supported: topk, groupmax)"),
+            })
+        }
+    };
     let transcode = obj.opt_bool("transcode")?.unwrap_or(false);
     let skip = obj.opt_bool("skip_connection")?.unwrap_or(false) || weights.has("W_skip");
     let w_enc = weights
@@ -82,7 +85,7 @@ pub fn load(dir: &Path) -> Result<Sae, SaeError> {
         .map(|(key, v)| (key.clone(), v.clone()))
         .collect();
     extra.insert("format".into(), Value::String("sparsify".into()));
-    let mut cfg = SaeConfig::new(d_in, d_sae, Activation::TopK { k });
+    let mut cfg = SaeConfig::new(d_in, d_sae, activation);
     // sparsify subtracts b_dec from the input unless the coder is a transcoder, whose output
     // (of the input's width) belongs to the next hook.
     cfg.apply_b_dec_to_input = !transcode;
