@@ -106,3 +106,46 @@ fn export_writes_every_latent_as_a_neuronpedia_feature() {
     let c = units[0]["top"][0]["center"].as_u64().unwrap() as usize;
     assert_eq!(a["tokens"][c], " cat");
 }
+
+#[test]
+fn report_reads_one_hook_of_a_folder_of_several() {
+    let f = fixture();
+    // sparsify's layout: one SAE per hookpoint subfolder.
+    let parent = f.dir.path().join("saes");
+    for hook in ["layers.0", "layers.1"] {
+        let dst = parent.join(hook);
+        std::fs::create_dir_all(&dst).unwrap();
+        for file in ["cfg.json", "sae_weights.safetensors"] {
+            std::fs::copy(f.sae.join(file), dst.join(file)).unwrap();
+        }
+    }
+    let out = f.dir.path().join("report");
+    let base = [
+        "report",
+        "--sae",
+        s(&parent),
+        "--store",
+        s(&f.store),
+        "--tokenizer",
+        s(&f.tokenizer),
+        "--out",
+        s(&out),
+    ];
+    let o = sae(&base);
+    let msg = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && msg.contains("--hook") && msg.contains("layers.0, layers.1"),
+        "{msg}"
+    );
+    let mut with_hook = base.to_vec();
+    with_hook.extend(["--hook", "layers.1"]);
+    let o = sae(&with_hook);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert!(
+        r["sae"]["path"].as_str().unwrap().ends_with("layers.1"),
+        "{}",
+        r["sae"]["path"]
+    );
+}
