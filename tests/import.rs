@@ -1,7 +1,8 @@
 //! `sae import`: arrays numpy and torch wrote (tests/fixtures/interop/import, made by
 //! scripts/make-interop-fixtures.py; values.safetensors holds the same values as f32)
 //! become stores with exactly those rows and token ids; bad inputs are one clear error; an
-//! interrupted import resumes; and an imported store trains exactly like the store it came from.
+//! interrupted import resumes; and an imported store trains exactly like the store it came from
+//! (a synthetic one, and a MiniLM harvest, whose import `sae report` then reads like the harvest).
 
 mod common;
 
@@ -381,4 +382,117 @@ fn an_imported_store_trains_like_the_store_it_came_from() {
     assert_eq!(evals[0].0, evals[1].0, "identical held-out metrics");
     let m: serde_json::Value = serde_json::from_str(&evals[1].0).unwrap();
     assert!(m["fvu"].as_f64().unwrap() < 0.5, "{m}");
+}
+
+#[test]
+fn an_imported_harvest_trains_and_reports_like_the_harvest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hook = "blocks.2.hook_resid_post";
+    let acts = tmp.path().join("acts");
+    let corpus = common::corpus();
+    ok(&common::sae_offline(&[
+        "harvest",
+        "--model",
+        common::MINILM,
+        "--hook",
+        hook,
+        "--corpus",
+        s(&corpus),
+        "--out",
+        s(&acts),
+        "--max-tokens",
+        "1500",
+    ]));
+    let harvested = acts.join(hook);
+    let m = Store::open(&harvested).unwrap().manifest().clone();
+    // The harvest's rows and token ids as numpy files, as another tool would have written them.
+    let (rows_f32, ids) = rows(&harvested);
+    let (n, d) = (m.rows as usize, m.d);
+    let npy = tmp.path().join("acts.npy");
+    write_npy(
+        &npy,
+        "<f4",
+        &[n, d],
+        &rows_f32
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    );
+    let tok = tmp.path().join("tokens.npy");
+    write_npy(
+        &tok,
+        "<u4",
+        &[n],
+        &ids.unwrap()
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    );
+    let imported = tmp.path().join("imported");
+    let dtype = format!("{:?}", m.dtype).to_lowercase();
+    let (shard, eval_rows) = (m.shards[0].rows.to_string(), m.eval_rows.to_string());
+    ok(&import(&[
+        "--input",
+        s(&npy),
+        "--token-ids",
+        s(&tok),
+        "--out",
+        s(&imported),
+        "--dtype",
+        &dtype,
+        "--shard-rows",
+        &shard,
+        "--eval-rows",
+        &eval_rows,
+        "--model",
+        common::MINILM,
+        "--hook",
+        hook,
+    ]));
+    assert_eq!(Store::open(&imported).unwrap().manifest().shards, m.shards);
+    let mut weights = Vec::new();
+    for store in [&harvested, &imported] {
+        let out = tmp.path().join(format!("sae-{}", weights.len()));
+        ok(&sae(&[
+            "train",
+            "--store",
+            s(store),
+            "--out",
+            s(&out),
+            "--arch",
+            "topk",
+            "--k",
+            "8",
+            "--expansion",
+            "2",
+            "--steps",
+            "40",
+            "--batch",
+            "256",
+            "--seed",
+            "2",
+        ]));
+        weights.push(std::fs::read(out.join("sae_weights.safetensors")).unwrap());
+    }
+    assert_eq!(
+        weights[0], weights[1],
+        "identical weights from the harvest and its import"
+    );
+    // The import recorded the model, so the report finds its tokenizer as for a harvest.
+    let report = tmp.path().join("report");
+    let o = common::sae_offline(&[
+        "report",
+        "--sae",
+        s(&tmp.path().join("sae-1")),
+        "--store",
+        s(&imported),
+        "--out",
+        s(&report),
+    ]);
+    ok(&o);
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(r["groups"][0]["kind"], "latents");
+    assert_eq!(r["sae"]["hook_name"], hook);
 }
