@@ -34,10 +34,14 @@ enum Command {
     Hooks(cmd::hooks::Args),
     /// Run a model over a corpus and store activations at hook points.
     Harvest(cmd::harvest::Args),
+    /// Import activations computed elsewhere (.npy / .safetensors) into a store.
+    Import(cmd::import::Args),
     /// Build a report (statistics, explanations, dashboard) for an SAE's latents.
     Report(cmd::report::Args),
     /// Print one latent's card from a report.
     Inspect(cmd::inspect::Args),
+    /// Export a report's latents for other viewers (Neuronpedia / SAEDashboard feature batches).
+    Export(cmd::export::Args),
     /// Measure speed.
     Bench(cmd::bench::Args),
     /// Toy models of superposition: why neurons are polysemantic, and our SAE undoing it.
@@ -50,6 +54,8 @@ fn main() -> ExitCode {
         Command::Synth(a) => cmd::synth::run(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Eval(a) => cmd::eval::run(a),
+        Command::Import(a) => cmd::import::run(a),
+        Command::Export(a) => cmd::export::run(a),
         Command::Fetch(a) => cmd::fetch::run(a),
         Command::Hooks(a) => cmd::hooks::run(a),
         Command::Harvest(a) => cmd::harvest::run(a),

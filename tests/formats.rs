@@ -234,11 +234,11 @@ fn unsupported_configs_are_typed_errors() {
     saelens_weights(dir.path(), DType::F32, false);
     cfg(
         dir.path(),
-        r#"{"architecture": "gated", "d_in": 2, "d_sae": 3, "metadata": {}}"#,
+        r#"{"architecture": "temporal", "d_in": 2, "d_sae": 3, "metadata": {}}"#,
     );
     let err = Sae::load(dir.path()).unwrap_err();
     assert!(
-        matches!(err, SaeError::UnknownArchitecture { ref name, .. } if name == "gated"),
+        matches!(err, SaeError::UnknownArchitecture { ref name, .. } if name == "temporal"),
         "{err}"
     );
     cfg(
@@ -249,7 +249,7 @@ fn unsupported_configs_are_typed_errors() {
     assert!(matches!(err, SaeError::UnknownArchitecture { .. }), "{err}");
     cfg(
         dir.path(),
-        r#"{"d_in": 2, "d_sae": 3, "normalize_activations": "layer_norm"}"#,
+        r#"{"d_in": 2, "d_sae": 3, "normalize_activations": "covariance_whitening"}"#,
     );
     let err = Sae::load(dir.path()).unwrap_err();
     assert!(

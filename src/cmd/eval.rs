@@ -5,16 +5,21 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use sae_model::{evaluate, EvalMetrics, Sae};
+use sae_model::{evaluate_with_target, EvalMetrics, Sae};
 use sae_store::{Split, Store};
 
 /// Evaluate an SAE: on the held-out (eval) split of an activation store (`--store`), or spliced into
 /// its model over a corpus (`--model ... --corpus ...`: CE loss recovered, delta LM loss, KL).
 #[derive(clap::Args)]
 pub struct Args {
-    /// SAE folder (ours, SAELens or sparsify).
+    /// SAE folder (ours, SAELens or sparsify), or a folder of one SAE per hook with --hook
+    /// (the subfolder's name).
     #[arg(long)]
     sae: PathBuf,
+    /// For a transcoder: the store of the hook it predicts (row-aligned with --store, as the
+    /// stores of one harvest are); its output is scored against these rows.
+    #[arg(long, requires = "store")]
+    target: Option<PathBuf>,
     /// Activation store folder.
     #[arg(long, required_unless_present = "model", conflicts_with = "model")]
     store: Option<PathBuf>,
@@ -30,24 +35,39 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let sae =
-        Sae::load(&args.sae).with_context(|| format!("loading SAE {}", args.sae.display()))?;
+    // --hook (of the spliced options) also picks the subfolder of a folder of one SAE per hook.
+    let sae_dir = sae_model::load::resolve(&args.sae, args.spliced.hook.as_deref())
+        .with_context(|| format!("loading SAE {}", args.sae.display()))?;
+    let sae = Sae::load(&sae_dir).with_context(|| format!("loading SAE {}", sae_dir.display()))?;
     let Some(store_dir) = &args.store else {
-        return super::eval_spliced::run(&args.spliced, &sae, &args.sae, args.json);
+        anyhow::ensure!(
+            !sae.cfg.is_transcoder(),
+            "{} is a {}: splicing a transcoder into the model is not supported; evaluate it on stores with --store and --target",
+            sae_dir.display(),
+            sae.kind()
+        );
+        return super::eval_spliced::run(&args.spliced, &sae, &sae_dir, args.json);
     };
     let store =
         Store::open(store_dir).with_context(|| format!("opening store {}", store_dir.display()))?;
+    let target = match &args.target {
+        Some(t) => {
+            Some(Store::open(t).with_context(|| format!("opening target store {}", t.display()))?)
+        }
+        None => None,
+    };
     let ground_truth = match args.ground_truth {
         Some(p) => Some(p),
         None => Some(store.ground_truth_path()).filter(|p| p.exists()),
     };
-    let metrics = evaluate(&sae, &store, ground_truth.as_deref()).with_context(|| {
-        format!(
-            "evaluating {} on {}",
-            args.sae.display(),
-            store_dir.display()
-        )
-    })?;
+    let metrics = evaluate_with_target(&sae, &store, target.as_ref(), ground_truth.as_deref())
+        .with_context(|| {
+            format!(
+                "evaluating {} on {}",
+                sae_dir.display(),
+                store_dir.display()
+            )
+        })?;
     if args.json {
         println!("{}", serde_json::to_string(&metrics)?);
     } else {
@@ -59,7 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn print_table(m: &EvalMetrics, rows: u64, sae: &Sae) {
     println!(
         "SAE {} (d_in {}, d_sae {}) on {rows} held-out rows",
-        sae.cfg.activation.architecture(),
+        sae.kind(),
         sae.d_in(),
         sae.d_sae()
     );

@@ -32,9 +32,10 @@ pub struct SplicedArgs {
     /// Corpus for the spliced evaluation: .txt / .jsonl files or folders.
     #[arg(long, num_args = 1.., requires = "model")]
     corpus: Vec<PathBuf>,
-    /// Hook to splice at (default: the SAE's hook_name).
-    #[arg(long, requires = "model")]
-    hook: Option<String>,
+    /// Hook to splice at (default: the SAE's hook_name); when --sae holds one SAE per hook
+    /// (sparsify's layout), also the subfolder to read (with or without --model).
+    #[arg(long)]
+    pub(crate) hook: Option<String>,
     /// Tokens per context (default: the SAE's context_size, else 128).
     #[arg(long, requires = "model")]
     ctx_len: Option<usize>,

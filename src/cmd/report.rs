@@ -26,9 +26,12 @@ pub enum ControlArg {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// SAE folder (SAELens or sparsify format).
+    /// SAE folder (ours, SAELens or sparsify), or a folder of one SAE per hook with --hook.
     #[arg(long)]
     pub sae: PathBuf,
+    /// The hook's subfolder, when --sae holds one SAE per hook (sparsify's layout).
+    #[arg(long)]
+    pub hook: Option<String>,
     /// Activation store the SAE reads; it must hold token ids.
     #[arg(long)]
     pub store: PathBuf,
@@ -146,9 +149,15 @@ fn token_text(args: &Args, store: &Store) -> anyhow::Result<TokenText> {
     let model = match (&args.model, &store.manifest().source) {
         (Some(m), _) => m.clone(),
         (None, Source::Harvest(h)) => h.model_id.clone(),
-        (None, Source::Synthetic(_)) => {
+        (
+            None,
+            Source::Import(sae_store::ImportSource {
+                model_id: Some(m), ..
+            }),
+        ) => m.clone(),
+        (None, Source::Synthetic(_) | Source::Import(_)) => {
             return Err(ReportError::MissingTokenizer(format!(
-                "the store {} is synthetic; pass --tokenizer FILE (a tokenizer.json) or --model M",
+                "the store {} records no model (synthetic or imported without --model); pass --tokenizer FILE (a tokenizer.json) or --model M",
                 store.dir().display()
             ))
             .into())
@@ -165,7 +174,9 @@ fn token_text(args: &Args, store: &Store) -> anyhow::Result<TokenText> {
     Ok(text)
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(mut args: Args) -> anyhow::Result<()> {
+    args.sae = sae_model::load::resolve(&args.sae, args.hook.as_deref())
+        .with_context(|| format!("loading the SAE {}", args.sae.display()))?;
     let sae =
         Sae::load(&args.sae).with_context(|| format!("loading the SAE {}", args.sae.display()))?;
     let store = Store::open(&args.store)
@@ -189,12 +200,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let lens = lens.filter(|l| {
-        let fits = l.d_model() == sae.cfg.d_in;
+        // The lens reads decoder rows: one per latent, of the output's width.
+        let fits = l.d_model() == sae.d_out() && sae.d_out() == sae.d_in();
         if !fits {
             eprintln!(
-                "note: no logit lens: the model's residual width is {} but the SAE reads d_in = {} (not a residual-stream SAE)",
+                "note: no logit lens: the model's residual width is {} but the SAE's decoder writes width {} (not a residual-stream SAE)",
                 l.d_model(),
-                sae.cfg.d_in
+                sae.d_out()
             );
         }
         fits

@@ -22,6 +22,17 @@ pub enum Activation {
     /// `f = max(z, 0) * [z > theta]` with a per-latent threshold theta (SAELens "jumprelu").
     #[serde(rename = "jumprelu")]
     JumpRelu,
+    /// SAELens "gated" (Rajamanoharan et al. 2024): `f = [x W_enc + b_gate > 0] *
+    /// max(x (W_enc * exp(r_mag)) + b_mag, 0)`, with b_gate stored as `b_enc`.
+    #[serde(rename = "gated")]
+    Gated,
+    /// sparsify's "groupmax": the latents split into `k` consecutive groups of d_sae / k; in each,
+    /// only the largest `max(z, 0)` is kept (ties to the lower index).
+    #[serde(rename = "groupmax")]
+    GroupMax {
+        /// Number of groups, and so of latents kept per row.
+        k: usize,
+    },
 }
 
 impl Activation {
@@ -31,6 +42,8 @@ impl Activation {
             Activation::Relu => "standard",
             Activation::TopK { .. } => "topk",
             Activation::JumpRelu => "jumprelu",
+            Activation::Gated => "gated",
+            Activation::GroupMax { .. } => "groupmax",
         }
     }
 }
@@ -63,6 +76,72 @@ pub struct SaeMetadata {
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
+/// Input normalization applied before encoding (SAELens `normalize_activations`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputNorm {
+    /// No normalization.
+    #[default]
+    None,
+    /// A constant scaling factor estimated before training (Anthropic, April 2024). SAELens folds
+    /// it into the weights when it saves, so inference applies nothing; a folder whose
+    /// `activation_scaler.json` still holds the factor has it folded in at load.
+    ExpectedAverageOnlyIn,
+    /// Each row scaled to norm sqrt(d_in) on the way in, and back on the way out.
+    ConstantNormRescale,
+    /// Each row centred and divided by (its std + 1e-5) on the way in (std with Bessel's
+    /// correction, as torch's default); the output multiplied by the std and shifted back.
+    LayerNorm,
+}
+
+impl InputNorm {
+    /// Every value, with its SAELens name.
+    pub const ALL: [InputNorm; 4] = [
+        InputNorm::None,
+        InputNorm::ExpectedAverageOnlyIn,
+        InputNorm::ConstantNormRescale,
+        InputNorm::LayerNorm,
+    ];
+
+    /// The SAELens name.
+    pub fn name(self) -> &'static str {
+        match self {
+            InputNorm::None => "none",
+            InputNorm::ExpectedAverageOnlyIn => "expected_average_only_in",
+            InputNorm::ConstantNormRescale => "constant_norm_rescale",
+            InputNorm::LayerNorm => "layer_norm",
+        }
+    }
+
+    /// The value named `name`, if supported.
+    pub fn parse(name: &str) -> Option<InputNorm> {
+        InputNorm::ALL.into_iter().find(|n| n.name() == name)
+    }
+}
+
+/// How input rows are laid out (SAELens `reshape_activations`). Our rows are always flat, so
+/// `hook_z` (attention SAEs on `[n_heads, d_head]` flattened to `n_heads * d_head`) changes
+/// nothing at inference; it is kept so that the folder round-trips.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reshape {
+    /// Rows are the hook's activations as they are.
+    #[default]
+    None,
+    /// Rows are `hook_z` ([n_heads, d_head]) flattened head-major.
+    HookZ,
+}
+
+impl Reshape {
+    /// The SAELens name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reshape::None => "none",
+            Reshape::HookZ => "hook_z",
+        }
+    }
+}
+
 /// Resolved configuration of an SAE (independent of the file format it was read from).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,14 +150,21 @@ pub struct SaeConfig {
     pub d_in: usize,
     /// Number of latents.
     pub d_sae: usize,
+    /// Width of the output, for a transcoder (it predicts another hook's activations from this
+    /// one's); `None` for an autoencoder, whose output is its input's reconstruction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d_out: Option<usize>,
     /// Inference activation.
     pub activation: Activation,
-    /// Subtract `b_dec` from the input before encoding.
+    /// Subtract `b_dec` from the input before encoding (autoencoders only).
     pub apply_b_dec_to_input: bool,
-    /// Input normalization: "none" (or SAELens' "expected_average_only_in", whose factor SAELens
-    /// folds into the weights when it saves, so inference applies nothing).
-    pub normalize_activations: String,
-    /// Element type of the saved weights; always "float32" when we save.
+    /// Input normalization.
+    #[serde(default)]
+    pub normalize_activations: InputNorm,
+    /// Input row layout.
+    #[serde(default)]
+    pub reshape_activations: Reshape,
+    /// Element type of the saved weights we read; always "float32" when we save.
     pub dtype: String,
     /// Provenance.
     pub metadata: SaeMetadata,
@@ -90,21 +176,23 @@ impl SaeConfig {
         SaeConfig {
             d_in,
             d_sae,
+            d_out: None,
             activation,
             apply_b_dec_to_input: true,
-            normalize_activations: NORMALIZE_NONE.to_string(),
+            normalize_activations: InputNorm::None,
+            reshape_activations: Reshape::None,
             dtype: "float32".to_string(),
             metadata: SaeMetadata::default(),
         }
     }
-}
 
-/// `normalize_activations` value for "no normalization".
-pub const NORMALIZE_NONE: &str = "none";
-/// SAELens' "expected_average_only_in": the scaling factor is folded into the weights on save.
-pub const NORMALIZE_EXPECTED_AVERAGE_ONLY_IN: &str = "expected_average_only_in";
+    /// Width of the output: `d_out` for a transcoder, else `d_in`.
+    pub fn out_width(&self) -> usize {
+        self.d_out.unwrap_or(self.d_in)
+    }
 
-/// Whether inference can run with this `normalize_activations` value (it applies no scaling).
-pub fn normalization_supported(name: &str) -> bool {
-    name == NORMALIZE_NONE || name == NORMALIZE_EXPECTED_AVERAGE_ONLY_IN
+    /// Whether this is a transcoder (its output belongs to another hook).
+    pub fn is_transcoder(&self) -> bool {
+        self.d_out.is_some()
+    }
 }

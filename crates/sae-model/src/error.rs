@@ -12,6 +12,22 @@ pub enum SaeError {
     /// The folder does not exist.
     #[error("no SAE folder at {}", dir.display())]
     MissingDir { dir: PathBuf },
+    /// A folder of several SAEs (one per hook) was given without saying which.
+    #[error("{} holds one SAE per hook; choose one with --hook: {}", dir.display(), hooks.join(", "))]
+    HookRequired { dir: PathBuf, hooks: Vec<String> },
+    /// The hook asked for is not one of the folder's.
+    #[error("{} has no SAE for hook {hook:?}; it has: {}", dir.display(), hooks.join(", "))]
+    NoSuchHook {
+        dir: PathBuf,
+        hook: String,
+        hooks: Vec<String>,
+    },
+    /// A transcoder predicts another hook's activations, so evaluating it needs that hook's store.
+    #[error("the SAE is a {kind}: its output belongs to another hook, so evaluating it needs the target hook's store (row-aligned with the input store)")]
+    NeedsTarget { kind: String },
+    /// The target store does not line up with the input store or the transcoder's output.
+    #[error("target store {}: {msg}", store.display())]
+    BadTarget { store: PathBuf, msg: String },
     /// A file the format needs is absent.
     #[error("{} not found", path.display())]
     MissingFile { path: PathBuf },
@@ -23,10 +39,10 @@ pub enum SaeError {
     #[error("bad SAE config {}: {msg}", path.display())]
     BadConfig { path: PathBuf, msg: String },
     /// The config names an architecture this crate cannot run.
-    #[error("{}: unknown or unsupported SAE architecture {name:?} (supported: standard, topk, jumprelu)", path.display())]
+    #[error("{}: unknown or unsupported SAE architecture {name:?} (supported: {})", path.display(), crate::saelens::SUPPORTED_ARCHITECTURES)]
     UnknownArchitecture { path: PathBuf, name: String },
     /// The config asks for an input normalization this crate cannot apply.
-    #[error("{}: unsupported normalize_activations {name:?} (supported: none, expected_average_only_in)", path.display())]
+    #[error("{}: unsupported normalize_activations {name:?} (supported: none, expected_average_only_in, constant_norm_rescale, layer_norm)", path.display())]
     UnsupportedNormalization { path: PathBuf, name: String },
     /// A safetensors file could not be parsed.
     #[error("bad safetensors file {}: {msg}", path.display())]

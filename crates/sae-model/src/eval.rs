@@ -54,26 +54,40 @@ impl<'a> Evaluator<'a> {
     pub fn new(sae: &'a Sae) -> Evaluator<'a> {
         Evaluator {
             sae,
-            recon: ReconStats::new(sae.d_in()),
+            recon: ReconStats::new(sae.d_out()),
             firing: FiringStats::new(sae.d_sae()),
         }
     }
 
-    /// Adds rows x: [n, d_in] row-major, in batches of [`Evaluator::batch_rows`].
+    /// Adds rows x: [n, d_in] row-major, in batches of [`Evaluator::batch_rows`]; the output
+    /// is compared with x itself, so a transcoder is refused ([`Evaluator::push_pair`]).
     pub fn push(&mut self, x: &[f32]) -> Result<(), SaeError> {
-        let d = self.sae.d_in();
-        if !x.len().is_multiple_of(d) {
+        if self.sae.cfg.is_transcoder() {
+            return Err(SaeError::NeedsTarget {
+                kind: self.sae.kind(),
+            });
+        }
+        self.push_pair(x, x)
+    }
+
+    /// Adds rows x: [n, d_in] with the outputs they should give, y: [n, d_out] (x itself for
+    /// an autoencoder; the target hook's rows for a transcoder).
+    pub fn push_pair(&mut self, x: &[f32], y: &[f32]) -> Result<(), SaeError> {
+        let (d, d_out) = (self.sae.d_in(), self.sae.d_out());
+        if !x.len().is_multiple_of(d) || y.len() / d_out * d != x.len() {
             return Err(SaeError::Invalid(format!(
-                "{} values are not whole rows of width d_in = {d}",
-                x.len()
+                "{} input values and {} target values are not whole rows of widths {d} and {d_out}",
+                x.len(),
+                y.len()
             )));
         }
-        for batch in x.chunks(Evaluator::batch_rows(self.sae) * d) {
-            let n = batch.len() / d;
-            let xt = matrix(batch.to_vec(), n, d)?;
-            let (f, x_hat) = self.sae.forward(&xt)?;
-            let x_hat = x_hat.flatten_all()?.to_vec1::<f32>()?;
-            self.recon.push(batch, &x_hat);
+        let batch = Evaluator::batch_rows(self.sae);
+        for (xb, yb) in x.chunks(batch * d).zip(y.chunks(batch * d_out)) {
+            let n = xb.len() / d;
+            let xt = matrix(xb.to_vec(), n, d)?;
+            let (f, out) = self.sae.forward(&xt)?;
+            let out = out.flatten_all()?.to_vec1::<f32>()?;
+            self.recon.push(yb, &out);
             let counts = f.ne(0f32)?.to_dtype(DType::F32)?.sum(0)?.to_vec1::<f32>()?;
             let counts: Vec<u64> = counts.into_iter().map(|c| c as u64).collect();
             self.firing.add_counts(&counts, n as u64);
@@ -135,11 +149,17 @@ pub fn load_ground_truth(path: &Path, d_in: usize) -> Result<Tensor, SaeError> {
 
 /// Evaluates `sae` on the held-out split of `store`, one shard and one batch at a time.
 /// `ground_truth`: a safetensors file with `features` [n_true, d_in] for mmcs / recovered_frac.
+/// A transcoder needs [`evaluate_with_target`].
 pub fn evaluate(
     sae: &Sae,
     store: &Store,
     ground_truth: Option<&Path>,
 ) -> Result<EvalMetrics, SaeError> {
+    evaluate_with_target(sae, store, None, ground_truth)
+}
+
+/// Checks the stores against the SAE and each other.
+fn check_stores(sae: &Sae, store: &Store, target: Option<&Store>) -> Result<(), SaeError> {
     if store.d() != sae.d_in() {
         return Err(SaeError::StoreWidth {
             store: store.dir().to_path_buf(),
@@ -147,19 +167,74 @@ pub fn evaluate(
             sae_d_in: sae.d_in(),
         });
     }
-    let features = match ground_truth {
-        Some(p) => Some(load_ground_truth(p, sae.d_in())?),
-        None => None,
-    };
     if store.split_rows(Split::Eval) == 0 {
         return Err(SaeError::Store(sae_store::StoreError::EmptySplit {
             dir: store.dir().to_path_buf(),
             split: "eval",
         }));
     }
+    let Some(t) = target else {
+        return match sae.cfg.is_transcoder() {
+            true => Err(SaeError::NeedsTarget { kind: sae.kind() }),
+            false => Ok(()),
+        };
+    };
+    let bad = |msg: String| SaeError::BadTarget {
+        store: t.dir().to_path_buf(),
+        msg,
+    };
+    if t.d() != sae.d_out() {
+        return Err(bad(format!(
+            "rows of width {}, but the SAE's output has width {}",
+            t.d(),
+            sae.d_out()
+        )));
+    }
+    if t.split_range(Split::Eval) != store.split_range(Split::Eval) {
+        return Err(bad(format!(
+            "held-out rows {:?}, but the input store's are {:?}: the stores are not row-aligned",
+            t.split_range(Split::Eval),
+            store.split_range(Split::Eval)
+        )));
+    }
+    Ok(())
+}
+
+/// Evaluates `sae` on the held-out split of `store`, comparing its output with the same rows of
+/// `target` (a transcoder's target hook; row-aligned with `store`, as the stores of one harvest
+/// are) or, without `target`, with the input rows themselves.
+pub fn evaluate_with_target(
+    sae: &Sae,
+    store: &Store,
+    target: Option<&Store>,
+    ground_truth: Option<&Path>,
+) -> Result<EvalMetrics, SaeError> {
+    check_stores(sae, store, target)?;
+    let features = match ground_truth {
+        Some(p) => Some(load_ground_truth(p, sae.d_in())?),
+        None => None,
+    };
     let mut ev = Evaluator::new(sae);
+    let Some(target) = target else {
+        for chunk in store.chunks(Split::Eval) {
+            ev.push(&chunk?.acts)?;
+        }
+        return ev.finish(features.as_ref());
+    };
+    let d_out = sae.d_out();
+    let mut targets = target.chunks(Split::Eval);
+    let mut pending: Vec<f32> = Vec::new();
     for chunk in store.chunks(Split::Eval) {
-        ev.push(&chunk?.acts)?;
+        let chunk = chunk?;
+        while pending.len() < chunk.rows * d_out {
+            match targets.next() {
+                Some(t) => pending.extend_from_slice(&t?.acts),
+                None => break,
+            }
+        }
+        let n = (chunk.rows * d_out).min(pending.len());
+        ev.push_pair(&chunk.acts, &pending[..n])?;
+        pending.drain(..n);
     }
     ev.finish(features.as_ref())
 }

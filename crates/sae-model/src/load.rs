@@ -1,6 +1,7 @@
-//! Opening an SAE folder: tells SAELens from sparsify layouts and dispatches.
+//! Opening an SAE folder: tells SAELens from sparsify layouts and dispatches, and finds one
+//! hook's SAE inside a folder of several (sparsify's layout: one subfolder per hookpoint).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::saelens::{CFG_FILE, WEIGHTS_FILE};
 use crate::sparsify::SPARSIFY_WEIGHTS_FILE;
@@ -37,6 +38,56 @@ pub fn detect(dir: &Path) -> Result<SaeFormat, SaeError> {
     }
 }
 
+/// Whether `dir` directly holds an SAE (a `cfg.json` beside either weights file).
+fn holds_sae(dir: &Path) -> bool {
+    dir.join(CFG_FILE).is_file()
+        && (dir.join(WEIGHTS_FILE).is_file() || dir.join(SPARSIFY_WEIGHTS_FILE).is_file())
+}
+
+/// The names of `dir`'s subfolders that hold an SAE, sorted.
+pub fn hooks_in(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut hooks: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| holds_sae(&e.path()))
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect();
+    hooks.sort();
+    hooks
+}
+
+/// The folder holding the SAE that `dir` and `hook` name: `dir` itself when it holds one (and
+/// `hook` is not one of its subfolders), else its subfolder `hook`; without `hook`, the only
+/// SAE subfolder. A parent of several SAEs without `hook`, or a `hook` it lacks, is an error
+/// listing the hooks it has.
+pub fn resolve(dir: &Path, hook: Option<&str>) -> Result<PathBuf, SaeError> {
+    if let Some(h) = hook {
+        let sub = dir.join(h);
+        if holds_sae(&sub) {
+            return Ok(sub);
+        }
+    }
+    if holds_sae(dir) || !dir.is_dir() {
+        return Ok(dir.to_path_buf());
+    }
+    let hooks = hooks_in(dir);
+    match (hook, hooks.len()) {
+        (_, 0) => Ok(dir.to_path_buf()),
+        (Some(h), _) => Err(SaeError::NoSuchHook {
+            dir: dir.to_path_buf(),
+            hook: h.to_string(),
+            hooks,
+        }),
+        (None, 1) => Ok(dir.join(&hooks[0])),
+        (None, _) => Err(SaeError::HookRequired {
+            dir: dir.to_path_buf(),
+            hooks,
+        }),
+    }
+}
+
 /// Loads whatever SAE `dir` holds.
 pub fn load(dir: &Path) -> Result<Sae, SaeError> {
     match detect(dir)? {
@@ -51,8 +102,14 @@ impl Sae {
         saelens::save(self, dir, log10_density)
     }
 
+    /// Loads ours, SAELens (including the pre-6.0 flat cfg.json) or sparsify folders; a folder
+    /// of one SAE per hook needs `hook` (see [`resolve`]).
+    pub fn load_hook(dir: &Path, hook: Option<&str>) -> Result<Sae, SaeError> {
+        load(&resolve(dir, hook)?)
+    }
+
     /// Loads ours, SAELens (including the pre-6.0 flat cfg.json) or sparsify folders.
     pub fn load(dir: &Path) -> Result<Sae, SaeError> {
-        load(dir)
+        Sae::load_hook(dir, None)
     }
 }

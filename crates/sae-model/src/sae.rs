@@ -1,26 +1,53 @@
-//! The SAE itself: parameters plus encode (`f = act(W_enc^T (x - b_dec) + b_enc)`) and decode
-//! (`x_hat = f W_dec + b_dec`).
+//! The SAE itself: its parameters and the checks that tie them to the config. Encoding and
+//! decoding are in [`crate::forward`].
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 
-use crate::topk::topk_relu_rows;
 use crate::{Activation, SaeConfig, SaeError};
 
-/// A sparse autoencoder with CPU f32 parameters.
+/// The magnitude path of a gated SAE (SAELens "gated"): `x (W_enc * exp(r_mag)) + b_mag`.
+#[derive(Clone, Debug)]
+pub struct Gate {
+    /// Per-latent log scale of the shared encoder: [d_sae].
+    pub r_mag: Tensor,
+    /// Magnitude-path bias: [d_sae].
+    pub b_mag: Tensor,
+    /// `W_enc * exp(r_mag)` (column j scaled by exp(r_mag_j)), computed once: [d_in, d_sae].
+    pub w_mag: Tensor,
+}
+
+impl Gate {
+    /// The magnitude path for encoder `w_enc` [d_in, d_sae].
+    pub fn new(w_enc: &Tensor, r_mag: Tensor, b_mag: Tensor) -> Result<Gate, SaeError> {
+        let w_mag = w_enc.broadcast_mul(&r_mag.exp()?)?;
+        Ok(Gate {
+            r_mag,
+            b_mag,
+            w_mag,
+        })
+    }
+}
+
+/// A sparse autoencoder (or transcoder) with CPU f32 parameters.
 #[derive(Clone, Debug)]
 pub struct Sae {
     /// Configuration.
     pub cfg: SaeConfig,
     /// Encoder: [d_in, d_sae].
     pub w_enc: Tensor,
-    /// Encoder bias: [d_sae].
+    /// Encoder bias (the gating bias `b_gate` of a gated SAE): [d_sae].
     pub b_enc: Tensor,
-    /// Decoder, one row per latent: [d_sae, d_in].
+    /// Decoder, one row per latent: [d_sae, d_out] (d_out = d_in for an autoencoder).
     pub w_dec: Tensor,
-    /// Decoder bias: [d_in].
+    /// Decoder bias: [d_out].
     pub b_dec: Tensor,
     /// Per-latent threshold, present exactly for [`Activation::JumpRelu`]: [d_sae].
     pub threshold: Option<Tensor>,
+    /// Magnitude path, present exactly for [`Activation::Gated`].
+    pub gate: Option<Gate>,
+    /// Skip connection (skip transcoders; sparsify's `skip_connection`), `out += x W_skip`:
+    /// [d_in, d_out].
+    pub w_skip: Option<Tensor>,
 }
 
 impl Sae {
@@ -33,6 +60,21 @@ impl Sae {
         b_dec: Tensor,
         threshold: Option<Tensor>,
     ) -> Result<Sae, SaeError> {
+        Sae::with_parts(cfg, w_enc, b_enc, w_dec, b_dec, threshold, None, None)
+    }
+
+    /// Builds an SAE with every optional part (gate, skip connection), checking it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_parts(
+        cfg: SaeConfig,
+        w_enc: Tensor,
+        b_enc: Tensor,
+        w_dec: Tensor,
+        b_dec: Tensor,
+        threshold: Option<Tensor>,
+        gate: Option<Gate>,
+        w_skip: Option<Tensor>,
+    ) -> Result<Sae, SaeError> {
         let sae = Sae {
             cfg,
             w_enc,
@@ -40,6 +82,8 @@ impl Sae {
             w_dec,
             b_dec,
             threshold,
+            gate,
+            w_skip,
         };
         sae.validate()?;
         Ok(sae)
@@ -47,31 +91,25 @@ impl Sae {
 
     /// Checks shapes, dtypes and the activation's parameters.
     pub fn validate(&self) -> Result<(), SaeError> {
-        let (d_in, d_sae) = (self.cfg.d_in, self.cfg.d_sae);
-        if d_in == 0 || d_sae == 0 {
+        let (d_in, d_sae, d_out) = (self.cfg.d_in, self.cfg.d_sae, self.cfg.out_width());
+        if d_in == 0 || d_sae == 0 || d_out == 0 {
             return Err(SaeError::Invalid(format!(
-                "d_in ({d_in}) and d_sae ({d_sae}) must be positive"
+                "d_in ({d_in}), d_sae ({d_sae}) and d_out ({d_out}) must be positive"
             )));
         }
-        let check = |name: &str, t: &Tensor, expected: &[usize]| -> Result<(), SaeError> {
-            if t.dims() != expected {
-                return Err(SaeError::Invalid(format!(
-                    "{name} has shape {:?}, expected {expected:?}",
-                    t.dims()
-                )));
-            }
-            if t.dtype() != DType::F32 {
-                return Err(SaeError::Invalid(format!(
-                    "{name} has dtype {:?}, expected f32",
-                    t.dtype()
-                )));
-            }
-            Ok(())
-        };
         check("W_enc", &self.w_enc, &[d_in, d_sae])?;
         check("b_enc", &self.b_enc, &[d_sae])?;
-        check("W_dec", &self.w_dec, &[d_sae, d_in])?;
-        check("b_dec", &self.b_dec, &[d_in])?;
+        check("W_dec", &self.w_dec, &[d_sae, d_out])?;
+        check("b_dec", &self.b_dec, &[d_out])?;
+        if self.cfg.apply_b_dec_to_input && d_out != d_in {
+            return Err(SaeError::Invalid(format!(
+                "apply_b_dec_to_input needs d_out ({d_out}) = d_in ({d_in})"
+            )));
+        }
+        if let Some(w) = &self.w_skip {
+            check("W_skip", w, &[d_in, d_out])?;
+        }
+        let arch = self.cfg.activation.architecture();
         match (&self.cfg.activation, &self.threshold) {
             (Activation::JumpRelu, Some(t)) => check("threshold", t, &[d_sae])?,
             (Activation::JumpRelu, None) => {
@@ -79,13 +117,35 @@ impl Sae {
             }
             (_, Some(_)) => {
                 return Err(SaeError::Invalid(format!(
-                    "{} SAE has a threshold tensor",
-                    self.cfg.activation.architecture()
+                    "{arch} SAE has a threshold tensor"
                 )))
             }
             (Activation::TopK { k }, None) if *k == 0 || *k > d_sae => {
                 return Err(SaeError::Invalid(format!(
                     "topk k = {k} must be between 1 and d_sae = {d_sae}"
+                )))
+            }
+            (Activation::GroupMax { k }, None) if *k == 0 || !d_sae.is_multiple_of(*k) => {
+                return Err(SaeError::Invalid(format!(
+                    "groupmax k = {k} must divide d_sae = {d_sae}"
+                )))
+            }
+            _ => {}
+        }
+        match (&self.cfg.activation, &self.gate) {
+            (Activation::Gated, Some(g)) => {
+                check("r_mag", &g.r_mag, &[d_sae])?;
+                check("b_mag", &g.b_mag, &[d_sae])?;
+                check("W_enc * exp(r_mag)", &g.w_mag, &[d_in, d_sae])?;
+            }
+            (Activation::Gated, None) => {
+                return Err(SaeError::Invalid(
+                    "gated SAE without its magnitude path (r_mag, b_mag)".into(),
+                ))
+            }
+            (_, Some(_)) => {
+                return Err(SaeError::Invalid(format!(
+                    "{arch} SAE has a gated magnitude path"
                 )))
             }
             _ => {}
@@ -103,69 +163,35 @@ impl Sae {
         self.cfg.d_sae
     }
 
-    /// x: [n, d_in] -> [n, d_sae]: `(x - b_dec) W_enc + b_enc` (without `- b_dec` when
-    /// `apply_b_dec_to_input` is false).
-    pub fn pre_acts(&self, x: &Tensor) -> Result<Tensor, SaeError> {
-        let (_, d) = x.dims2()?;
-        if d != self.cfg.d_in {
-            return Err(SaeError::InputWidth {
-                what: "encoder input",
-                expected: self.cfg.d_in,
-                found: d,
-            });
-        }
-        let x = if self.cfg.apply_b_dec_to_input {
-            x.broadcast_sub(&self.b_dec)?
-        } else {
-            x.clone()
-        };
-        Ok(x.matmul(&self.w_enc)?.broadcast_add(&self.b_enc)?)
+    /// Output width (d_in for an autoencoder).
+    pub fn d_out(&self) -> usize {
+        self.cfg.out_width()
     }
 
-    /// x: [n, d_in] -> f: [n, d_sae], dense with zeros where a latent is off.
-    pub fn encode(&self, x: &Tensor) -> Result<Tensor, SaeError> {
-        let z = self.pre_acts(x)?;
-        self.activate(&z)
-    }
-
-    /// z: [n, d_sae] pre-activations -> f: [n, d_sae] after the inference activation.
-    pub fn activate(&self, z: &Tensor) -> Result<Tensor, SaeError> {
-        match self.cfg.activation {
-            Activation::Relu => Ok(z.relu()?),
-            Activation::JumpRelu => {
-                let theta = self
-                    .threshold
-                    .as_ref()
-                    .ok_or_else(|| SaeError::Invalid("jumprelu SAE without a threshold".into()))?;
-                let on = z.broadcast_gt(theta)?.to_dtype(DType::F32)?;
-                Ok((z.relu()? * on)?)
-            }
-            Activation::TopK { k } => {
-                let (n, d_sae) = z.dims2()?;
-                let values = z.flatten_all()?.to_vec1::<f32>()?;
-                let out = topk_relu_rows(&values, d_sae, k);
-                Ok(Tensor::from_vec(out, (n, d_sae), &Device::Cpu)?)
-            }
+    /// A short description: the architecture, with "transcoder" / "skip transcoder" when it is one.
+    pub fn kind(&self) -> String {
+        let arch = self.cfg.activation.architecture();
+        match (self.cfg.is_transcoder(), self.w_skip.is_some()) {
+            (false, false) => arch.to_string(),
+            (false, true) => format!("{arch} with a skip connection"),
+            (true, false) => format!("{arch} transcoder"),
+            (true, true) => format!("{arch} skip transcoder"),
         }
     }
+}
 
-    /// f: [n, d_sae] -> x_hat: [n, d_in].
-    pub fn decode(&self, f: &Tensor) -> Result<Tensor, SaeError> {
-        let (_, d) = f.dims2()?;
-        if d != self.cfg.d_sae {
-            return Err(SaeError::InputWidth {
-                what: "decoder input",
-                expected: self.cfg.d_sae,
-                found: d,
-            });
-        }
-        Ok(f.matmul(&self.w_dec)?.broadcast_add(&self.b_dec)?)
+fn check(name: &str, t: &Tensor, expected: &[usize]) -> Result<(), SaeError> {
+    if t.dims() != expected {
+        return Err(SaeError::Invalid(format!(
+            "{name} has shape {:?}, expected {expected:?}",
+            t.dims()
+        )));
     }
-
-    /// x: [n, d_in] -> (f: [n, d_sae], x_hat: [n, d_in]).
-    pub fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor), SaeError> {
-        let f = self.encode(x)?;
-        let x_hat = self.decode(&f)?;
-        Ok((f, x_hat))
+    if t.dtype() != DType::F32 {
+        return Err(SaeError::Invalid(format!(
+            "{name} has dtype {:?}, expected f32",
+            t.dtype()
+        )));
     }
+    Ok(())
 }

@@ -3,13 +3,15 @@
 
 use std::path::Path;
 
+use candle_core::Tensor;
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::config::normalization_supported;
 use crate::json::CfgObject;
+use crate::saelens_cfg::{lens_architecture, parse, unknown_arch, LensCfg};
 use crate::weights::{serialize_f32, WeightFile};
-use crate::{Activation, Sae, SaeConfig, SaeError, SaeMetadata};
+use crate::{scaler, Activation, Gate, InputNorm, Sae, SaeError, SaeMetadata};
+
+pub use crate::saelens_cfg::SUPPORTED_ARCHITECTURES;
 
 /// Config file name (SAELens and sparsify).
 pub const CFG_FILE: &str = "cfg.json";
@@ -18,19 +20,27 @@ pub const WEIGHTS_FILE: &str = "sae_weights.safetensors";
 /// SAELens feature-density file name (`sparsity` = log10 firing frequency [d_sae]).
 pub const SPARSITY_FILE: &str = "sparsity.safetensors";
 
+/// Version of the folder layout we write, recorded in `cfg.json` as `sae_format_version`
+/// (SAELens ignores the key). 2: transcoders (`d_out`, `W_skip`), gated SAEs, the input
+/// normalization and `reshape_activations` as they are; 1 (unrecorded): standard / topk / jumprelu.
+pub const FORMAT_VERSION: u32 = 2;
+
 /// `cfg.json` as we write it: the SAELens >= 6 layout.
 #[derive(Serialize)]
 struct CfgOut<'a> {
     architecture: &'static str,
     d_in: usize,
     d_sae: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    d_out: Option<usize>,
     dtype: &'static str,
     device: &'static str,
     apply_b_dec_to_input: bool,
-    normalize_activations: &'a str,
+    normalize_activations: &'static str,
     reshape_activations: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     k: Option<usize>,
+    sae_format_version: u32,
     metadata: &'a SaeMetadata,
 }
 
@@ -42,11 +52,36 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SaeError> {
     })
 }
 
+/// The weights of `sae` under their SAELens names (`W_skip` back in SAELens' [d_out, d_in]).
+fn named_tensors(sae: &Sae) -> Result<Vec<(&'static str, Tensor)>, SaeError> {
+    let gated = sae.gate.is_some();
+    let mut tensors = vec![
+        ("W_enc", sae.w_enc.clone()),
+        (if gated { "b_gate" } else { "b_enc" }, sae.b_enc.clone()),
+        ("W_dec", sae.w_dec.clone()),
+        ("b_dec", sae.b_dec.clone()),
+    ];
+    if let Some(t) = &sae.threshold {
+        tensors.push(("threshold", t.clone()));
+    }
+    if let Some(g) = &sae.gate {
+        tensors.push(("r_mag", g.r_mag.clone()));
+        tensors.push(("b_mag", g.b_mag.clone()));
+    }
+    if let Some(w) = &sae.w_skip {
+        tensors.push(("W_skip", w.t()?.contiguous()?));
+    }
+    Ok(tensors)
+}
+
 /// Saves `sae` as a SAELens folder in `dir` (created if missing). Each file appears atomically;
 /// the weights are written before `cfg.json`. `log10_density` [d_sae], when given, is written
-/// to `sparsity.safetensors`.
+/// to `sparsity.safetensors`. TopK and gated transcoders, which SAELens has no class for, are
+/// refused.
 pub fn save(sae: &Sae, dir: &Path, log10_density: Option<&[f32]>) -> Result<(), SaeError> {
     sae.validate()?;
+    let architecture = lens_architecture(&sae.cfg, sae.w_skip.is_some())
+        .ok_or_else(|| SaeError::Invalid(format!("SAELens cannot represent a {}", sae.kind())))?;
     std::fs::create_dir_all(dir).map_err(|err| SaeError::Io {
         path: dir.to_path_buf(),
         err,
@@ -60,33 +95,28 @@ pub fn save(sae: &Sae, dir: &Path, log10_density: Option<&[f32]>) -> Result<(), 
             )));
         }
         let path = dir.join(SPARSITY_FILE);
-        let t = candle_core::Tensor::from_slice(density, d_sae, &candle_core::Device::Cpu)?;
+        let t = Tensor::from_slice(density, d_sae, &candle_core::Device::Cpu)?;
         write_atomic(&path, &serialize_f32(&[("sparsity", &t)], &path)?)?;
     }
     let path = dir.join(WEIGHTS_FILE);
-    let mut tensors = vec![
-        ("W_enc", &sae.w_enc),
-        ("b_enc", &sae.b_enc),
-        ("W_dec", &sae.w_dec),
-        ("b_dec", &sae.b_dec),
-    ];
-    if let Some(t) = &sae.threshold {
-        tensors.push(("threshold", t));
-    }
-    write_atomic(&path, &serialize_f32(&tensors, &path)?)?;
+    let tensors = named_tensors(sae)?;
+    let refs: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
+    write_atomic(&path, &serialize_f32(&refs, &path)?)?;
     let cfg = CfgOut {
-        architecture: sae.cfg.activation.architecture(),
+        architecture,
         d_in: sae.cfg.d_in,
         d_sae,
+        d_out: sae.cfg.d_out,
         dtype: "float32",
         device: "cpu",
         apply_b_dec_to_input: sae.cfg.apply_b_dec_to_input,
-        normalize_activations: &sae.cfg.normalize_activations,
-        reshape_activations: "none",
+        normalize_activations: sae.cfg.normalize_activations.name(),
+        reshape_activations: sae.cfg.reshape_activations.name(),
         k: match sae.cfg.activation {
             Activation::TopK { k } => Some(k),
             _ => None,
         },
+        sae_format_version: FORMAT_VERSION,
         metadata: &sae.cfg.metadata,
     };
     let path = dir.join(CFG_FILE);
@@ -97,20 +127,31 @@ pub fn save(sae: &Sae, dir: &Path, log10_density: Option<&[f32]>) -> Result<(), 
     write_atomic(&path, text.as_bytes())
 }
 
-/// Loads a SAELens folder (ours, SAELens >= 6, or a pre-6.0 flat `cfg.json`).
+/// Loads a SAELens folder (ours, SAELens >= 6, or a pre-6.0 flat `cfg.json`), of any
+/// architecture in [`SUPPORTED_ARCHITECTURES`].
 pub fn load(dir: &Path) -> Result<Sae, SaeError> {
     let obj = CfgObject::read(&dir.join(CFG_FILE))?;
-    let cfg = if obj.get("metadata").is_some_and(Value::is_object) {
-        parse_modern(&obj)?
-    } else {
-        parse_flat(&obj)?
-    };
+    let LensCfg {
+        mut cfg,
+        rescale_by_decoder_norm,
+        skip,
+    } = parse(&obj)?;
     let weights = WeightFile::read(&dir.join(WEIGHTS_FILE))?;
-    let (d_in, d_sae) = (cfg.d_in, cfg.d_sae);
-    let w_enc = weights.tensor("W_enc", &[d_in, d_sae])?;
-    let b_enc = weights.tensor("b_enc", &[d_sae])?;
-    let w_dec = weights.tensor("W_dec", &[d_sae, d_in])?;
-    let b_dec = weights.tensor("b_dec", &[d_in])?;
+    if weights.has("scaling_factor") {
+        let s = weights.f32("scaling_factor", &[cfg.d_sae])?;
+        if s.iter().any(|v| *v != 1.0) {
+            return Err(unknown_arch(
+                &obj,
+                "finetuning_scaling_factor (a scaling_factor that is not all ones)",
+            ));
+        }
+    }
+    let (d_in, d_sae, d_out) = (cfg.d_in, cfg.d_sae, cfg.out_width());
+    let mut w_enc = weights.tensor("W_enc", &[d_in, d_sae])?;
+    let gated = cfg.activation == Activation::Gated;
+    let mut b_enc = weights.tensor(if gated { "b_gate" } else { "b_enc" }, &[d_sae])?;
+    let mut w_dec = weights.tensor("W_dec", &[d_sae, d_out])?;
+    let mut b_dec = weights.tensor("b_dec", &[d_out])?;
     let threshold = match cfg.activation {
         Activation::JumpRelu if weights.has("threshold") => {
             Some(weights.tensor("threshold", &[d_sae])?)
@@ -118,15 +159,50 @@ pub fn load(dir: &Path) -> Result<Sae, SaeError> {
         Activation::JumpRelu if weights.has("log_threshold") => {
             Some(weights.tensor("log_threshold", &[d_sae])?.exp()?)
         }
-        Activation::JumpRelu => {
-            return Err(SaeError::MissingTensor {
-                path: weights.path().to_path_buf(),
-                name: "threshold".into(),
-            })
-        }
+        Activation::JumpRelu => return Err(weights.missing("threshold")),
         _ => None,
     };
-    Sae::new(cfg, w_enc, b_enc, w_dec, b_dec, threshold)
+    if rescale_by_decoder_norm {
+        // f = topk(z * |W_dec_j|), out = (f / |W_dec_j|) W_dec + b_dec: the same as a plain TopK
+        // SAE with the norms folded into the encoder (SAELens' own fold for this case).
+        let norms = w_dec.sqr()?.sum_keepdim(1)?.sqrt()?;
+        w_dec = w_dec.broadcast_div(&norms)?;
+        let norms = norms.flatten_all()?;
+        w_enc = w_enc.broadcast_mul(&norms)?;
+        b_enc = (b_enc * &norms)?;
+        cfg.metadata.extra.insert(
+            "rescale_acts_by_decoder_norm".into(),
+            "folded at load".into(),
+        );
+    }
+    if let Some(s) = scaler::folded_factor(dir, &cfg)? {
+        // Inputs were multiplied by s in training: fold it as SAELens does when it saves.
+        w_enc = (w_enc * s)?;
+        w_dec = (w_dec / s)?;
+        b_dec = (b_dec / s)?;
+        cfg.normalize_activations = InputNorm::None;
+        cfg.metadata
+            .extra
+            .insert("folded_scaling_factor".into(), s.into());
+    }
+    let gate = match gated {
+        true => Some(Gate::new(
+            &w_enc,
+            weights.tensor("r_mag", &[d_sae])?,
+            weights.tensor("b_mag", &[d_sae])?,
+        )?),
+        false => None,
+    };
+    let w_skip = match skip {
+        true => Some(
+            weights
+                .tensor("W_skip", &[d_out, d_in])?
+                .t()?
+                .contiguous()?,
+        ),
+        false => None,
+    };
+    Sae::with_parts(cfg, w_enc, b_enc, w_dec, b_dec, threshold, gate, w_skip)
 }
 
 /// Reads `sparsity.safetensors` (log10 density [d_sae]) from `dir`, if present.
@@ -136,150 +212,4 @@ pub fn load_sparsity(dir: &Path, d_sae: usize) -> Result<Option<Vec<f32>>, SaeEr
         return Ok(None);
     }
     Ok(Some(WeightFile::read(&path)?.f32("sparsity", &[d_sae])?))
-}
-
-/// `normalize_activations`: a string, or (very old configs) false / null meaning "none".
-fn normalization(obj: &CfgObject) -> Result<String, SaeError> {
-    let name = match obj.get("normalize_activations") {
-        None | Some(Value::Bool(false)) => "none".to_string(),
-        Some(Value::String(s)) => s.clone(),
-        Some(v) => return Err(obj.bad(format!("normalize_activations: unexpected value {v}"))),
-    };
-    if !normalization_supported(&name) {
-        return Err(SaeError::UnsupportedNormalization {
-            path: obj.path.clone(),
-            name,
-        });
-    }
-    Ok(name)
-}
-
-fn unknown_arch(obj: &CfgObject, name: impl Into<String>) -> SaeError {
-    SaeError::UnknownArchitecture {
-        path: obj.path.clone(),
-        name: name.into(),
-    }
-}
-
-/// SAELens >= 6: `architecture` + nested `metadata`.
-fn parse_modern(obj: &CfgObject) -> Result<SaeConfig, SaeError> {
-    let arch = obj
-        .opt_str("architecture")?
-        .unwrap_or_else(|| "standard".into());
-    let activation = match arch.as_str() {
-        "standard" => Activation::Relu,
-        "jumprelu" => Activation::JumpRelu,
-        "topk" => {
-            if obj.opt_bool("rescale_acts_by_decoder_norm")? == Some(true) {
-                return Err(unknown_arch(obj, "topk with rescale_acts_by_decoder_norm"));
-            }
-            Activation::TopK { k: obj.usize("k")? }
-        }
-        other => return Err(unknown_arch(obj, other)),
-    };
-    let metadata: SaeMetadata = match obj.get("metadata") {
-        Some(v) => {
-            serde_json::from_value(v.clone()).map_err(|e| obj.bad(format!("metadata: {e}")))?
-        }
-        None => SaeMetadata::default(),
-    };
-    Ok(SaeConfig {
-        d_in: obj.usize("d_in")?,
-        d_sae: obj.usize("d_sae")?,
-        activation,
-        apply_b_dec_to_input: obj.opt_bool("apply_b_dec_to_input")?.unwrap_or(true),
-        normalize_activations: normalization(obj)?,
-        dtype: "float32".into(),
-        metadata,
-    })
-}
-
-/// Keys of a flat config that [`parse_flat`] interprets; the rest go to `metadata.extra`.
-const FLAT_KEYS: &[&str] = &[
-    "architecture",
-    "activation_fn_str",
-    "activation_fn_kwargs",
-    "k",
-    "d_in",
-    "d_sae",
-    "expansion_factor",
-    "apply_b_dec_to_input",
-    "normalize_activations",
-    "dtype",
-    "device",
-    "model_name",
-    "hook_name",
-    "hook_point",
-    "context_size",
-    "prepend_bos",
-    "dataset_path",
-];
-
-/// k of a flat config: `k`, else `activation_fn_kwargs.k`.
-fn flat_k(obj: &CfgObject) -> Result<usize, SaeError> {
-    if let Some(k) = obj.opt_usize("k")? {
-        return Ok(k);
-    }
-    obj.get("activation_fn_kwargs")
-        .and_then(|kw| kw.get("k"))
-        .and_then(Value::as_u64)
-        .map(|k| k as usize)
-        .ok_or_else(|| obj.bad("topk SAE without k (activation_fn_kwargs.k)"))
-}
-
-/// SAELens < 6: a flat object with `activation_fn_str`, `hook_name` / `hook_point`, ...
-fn parse_flat(obj: &CfgObject) -> Result<SaeConfig, SaeError> {
-    let arch = obj
-        .opt_str("architecture")?
-        .unwrap_or_else(|| "standard".into());
-    let act_fn = obj
-        .opt_str("activation_fn_str")?
-        .unwrap_or_else(|| "relu".into());
-    let activation = match (arch.as_str(), act_fn.as_str()) {
-        ("standard", "relu") => Activation::Relu,
-        ("standard", "topk") | ("topk", _) => Activation::TopK { k: flat_k(obj)? },
-        ("jumprelu", _) => Activation::JumpRelu,
-        ("standard", other) => {
-            return Err(unknown_arch(
-                obj,
-                format!("standard with activation_fn_str {other:?}"),
-            ))
-        }
-        (other, _) => return Err(unknown_arch(obj, other)),
-    };
-    let d_in = obj.usize("d_in")?;
-    let d_sae = match obj.opt_usize("d_sae")? {
-        Some(d) => d,
-        None => match obj.get("expansion_factor").and_then(Value::as_f64) {
-            Some(f) if f > 0.0 => (d_in as f64 * f).round() as usize,
-            _ => return Err(obj.bad("missing field d_sae (and no expansion_factor)")),
-        },
-    };
-    let extra = obj
-        .map
-        .iter()
-        .filter(|(key, v)| !FLAT_KEYS.contains(&key.as_str()) && !v.is_null())
-        .map(|(key, v)| (key.clone(), v.clone()))
-        .collect();
-    let metadata = SaeMetadata {
-        model_name: obj.opt_str("model_name")?,
-        hook_name: match obj.opt_str("hook_name")? {
-            Some(h) => Some(h),
-            None => obj.opt_str("hook_point")?,
-        },
-        context_size: obj.opt_usize("context_size")?,
-        prepend_bos: obj.opt_bool("prepend_bos")?,
-        dataset_path: obj.opt_str("dataset_path")?,
-        trained_arch: None,
-        extra,
-    };
-    Ok(SaeConfig {
-        d_in,
-        d_sae,
-        activation,
-        apply_b_dec_to_input: obj.opt_bool("apply_b_dec_to_input")?.unwrap_or(true),
-        normalize_activations: normalization(obj)?,
-        dtype: "float32".into(),
-        metadata,
-    })
 }

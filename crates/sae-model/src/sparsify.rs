@@ -1,6 +1,10 @@
-//! The EleutherAI sparsify folder format: `cfg.json` (num_latents / expansion_factor, k, d_in) +
-//! `sae.safetensors` (`encoder.weight` [d_sae, d_in], `encoder.bias`, `W_dec` [d_sae, d_in], `b_dec`).
-//! sparsify encodes with ReLU then TopK, which is our [`Activation::TopK`].
+//! The EleutherAI sparsify folder format: `cfg.json` (num_latents / expansion_factor, k, d_in,
+//! activation, transcode, skip_connection) + `sae.safetensors` (`encoder.weight` [d_sae, d_in],
+//! `encoder.bias`, `W_dec` [d_sae, d_in], `b_dec` [d_in], `W_skip` [d_in, d_in] with a skip
+//! connection). sparsify encodes with ReLU then TopK, which is our [`Activation::TopK`] (or its
+//! `groupmax`, [`Activation::GroupMax`]); a
+//! transcoder (`transcode`) does not subtract `b_dec` from its input and predicts another hook
+//! of the same width; a skip connection adds `x W_skip^T` to the output.
 
 use std::path::Path;
 
@@ -22,27 +26,12 @@ const KNOWN_KEYS: &[&str] = &[
     "k",
     "activation",
     "transcode",
+    "skip_connection",
 ];
 
-/// Loads a sparsify folder.
-pub fn load(dir: &Path) -> Result<Sae, SaeError> {
-    let obj = CfgObject::read(&dir.join(CFG_FILE))?;
-    let weights = WeightFile::read(&dir.join(SPARSIFY_WEIGHTS_FILE))?;
-    if let Some(act) = obj.opt_str("activation")? {
-        if act != "topk" {
-            return Err(SaeError::UnknownArchitecture {
-                path: obj.path.clone(),
-                name: format!("sparsify activation {act:?}"),
-            });
-        }
-    }
-    if weights.has("W_skip") {
-        return Err(SaeError::UnknownArchitecture {
-            path: weights.path().to_path_buf(),
-            name: "sparsify with a skip connection (W_skip)".into(),
-        });
-    }
-    // d_in is written by sparsify's save_to_disk; older folders may lack it, so fall back to the encoder.
+/// d_in and d_sae: from the config (sparsify's save_to_disk writes d_in; older folders may
+/// lack it) or the encoder's shape.
+fn widths(obj: &CfgObject, weights: &WeightFile) -> Result<(usize, usize), SaeError> {
     let enc_shape = weights.shape("encoder.weight")?;
     let d_in = match obj.opt_usize("d_in")? {
         Some(d) => d,
@@ -57,8 +46,27 @@ pub fn load(dir: &Path) -> Result<Sae, SaeError> {
             _ => *enc_shape.first().unwrap_or(&0),
         },
     };
+    Ok((d_in, d_sae))
+}
+
+/// Loads a sparsify folder.
+pub fn load(dir: &Path) -> Result<Sae, SaeError> {
+    let obj = CfgObject::read(&dir.join(CFG_FILE))?;
+    let weights = WeightFile::read(&dir.join(SPARSIFY_WEIGHTS_FILE))?;
+    let (d_in, d_sae) = widths(&obj, &weights)?;
     let k = obj.usize("k")?;
+    let activation = match obj.opt_str("activation")?.as_deref() {
+        None | Some("topk") => Activation::TopK { k },
+        Some("groupmax") => Activation::GroupMax { k },
+        Some(act) => {
+            return Err(SaeError::UnknownArchitecture {
+                path: obj.path.clone(),
+                name: format!("sparsify activation {act:?} (supported: topk, groupmax)"),
+            })
+        }
+    };
     let transcode = obj.opt_bool("transcode")?.unwrap_or(false);
+    let skip = obj.opt_bool("skip_connection")?.unwrap_or(false) || weights.has("W_skip");
     let w_enc = weights
         .tensor("encoder.weight", &[d_sae, d_in])?
         .t()?
@@ -66,6 +74,10 @@ pub fn load(dir: &Path) -> Result<Sae, SaeError> {
     let b_enc = weights.tensor("encoder.bias", &[d_sae])?;
     let w_dec = weights.tensor("W_dec", &[d_sae, d_in])?;
     let b_dec = weights.tensor("b_dec", &[d_in])?;
+    let w_skip = match skip {
+        true => Some(weights.tensor("W_skip", &[d_in, d_in])?.t()?.contiguous()?),
+        false => None,
+    };
     let mut extra: std::collections::BTreeMap<String, Value> = obj
         .map
         .iter()
@@ -73,15 +85,14 @@ pub fn load(dir: &Path) -> Result<Sae, SaeError> {
         .map(|(key, v)| (key.clone(), v.clone()))
         .collect();
     extra.insert("format".into(), Value::String("sparsify".into()));
-    if transcode {
-        extra.insert("transcode".into(), Value::Bool(true));
-    }
-    let mut cfg = SaeConfig::new(d_in, d_sae, Activation::TopK { k });
-    // sparsify subtracts b_dec from the input unless the coder is a transcoder.
+    let mut cfg = SaeConfig::new(d_in, d_sae, activation);
+    // sparsify subtracts b_dec from the input unless the coder is a transcoder, whose output
+    // (of the input's width) belongs to the next hook.
     cfg.apply_b_dec_to_input = !transcode;
+    cfg.d_out = transcode.then_some(d_in);
     cfg.metadata = SaeMetadata {
         extra,
         ..SaeMetadata::default()
     };
-    Sae::new(cfg, w_enc, b_enc, w_dec, b_dec, None)
+    Sae::with_parts(cfg, w_enc, b_enc, w_dec, b_dec, None, None, w_skip)
 }

@@ -27,6 +27,28 @@ pub fn topk_relu_rows(values: &[f32], width: usize, k: usize) -> Vec<f32> {
     out
 }
 
+/// values: [n, width] row-major -> [n, width]: each row split into `k` consecutive groups of
+/// width / k entries (`width` a multiple of `k`); in each group only the largest entry (the lower
+/// index on ties) is kept, clamped at 0.
+pub fn groupmax_relu_rows(values: &[f32], width: usize, k: usize) -> Vec<f32> {
+    let mut out = vec![0f32; values.len()];
+    if width == 0 || k == 0 {
+        return out;
+    }
+    let group = width / k;
+    for (row, dst) in values.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+        for g in 0..k {
+            let span = g * group..(g + 1) * group;
+            let best = span
+                .clone()
+                .reduce(|a, b| if row[b] > row[a] { b } else { a })
+                .expect("a group has at least one entry");
+            dst[best] = row[best].max(0.0);
+        }
+    }
+    out
+}
+
 /// Plain reference: sort each row fully and keep the first k.
 pub fn topk_relu_rows_reference(values: &[f32], width: usize, k: usize) -> Vec<f32> {
     let mut out = vec![0f32; values.len()];
@@ -49,6 +71,15 @@ mod tests {
         let v = [0.5, -1.0, 3.0, 2.0, /* row 2 */ -3.0, -1.0, -2.0, 0.1];
         let out = topk_relu_rows(&v, 4, 2);
         assert_eq!(out, vec![0.0, 0.0, 3.0, 2.0, 0.0, 0.0, 0.0, 0.1]);
+    }
+
+    #[test]
+    fn groupmax_keeps_the_largest_of_each_group() {
+        // Two groups of 3: [0.5, -1, 3] -> 3 at index 2; [-3, -1, -2] -> -1 at index 4, clamped.
+        let out = groupmax_relu_rows(&[0.5, -1.0, 3.0, -3.0, -1.0, -2.0], 6, 2);
+        assert_eq!(out, vec![0.0, 0.0, 3.0, 0.0, 0.0, 0.0]);
+        let out = groupmax_relu_rows(&[1.0, 1.0, 0.2, 0.7], 4, 2);
+        assert_eq!(out, vec![1.0, 0.0, 0.0, 0.7]);
     }
 
     #[test]

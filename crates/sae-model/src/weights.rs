@@ -51,7 +51,7 @@ impl WeightFile {
         Ok(view.shape().to_vec())
     }
 
-    fn missing(&self, name: &str) -> SaeError {
+    pub(crate) fn missing(&self, name: &str) -> SaeError {
         SaeError::MissingTensor {
             path: self.path.clone(),
             name: name.to_string(),

@@ -18,6 +18,7 @@ pub fn hook_layer(hook: &str) -> Option<usize> {
 fn harvest(store: &Store) -> Option<(&str, &str)> {
     match &store.manifest().source {
         Source::Harvest(h) => Some((h.model_id.as_str(), h.hook.as_str())),
+        Source::Import(i) => i.model_id.as_deref().zip(i.hook.as_deref()),
         Source::Synthetic(_) => None,
     }
 }

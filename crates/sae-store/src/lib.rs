@@ -8,6 +8,7 @@
 
 mod atomic;
 mod error;
+pub mod import;
 mod lock;
 mod manifest;
 mod reader;
@@ -17,10 +18,11 @@ mod writer;
 
 pub use atomic::atomic_write;
 pub use error::StoreError;
+pub use import::{import, HeldOut, ImportError, ImportSpec};
 pub use lock::{process_start_ticks, Liveness, LockError, LockHolder, OutputLock, LOCK_FILE};
 pub use manifest::{
-    DType, HarvestSource, Manifest, ShardMeta, Source, SynthSource, MANIFEST_FILE, MANIFEST_FORMAT,
-    MANIFEST_VERSION,
+    DType, HarvestSource, ImportSource, ImportedFile, Manifest, ShardMeta, Source, SynthSource,
+    MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION,
 };
 pub use reader::{Chunk, ChunkIter, Split, Store, GROUND_TRUTH_FILE};
 pub use shuffle::{ShuffleOptions, ShuffledBatches};

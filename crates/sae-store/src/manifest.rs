@@ -90,6 +90,36 @@ pub struct HarvestSource {
     pub max_norm_ratio: Option<f32>,
 }
 
+/// One file `sae import` read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportedFile {
+    /// The path as given.
+    pub path: String,
+    /// The tensor read, for a safetensors file.
+    pub key: Option<String>,
+    /// Element type in the file, e.g. "f16" or "<f4".
+    pub dtype: String,
+    /// Shape in the file (leading axes are flattened into rows).
+    pub shape: Vec<usize>,
+    /// Size of the file in bytes.
+    pub bytes: u64,
+}
+
+/// What `sae import` read: activations computed elsewhere.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportSource {
+    /// Activation files, in row order.
+    pub files: Vec<ImportedFile>,
+    /// Token id files, one per activation file, when given.
+    pub token_ids: Vec<ImportedFile>,
+    /// The model the activations came from, when the user said.
+    pub model_id: Option<String>,
+    /// The hook point, when the user said.
+    pub hook: Option<String>,
+}
+
 /// What produced a store.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -98,6 +128,8 @@ pub enum Source {
     Synthetic(SynthSource),
     /// `sae harvest`.
     Harvest(HarvestSource),
+    /// `sae import`.
+    Import(ImportSource),
 }
 
 /// Contents of `manifest.json`.

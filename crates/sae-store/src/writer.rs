@@ -124,6 +124,11 @@ impl StoreWriter {
         }
     }
 
+    /// Rows per shard file.
+    pub fn shard_rows(&self) -> usize {
+        self.shard_rows
+    }
+
     /// The manifest as last written.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest

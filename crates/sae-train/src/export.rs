@@ -22,6 +22,10 @@ pub fn metadata(source: &Source, store_path: &str) -> SaeMetadata {
             m.hook_name = Some(h.hook.clone());
             m.context_size = Some(h.ctx_len);
         }
+        Source::Import(i) => {
+            m.model_name = i.model_id.clone();
+            m.hook_name = i.hook.clone();
+        }
     }
     m
 }
