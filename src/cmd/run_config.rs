@@ -65,6 +65,21 @@ pub struct HarvestSection {
     pub batch: Option<usize>,
     /// On-disk dtype: f32, f16 or bf16.
     pub dtype: Option<String>,
+    /// Train straight from the model's forward pass: no training rows are written to disk, only a
+    /// small held-out store per hook (`held_out_tokens` rows) for eval and report; the training
+    /// stream starts after it, `max_tokens` rows per epoch.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
+    /// With `stream`: rows per hook of the held-out store (default 16384).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_out_tokens: Option<u64>,
+}
+
+impl HarvestSection {
+    /// Rows of the held-out store of a streamed run.
+    pub fn held_out_rows(&self) -> u64 {
+        self.held_out_tokens.unwrap_or(16384)
+    }
 }
 
 fn default_ctx_len() -> usize {
@@ -131,6 +146,16 @@ impl RunConfig {
                 "[hook_train.\"{hook}\"] names a hook that [harvest] hooks does not list"
             );
         }
+        let h = &cfg.harvest;
+        anyhow::ensure!(
+            h.stream || h.held_out_tokens.is_none(),
+            "[harvest] held_out_tokens applies only with stream = true"
+        );
+        anyhow::ensure!(
+            !(h.stream && h.dtype.is_some()),
+            "[harvest] dtype is the on-disk type of stored training rows, and stream = true stores none \
+             (the forward pass feeds f32 rows to training): remove dtype or stream"
+        );
         for c in &cfg.report.controls {
             anyhow::ensure!(
                 ["untrained", "random"].contains(&c.as_str()),
