@@ -247,4 +247,30 @@ mod tests {
         let err = format!("{:#}", RunConfig::load(&path).unwrap_err());
         assert!(err.contains("\"trained\" is not a control"), "{err}");
     }
+
+    #[test]
+    fn the_streamed_config_streams_and_held_out_tokens_needs_stream() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let cfg = RunConfig::load(&root.join("quickstart-stream.toml")).unwrap();
+        assert!(cfg.harvest.stream && cfg.harvest.dtype.is_none());
+        assert_eq!(cfg.harvest.held_out_rows(), 16384);
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(root.join("quickstart-stream.toml"))
+            .unwrap()
+            .replace("stream = true", "stream = false");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let err = format!("{:#}", RunConfig::load(&path).unwrap_err());
+        assert!(
+            err.contains("held_out_tokens applies only with stream"),
+            "{err}"
+        );
+        // The stored configs' fingerprints do not see the new keys.
+        let stored = RunConfig::load(&root.join("quickstart.toml")).unwrap();
+        let json = serde_json::json!(stored.harvest).to_string();
+        assert!(
+            !json.contains("stream") && !json.contains("held_out"),
+            "{json}"
+        );
+    }
 }
