@@ -131,12 +131,15 @@ impl<'scope, 'env> Feed<'scope, 'env> {
         Ok(self.cache[&j].meta)
     }
 
-    /// Hook `h`'s rows of piece `j`.
+    /// Hook `h`'s rows of piece `j` (the piece is made again if they were let go).
     pub fn rows(&mut self, j: u64, h: usize) -> Result<Rc<Vec<f32>>> {
+        if self.cache.get(&j).is_some_and(|c| c.hooks[h].is_none()) {
+            self.cache.remove(&j);
+        }
         self.ensure(j)?;
-        self.cache[&j].hooks[h]
-            .clone()
-            .ok_or_else(|| HarvestError::Invalid(format!("stream piece {j} was released early")))
+        self.cache[&j].hooks[h].clone().ok_or_else(|| {
+            HarvestError::Invalid(format!("no consumer of hook {h} asked for piece {j}"))
+        })
     }
 
     /// Makes piece `j` if it is not cached: in order when the producer is at it, or when the log knows
