@@ -15,6 +15,7 @@ pub mod inspect;
 pub mod report;
 pub mod run;
 pub mod run_config;
+pub mod run_stream;
 pub mod run_summary;
 pub mod synth;
 pub mod toy;

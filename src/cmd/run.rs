@@ -32,7 +32,7 @@ struct Record {
 }
 
 /// The stage records of one output folder.
-struct Stages {
+pub struct Stages {
     dir: PathBuf,
 }
 
@@ -55,7 +55,7 @@ impl Stages {
 
     /// Runs `stage` unless its record says it finished with these inputs. `work` gets `resume`: true
     /// when a run with the same inputs was interrupted (its outputs are partial, not stale).
-    fn run(
+    pub fn run(
         &self,
         stage: &str,
         hash: &str,
@@ -142,17 +142,34 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         std::slice::from_ref(&acts),
         |_| super::harvest::run(parse(&harvest_argv(&cfg, &acts))?),
     )?;
+    // Streamed: one training stage for every hook (one forward pass), then each SAE's eval and report.
+    let streamed = match cfg.harvest.stream {
+        true => Some(super::run_stream::train_stage(
+            &cfg,
+            &stages,
+            &harvest_hash,
+            &acts,
+            &out,
+        )?),
+        false => None,
+    };
     let mut lm = None;
     let mut summaries = Vec::new();
     for hook in &cfg.harvest.hooks {
         let sae = out.join("sae").join(hook);
-        let train_hash = fingerprint(&[json!(harvest_hash), json!(cfg.train_for(hook))]);
-        stages.run(
-            &format!("train {hook}"),
-            &train_hash,
-            std::slice::from_ref(&sae),
-            |resume| train(&cfg, &stages.dir, &acts.join(hook), &sae, hook, resume),
-        )?;
+        let train_hash = match &streamed {
+            Some(h) => h.clone(),
+            None => {
+                let h = fingerprint(&[json!(harvest_hash), json!(cfg.train_for(hook))]);
+                stages.run(
+                    &format!("train {hook}"),
+                    &h,
+                    std::slice::from_ref(&sae),
+                    |resume| train(&cfg, &stages.dir, &acts.join(hook), &sae, hook, resume),
+                )?;
+                h
+            }
+        };
         // A `[[sweep]]` in the training config trains one SAE per entry, into sae/<hook>/<name>/.
         for name in sweep_names(cfg.train_for(hook)) {
             let (label, sae, report) = match &name {
@@ -241,8 +258,17 @@ fn harvest_argv(cfg: &RunConfig, acts: &Path) -> Vec<String> {
     a.push("--corpus".into());
     a.extend(h.corpus.iter().map(|p| path(p)));
     a.extend(strs(&["--ctx-len", &h.ctx_len.to_string()]));
+    // Streamed, the harvest writes only the held-out store (half eval split, half the sample an
+    // untrained report control initialises from); the stream trains on what follows it.
+    let max_tokens = match h.stream {
+        true => Some(h.held_out_rows()),
+        false => h.max_tokens,
+    };
+    if h.stream {
+        a.extend(strs(&["--eval-frac", "0.5"]));
+    }
     let opt = [
-        ("--max-tokens", h.max_tokens.map(|v| v.to_string())),
+        ("--max-tokens", max_tokens.map(|v| v.to_string())),
         ("--batch", h.batch.map(|v| v.to_string())),
         ("--dtype", h.dtype.clone()),
         ("--revision", cfg.model.revision.clone()),

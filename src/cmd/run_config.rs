@@ -65,6 +65,21 @@ pub struct HarvestSection {
     pub batch: Option<usize>,
     /// On-disk dtype: f32, f16 or bf16.
     pub dtype: Option<String>,
+    /// Train straight from the model's forward pass: no training rows are written to disk, only a
+    /// small held-out store per hook (`held_out_tokens` rows) for eval and report; the training
+    /// stream starts after it, `max_tokens` rows per epoch.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
+    /// With `stream`: rows per hook of the held-out store (default 16384).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_out_tokens: Option<u64>,
+}
+
+impl HarvestSection {
+    /// Rows of the held-out store of a streamed run.
+    pub fn held_out_rows(&self) -> u64 {
+        self.held_out_tokens.unwrap_or(16384)
+    }
 }
 
 fn default_ctx_len() -> usize {
@@ -131,6 +146,16 @@ impl RunConfig {
                 "[hook_train.\"{hook}\"] names a hook that [harvest] hooks does not list"
             );
         }
+        let h = &cfg.harvest;
+        anyhow::ensure!(
+            h.stream || h.held_out_tokens.is_none(),
+            "[harvest] held_out_tokens applies only with stream = true"
+        );
+        anyhow::ensure!(
+            !(h.stream && h.dtype.is_some()),
+            "[harvest] dtype is the on-disk type of stored training rows, and stream = true stores none \
+             (the forward pass feeds f32 rows to training): remove dtype or stream"
+        );
         for c in &cfg.report.controls {
             anyhow::ensure!(
                 ["untrained", "random"].contains(&c.as_str()),
@@ -221,5 +246,31 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let err = format!("{:#}", RunConfig::load(&path).unwrap_err());
         assert!(err.contains("\"trained\" is not a control"), "{err}");
+    }
+
+    #[test]
+    fn the_streamed_config_streams_and_held_out_tokens_needs_stream() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let cfg = RunConfig::load(&root.join("quickstart-stream.toml")).unwrap();
+        assert!(cfg.harvest.stream && cfg.harvest.dtype.is_none());
+        assert_eq!(cfg.harvest.held_out_rows(), 16384);
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(root.join("quickstart-stream.toml"))
+            .unwrap()
+            .replace("stream = true", "stream = false");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let err = format!("{:#}", RunConfig::load(&path).unwrap_err());
+        assert!(
+            err.contains("held_out_tokens applies only with stream"),
+            "{err}"
+        );
+        // The stored configs' fingerprints do not see the new keys.
+        let stored = RunConfig::load(&root.join("quickstart.toml")).unwrap();
+        let json = serde_json::json!(stored.harvest).to_string();
+        assert!(
+            !json.contains("stream") && !json.contains("held_out"),
+            "{json}"
+        );
     }
 }

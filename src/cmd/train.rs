@@ -264,9 +264,22 @@ fn run_one(args: &Args, spec: RunSpec) -> anyhow::Result<()> {
 }
 
 /// Progress of several SAEs: one bar over all their steps.
-struct ManyBar {
+pub(super) struct ManyBar {
     bar: ProgressBar,
     names: Vec<String>,
+}
+
+impl ManyBar {
+    /// A bar for the SAEs called `names` (one per spec).
+    pub(super) fn new(names: Vec<String>) -> ManyBar {
+        let bar = new_bar(0, "{bar:30} {pos}/{len} SAE steps  {msg}  ETA {eta}");
+        ManyBar { bar, names }
+    }
+
+    /// Clears the bar.
+    pub(super) fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 /// `out` relative to the run's output folder.
@@ -320,11 +333,7 @@ fn run_many(args: &Args, specs: &[RunSpec]) -> anyhow::Result<()> {
     let _lock = OutputLock::acquire(&args.out, "sae train")
         .with_context(|| format!("cannot write into {}", args.out.display()))?;
     let names: Vec<String> = specs.iter().map(|s| short(&s.out, &args.out)).collect();
-    let bar = new_bar(0, "{bar:30} {pos}/{len} SAE steps  {msg}  ETA {eta}");
-    let mut obs = ManyBar {
-        bar,
-        names: names.clone(),
-    };
+    let mut obs = ManyBar::new(names.clone());
     let opts = MultiOptions {
         skip_finished: args.resume,
     };
@@ -335,12 +344,12 @@ fn run_many(args: &Args, specs: &[RunSpec]) -> anyhow::Result<()> {
             args.out.display()
         )
     })?;
-    obs.bar.finish_and_clear();
+    obs.finish();
     report_many(&summary, &names);
     Ok(())
 }
 
-fn report_many(summary: &MultiSummary, names: &[String]) {
+pub(super) fn report_many(summary: &MultiSummary, names: &[String]) {
     for (r, name) in summary.members.iter().zip(names) {
         match &r.last {
             Some(m) => eprintln!(

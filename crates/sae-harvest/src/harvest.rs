@@ -12,9 +12,9 @@ use crate::batches::{spawn_batches, Msg};
 use crate::contexts::Cursor;
 use crate::corpus::Corpus;
 use crate::error::{HarvestError, Result};
-use crate::rows::{drop_outliers, select_rows};
+use crate::forward::forward_batch;
 use crate::sinks::{cursor_of, open_sinks, spawn_writer, Job, Sink};
-use sae_lm::{Hook, Model, Packed, ResolvedModel, RowSink, TextTokenizer};
+use sae_lm::{Hook, Model, ResolvedModel, TextTokenizer};
 
 /// What to harvest and where.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,29 +75,6 @@ pub struct HarvestSummary {
     pub complete: bool,
 }
 
-/// Collects each hook's packed rows of one forward pass.
-struct HostRows {
-    hooks: Vec<Hook>,
-    got: Vec<Option<(Vec<f32>, usize)>>,
-}
-
-impl RowSink for HostRows {
-    fn wants(&self, hook: Hook) -> bool {
-        self.hooks.contains(&hook)
-    }
-
-    fn last_layer(&self) -> Option<usize> {
-        self.hooks.iter().map(|h| h.layer).max()
-    }
-
-    fn put_rows(&mut self, hook: Hook, rows: &[f32], width: usize) -> sae_lm::Result<()> {
-        if let Some(i) = self.hooks.iter().position(|h| *h == hook) {
-            self.got[i] = Some((rows.to_vec(), width));
-        }
-        Ok(())
-    }
-}
-
 /// Counters of a running harvest.
 struct Run {
     emitted: u64,
@@ -139,22 +116,16 @@ fn forward_loop(
             window: last.window + 1,
             rows: 0,
         };
-        let seqs: Vec<&[u32]> = batch.contexts.iter().map(|c| c.ids.as_slice()).collect();
-        let rows = select_rows(&batch.contexts, cfg.keep_special, budget - run.emitted);
-        let mut cap = HostRows {
-            hooks: hooks.to_vec(),
-            got: vec![None; hooks.len()],
-        };
-        m.forward_packed(&Packed::new(&seqs), &mut cap)?;
-        let hosts = hooks
-            .iter()
-            .zip(cap.got)
-            .map(|(h, got)| {
-                got.ok_or_else(|| HarvestError::Invalid(format!("the model did not offer {h}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let (rows, left_out) = drop_outliers(rows, &hosts, cfg.max_norm_ratio);
-        run.dropped += left_out;
+        let f = forward_batch(
+            m,
+            hooks,
+            &batch,
+            cfg.keep_special,
+            budget - run.emitted,
+            cfg.max_norm_ratio,
+        )?;
+        let (hosts, rows) = (f.hosts, f.rows);
+        run.dropped += f.dropped;
         let n = rows.index.len() as u64;
         let cursor = serde_json::to_value(Cursor {
             rows: run.emitted + n,

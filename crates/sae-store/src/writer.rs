@@ -51,6 +51,8 @@ pub struct StoreWriter {
     token_ids: Vec<u32>,
     doc_ids: Vec<u32>,
     positions: Vec<u32>,
+    /// The cursor of the last push, written with the next shard or by `finish`.
+    last_cursor: Option<serde_json::Value>,
 }
 
 impl StoreWriter {
@@ -121,6 +123,7 @@ impl StoreWriter {
             token_ids: Vec::new(),
             doc_ids: Vec::new(),
             positions: Vec::new(),
+            last_cursor: None,
         }
     }
 
@@ -198,6 +201,7 @@ impl StoreWriter {
             }
         }
         self.acts.extend_from_slice(batch.acts);
+        self.last_cursor = cursor.clone();
         if self.buffered_rows() >= self.shard_rows {
             self.flush()?;
             self.manifest.cursor = cursor;
@@ -243,9 +247,13 @@ impl StoreWriter {
     }
 
     /// Flushes the remaining rows, sets the held-out split to the last `eval_rows` rows (clamped to the
-    /// store's size) and marks the store complete.
+    /// store's size) and marks the store complete; the manifest keeps the cursor of the last push (where
+    /// the producer ended, e.g. where a stream over the rest of a corpus starts).
     pub fn finish(mut self, eval_rows: u64) -> Result<Manifest, StoreError> {
         self.flush()?;
+        if let Some(c) = self.last_cursor.take() {
+            self.manifest.cursor = Some(c);
+        }
         self.manifest.eval_rows = eval_rows.min(self.manifest.rows);
         self.manifest.complete = true;
         self.manifest.write(&self.dir)?;

@@ -47,6 +47,9 @@ pub enum TrainError {
         /// What went wrong.
         err: Box<TrainError>,
     },
+    /// A batch source other than a store (a live stream) failed.
+    #[error(transparent)]
+    Source(Box<dyn std::error::Error + Send + Sync>),
     /// Training diverged (the loss became NaN or infinite).
     #[error("training diverged at step {step}: loss is {loss}")]
     Diverged {

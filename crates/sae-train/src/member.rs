@@ -2,19 +2,18 @@
 //! its metrics.jsonl and checkpoints, and the SAE saved at the end. Several members may share one
 //! stream of batches ([`crate::multi`]); each consumes exactly the batches it would alone.
 
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use sae_store::{OutputLock, ShuffleOptions, Split, Store};
+use sae_store::OutputLock;
 
 use crate::checkpoint::{self, checkpoint_path, CHECKPOINT_DIR};
 use crate::config::Resolved;
 use crate::error::{io_err, Result, TrainError};
 use crate::export::metadata;
 use crate::run::{RunSpec, CONFIG_FILE, METRICS_FILE};
+use crate::source::{BatchSource, DataInfo};
 use crate::trainer::{StepMetrics, Trainer};
 
 /// Seed offset of the sample used for initialisation (independent of the training stream).
@@ -22,31 +21,6 @@ const INIT_SEED_XOR: u64 = 0x1417_5EED;
 
 /// What the lock file says took the lock.
 pub(crate) const LOCK_COMMAND: &str = "sae train";
-
-/// Initialisation samples drawn from one store, shared by the members that draw the same one.
-#[derive(Default)]
-pub(crate) struct Samples {
-    drawn: HashMap<(u64, usize, usize), Vec<f32>>,
-}
-
-impl Samples {
-    /// The sample of a fresh run of `cfg`: `init_sample_rows` rows of a stream seeded apart from
-    /// the training stream.
-    fn get(&mut self, store: &Store, cfg: &crate::TrainConfig) -> Result<&[f32]> {
-        let train_rows = store.split_rows(Split::Train);
-        let n = (cfg.init_sample_rows as u64).min(train_rows).max(1) as usize;
-        let opts = ShuffleOptions {
-            batch: n,
-            buffer_rows: cfg.shuffle_buffer_rows(store.d()).max(n),
-            seed: cfg.seed ^ INIT_SEED_XOR,
-        };
-        let key = (opts.seed, opts.batch, opts.buffer_rows);
-        Ok(match self.drawn.entry(key) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(store.shuffled(Split::Train, opts).next_batch()?),
-        })
-    }
-}
 
 fn check_out_folder(out: &Path, resume: bool) -> Result<()> {
     let weights = out.join("sae_weights.safetensors").exists();
@@ -113,11 +87,12 @@ pub(crate) struct Member {
 }
 
 impl Member {
-    /// Locks `spec.out`, checks it, and starts or resumes the run there.
-    pub fn open(spec: &RunSpec, store: &Store, samples: &mut Samples) -> Result<Member> {
+    /// Locks `spec.out`, checks it, and starts the run there (initialised from a sample of `source`)
+    /// or resumes it.
+    pub fn open(spec: &RunSpec, d: usize, source: &mut dyn BatchSource) -> Result<Member> {
         let out = &spec.out;
         let cfg = &spec.cfg;
-        let res = cfg.resolve(store.d())?;
+        let res = cfg.resolve(d)?;
         let lock = OutputLock::acquire(out, LOCK_COMMAND)?;
         check_out_folder(out, spec.resume)?;
         sae_store::atomic_write(&out.join(CONFIG_FILE), cfg.to_toml().as_bytes())?;
@@ -128,7 +103,8 @@ impl Member {
             Trainer::from_state(cfg.clone(), res, state, spec.backend)
         } else {
             let _ = std::fs::remove_file(&metrics_path);
-            Trainer::new(cfg.clone(), res, samples.get(store, cfg)?, spec.backend)?
+            let sample = source.init_sample(cfg.init_sample_rows, cfg.seed ^ INIT_SEED_XOR)?;
+            Trainer::new(cfg.clone(), res, &sample, spec.backend)?
         };
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -158,8 +134,14 @@ impl Member {
     }
 
     /// One step on `batch` (raw rows, scaled in place), then its metrics line and checkpoint;
-    /// `seconds` is the time since this invocation's step loop began.
-    pub fn step(&mut self, batch: &mut [f32], seconds: f64) -> Result<Stepped> {
+    /// `seconds` is the time since this invocation's step loop began. `source`'s position is made
+    /// durable before a checkpoint.
+    pub fn step(
+        &mut self,
+        batch: &mut [f32],
+        seconds: f64,
+        source: &mut dyn BatchSource,
+    ) -> Result<Stepped> {
         let m = self.trainer.step(batch)?;
         let cfg = &self.spec.cfg;
         let done = self.trainer.state.step - self.start_step;
@@ -172,6 +154,7 @@ impl Member {
         let checkpoint =
             cfg.checkpoint_every > 0 && m.step % cfg.checkpoint_every == 0 && !self.trainer.done();
         if checkpoint {
+            source.persist()?;
             checkpoint::save(&self.spec.out, cfg, &self.trainer.state)?;
         }
         self.last = Some(m.clone());
@@ -183,12 +166,9 @@ impl Member {
     }
 
     /// Saves the SAE (SAELens folder) and removes the checkpoint; the lock goes with `self`.
-    pub fn finish(self, store: &Store) -> Result<()> {
+    pub fn finish(self, data: &DataInfo) -> Result<()> {
         let out = &self.spec.out;
-        let store_path = self.spec.store.to_string_lossy().to_string();
-        let sae = self
-            .trainer
-            .to_sae(metadata(&store.manifest().source, &store_path))?;
+        let sae = self.trainer.to_sae(metadata(&data.source, &data.path))?;
         sae.save(out, Some(&self.trainer.state.dead.log10_density()))?;
         let ckdir = out.join(CHECKPOINT_DIR);
         if ckdir.exists() {

@@ -3,18 +3,21 @@
 //! buffer and fed to every member of the stream, one after another (each step already uses every
 //! core). A member sees exactly the batches, in the same order, that it would see trained alone,
 //! so it ends bit-identical to a run of its own; a resumed member rejoins the stream at its own
-//! checkpoint's step. Streams of different stores take turns, one batch each.
+//! checkpoint's step. Streams take turns one batch at a time, the one furthest behind in its source
+//! first ([`BatchSource::progress`]): streams of different stores alternate, and the streams of one live
+//! forward pass (one per hook) keep in step, so it holds only the rows not yet taken.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use sae_store::{ShuffleOptions, ShuffledBatches, Split, Store};
+use sae_store::ShuffleOptions;
 
 use crate::config::Resolved;
 use crate::error::{Result, TrainError};
-use crate::member::{finished, Member, Samples};
+use crate::member::{finished, Member};
 use crate::run::{RunSpec, RunSummary};
+use crate::source::{BatchSource, DataInfo, Sources, StoreSources};
 use crate::trainer::StepMetrics;
 
 /// How [`train_many`] treats its members.
@@ -55,11 +58,11 @@ pub trait MultiObserver {
 /// One shared stream of batches.
 #[derive(Clone, Debug)]
 pub struct StreamSummary {
-    /// The store it reads.
+    /// The store it reads (for a live stream, the data its specs name).
     pub store: PathBuf,
     /// The members it fed (indices into the specs).
     pub members: Vec<usize>,
-    /// Batches drawn from the store's shuffle buffer in this invocation.
+    /// Batches drawn from its shuffle buffer in this invocation.
     pub batches_read: u64,
     /// Steps its members ran on them, all together.
     pub sae_steps: u64,
@@ -76,9 +79,11 @@ pub struct MultiSummary {
     pub seconds: f64,
 }
 
-struct Stream {
-    store: Store,
-    data: ShuffledBatches,
+struct Stream<'a> {
+    store: PathBuf,
+    info: DataInfo,
+    /// None once every member of the stream is done (a live source then stops holding rows for it).
+    data: Option<Box<dyn BatchSource + 'a>>,
     members: Vec<usize>,
     /// Batches drawn so far (the stream position, counting those skipped on resume).
     pos: u64,
@@ -100,44 +105,54 @@ fn in_member(multi: bool, out: &Path) -> impl FnOnce(TrainError) -> TrainError +
 }
 
 /// Which stream a spec draws: two specs with the same key see the same batches.
-fn stream_key(spec: &RunSpec, store: &Store) -> (PathBuf, u64, usize, usize) {
+fn stream_key(spec: &RunSpec, d: usize) -> (PathBuf, u64, usize, usize) {
     let dir = std::fs::canonicalize(&spec.store).unwrap_or_else(|_| spec.store.clone());
     let cfg = &spec.cfg;
-    (dir, cfg.seed, cfg.batch, cfg.shuffle_buffer_rows(store.d()))
+    (dir, cfg.seed, cfg.batch, cfg.shuffle_buffer_rows(d))
 }
 
 /// The members opened, what each starts from, and their streams.
-struct Opened {
+struct Opened<'a> {
     /// None for a skipped member.
     members: Vec<Option<Member>>,
     starts: Vec<MemberStart>,
-    streams: Vec<Stream>,
+    streams: Vec<Stream<'a>>,
 }
 
-/// A new stream of `spec`'s batches from `store`.
-fn new_stream(spec: &RunSpec, store: &Store, buffer_rows: usize) -> Stream {
+/// A new stream of `spec`'s batches.
+fn new_stream<'a>(
+    spec: &RunSpec,
+    info: &DataInfo,
+    buffer_rows: usize,
+    sources: &mut dyn Sources<'a>,
+) -> Result<Stream<'a>> {
     let cfg = &spec.cfg;
     let options = ShuffleOptions {
         batch: cfg.batch,
         buffer_rows,
         seed: cfg.seed,
     };
-    Stream {
-        store: store.clone(),
-        data: store.shuffled(Split::Train, options),
+    Ok(Stream {
+        store: spec.store.clone(),
+        info: info.clone(),
+        data: Some(sources.open(spec, options)?),
         members: Vec::new(),
         pos: u64::MAX,
-        batch: vec![0f32; cfg.batch * store.d()],
+        batch: vec![0f32; cfg.batch * info.d],
         scratch: Vec::new(),
         read: 0,
         steps: 0,
-    }
+    })
 }
 
 /// Opens every member (locks, checks, initialises or resumes) and groups them into streams.
-fn open_all(specs: &[RunSpec], opts: &MultiOptions) -> Result<Opened> {
+fn open_all<'a>(
+    specs: &[RunSpec],
+    sources: &mut dyn Sources<'a>,
+    opts: &MultiOptions,
+) -> Result<Opened<'a>> {
     let multi = specs.len() > 1;
-    let mut stores: HashMap<PathBuf, (Store, Samples)> = HashMap::new();
+    let mut infos: HashMap<PathBuf, DataInfo> = HashMap::new();
     let mut keys: Vec<(PathBuf, u64, usize, usize)> = Vec::new();
     let mut o = Opened {
         members: Vec::with_capacity(specs.len()),
@@ -150,17 +165,17 @@ fn open_all(specs: &[RunSpec], opts: &MultiOptions) -> Result<Opened> {
             return Err(TrainError::Invalid(msg));
         }
         let ctx = || in_member(multi, &spec.out);
-        if !stores.contains_key(&spec.store) {
-            let store = Store::open(&spec.store).map_err(|e| ctx()(e.into()))?;
-            stores.insert(spec.store.clone(), (store, Samples::default()));
+        if !infos.contains_key(&spec.store) {
+            let info = sources.info(spec).map_err(ctx())?;
+            infos.insert(spec.store.clone(), info);
         }
-        let (store, samples) = stores.get_mut(&spec.store).expect("just inserted");
-        let mut start = MemberStart {
+        let info = &infos[&spec.store];
+        let start = MemberStart {
             out: spec.out.clone(),
             store: spec.store.clone(),
             total: spec.cfg.steps,
             start: spec.cfg.steps,
-            res: spec.cfg.resolve(store.d()).map_err(ctx())?,
+            res: spec.cfg.resolve(info.d).map_err(ctx())?,
             skipped: true,
         };
         if opts.skip_finished && spec.resume && finished(&spec.out) {
@@ -168,25 +183,40 @@ fn open_all(specs: &[RunSpec], opts: &MultiOptions) -> Result<Opened> {
             o.starts.push(start);
             continue;
         }
-        let member = Member::open(spec, store, samples).map_err(ctx())?;
-        (start.start, start.skipped) = (member.position(), false);
-        let key = stream_key(spec, store);
-        let s = keys.iter().position(|k| *k == key).unwrap_or_else(|| {
-            o.streams.push(new_stream(spec, store, key.3));
-            keys.push(key);
-            o.streams.len() - 1
-        });
-        let st = &mut o.streams[s];
-        st.members.push(i);
-        st.pos = st.pos.min(member.position());
-        if st.members.len() == 2 {
-            st.scratch = st.batch.clone();
-        }
-        o.members.push(Some(member));
+        let key = stream_key(spec, info.d);
+        let s = match keys.iter().position(|k| *k == key) {
+            Some(s) => s,
+            None => {
+                let st = new_stream(spec, info, key.3, sources).map_err(ctx())?;
+                o.streams.push(st);
+                keys.push(key);
+                o.streams.len() - 1
+            }
+        };
+        o.streams[s].members.push(i);
+        o.members.push(None);
         o.starts.push(start);
     }
+    // Every stream is open before any member draws its initialisation sample, so a live source
+    // knows all its consumers before its first forward pass.
+    for st in &mut o.streams {
+        for &i in &st.members {
+            let spec = &specs[i];
+            let data = st.data.as_deref_mut().expect("a new stream has its source");
+            let member =
+                Member::open(spec, st.info.d, data).map_err(in_member(multi, &spec.out))?;
+            (o.starts[i].start, o.starts[i].skipped) = (member.position(), false);
+            st.pos = st.pos.min(member.position());
+            o.members[i] = Some(member);
+        }
+        if st.members.len() >= 2 {
+            st.scratch = st.batch.clone();
+        }
+    }
     for s in &mut o.streams {
-        s.data.skip_batches(s.pos)?;
+        if let Some(d) = s.data.as_deref_mut() {
+            d.skip_batches(s.pos)?;
+        }
     }
     Ok(o)
 }
@@ -201,14 +231,16 @@ struct Loop<'a> {
 }
 
 impl Loop<'_> {
-    /// Draws one batch of `s` and steps every member at its position; false when all are done.
-    fn advance(&mut self, s: &mut Stream) -> Result<bool> {
+    /// Draws one batch of `s` and steps every member at its position; false (and the source let go)
+    /// when all are done.
+    fn advance(&mut self, s: &mut Stream<'_>) -> Result<bool> {
         let members = &self.members;
         let live = |i: &usize| members[*i].as_ref().is_some_and(|m| !m.done());
-        if !s.members.iter().any(live) {
+        let Some(data) = s.data.as_deref_mut().filter(|_| s.members.iter().any(live)) else {
+            s.data = None;
             return Ok(false);
-        }
-        s.data.next_batch_into(&mut s.batch)?;
+        };
+        data.next_batch_into(&mut s.batch)?;
         s.read += 1;
         let at = |i: &usize| members[*i].as_ref().is_some_and(|m| m.position() == s.pos);
         let now: Vec<usize> = s.members.iter().copied().filter(live).filter(at).collect();
@@ -221,7 +253,7 @@ impl Loop<'_> {
                 s.scratch.copy_from_slice(&s.batch);
                 &mut s.scratch
             };
-            self.step_member(i, buf, &s.store)?;
+            self.step_member(i, buf, data, &s.info)?;
             s.steps += 1;
         }
         s.pos += 1;
@@ -229,12 +261,18 @@ impl Loop<'_> {
     }
 
     /// One step of member `i`; saves it when it is done.
-    fn step_member(&mut self, i: usize, buf: &mut [f32], store: &Store) -> Result<()> {
+    fn step_member(
+        &mut self,
+        i: usize,
+        buf: &mut [f32],
+        source: &mut dyn BatchSource,
+        info: &DataInfo,
+    ) -> Result<()> {
         let m = self.members[i].as_mut().expect("a live member");
         let out = m.spec.out.clone();
         let ctx = || in_member(self.multi, &out);
         let st = m
-            .step(buf, self.t0.elapsed().as_secs_f64())
+            .step(buf, self.t0.elapsed().as_secs_f64(), source)
             .map_err(ctx())?;
         self.obs.step(i, &st.metrics, st.rows_per_s);
         if st.checkpoint {
@@ -248,11 +286,21 @@ impl Loop<'_> {
         if m.done() {
             let m = self.members[i].take().expect("a live member");
             self.summaries[i] = Some(summary_of(&m, self.t0.elapsed().as_secs_f64()));
-            m.finish(store).map_err(ctx())?;
+            m.finish(info).map_err(ctx())?;
             self.obs.note(&format!("saved SAE to {}", out.display()));
         }
         Ok(())
     }
+}
+
+/// The stream to step next: the one with a source furthest behind (the first of equals).
+fn next_stream(streams: &[Stream<'_>]) -> Option<usize> {
+    streams
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.data.as_ref().map(|d| (d.progress(), i)))
+        .min()
+        .map(|(_, i)| i)
 }
 
 /// Trains (or resumes) every run of `specs` in one process, each stream of batches read once.
@@ -261,11 +309,21 @@ pub fn train_many(
     opts: &MultiOptions,
     obs: &mut dyn MultiObserver,
 ) -> Result<MultiSummary> {
+    train_from(specs, &mut StoreSources::default(), opts, obs)
+}
+
+/// [`train_many`] with the batches of every distinct stream from `sources` (e.g. a live stream).
+pub fn train_from<'a>(
+    specs: &[RunSpec],
+    sources: &mut dyn Sources<'a>,
+    opts: &MultiOptions,
+    obs: &mut dyn MultiObserver,
+) -> Result<MultiSummary> {
     let Opened {
         members,
         starts,
         mut streams,
-    } = open_all(specs, opts)?;
+    } = open_all(specs, sources, opts)?;
     let mut summaries: Vec<Option<RunSummary>> = vec![None; specs.len()];
     for (i, st) in starts.iter().enumerate().filter(|(_, st)| st.skipped) {
         summaries[i] = Some(RunSummary::skipped(st.res));
@@ -279,14 +337,8 @@ pub fn train_many(
         t0: Instant::now(),
         obs,
     };
-    loop {
-        let mut busy = false;
-        for s in &mut streams {
-            busy |= lp.advance(s)?;
-        }
-        if !busy {
-            break;
-        }
+    while let Some(i) = next_stream(&streams) {
+        lp.advance(&mut streams[i])?;
     }
     let seconds = lp.t0.elapsed().as_secs_f64();
     Ok(MultiSummary {
@@ -298,7 +350,7 @@ pub fn train_many(
         streams: streams
             .into_iter()
             .map(|s| StreamSummary {
-                store: s.store.dir().to_path_buf(),
+                store: s.store,
                 members: s.members,
                 batches_read: s.read,
                 sae_steps: s.steps,
