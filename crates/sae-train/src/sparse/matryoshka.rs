@@ -93,7 +93,7 @@ simd_dispatch! {
             let (idx, val) = inp.inner.row(r);
             xh.copy_from_slice(inp.b_dec);
             // Forward over the prefixes: e_s into u_s's row (scaled on the way back).
-            for s in 0..groups {
+            for (s, us) in u.iter_mut().enumerate().take(groups) {
                 let lo = if s == 0 { 0 } else { inp.pre.widths[s - 1] } as u32;
                 let hi = inp.pre.widths[s] as u32;
                 gi.clear();
@@ -109,7 +109,7 @@ simd_dispatch! {
                 sub_into(&mut e, &inp.x[r * d..(r + 1) * d], &xh);
                 sums.sse[s] += dot(&e, &e) as f64;
                 sums.e_sum[s].iter_mut().zip(&e).for_each(|(a, v)| *a += *v as f64);
-                u[s][i * d..(i + 1) * d].copy_from_slice(&e);
+                us[i * d..(i + 1) * d].copy_from_slice(&e);
             }
             // Backward: u_s = gscale w_s e_s + u_{s+1}.
             for s in (0..groups).rev() {
