@@ -7,8 +7,9 @@
 //! The last `manifest.eval_rows` rows form the held-out split.
 
 mod atomic;
+mod draw;
 mod error;
-pub mod import;
+mod import;
 mod lock;
 mod manifest;
 mod reader;
@@ -17,6 +18,7 @@ mod shuffle;
 mod writer;
 
 pub use atomic::atomic_write;
+pub use draw::{draw_ids, draw_rows};
 pub use error::StoreError;
 pub use import::{import, HeldOut, ImportError, ImportSpec};
 pub use lock::{process_start_ticks, Liveness, LockError, LockHolder, OutputLock, LOCK_FILE};

@@ -1,12 +1,13 @@
 //! Seeded shuffled batches: a mixing buffer fed by shards taken in a shuffled order, epoch after
 //! epoch, read and decoded ahead of the consumer by a background thread.
 
+use crate::draw::{draw_ids, draw_rows};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::thread::JoinHandle;
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
 use crate::{Split, Store, StoreError};
 
@@ -211,10 +212,7 @@ impl ShuffledBatches {
                     ids.extend((0..rows as u32).map(|r| (s, r)));
                 }
             }
-            for _ in 0..self.opts.batch {
-                let r = self.rng.random_range(0..ids.len());
-                ids.swap_remove(r);
-            }
+            draw_ids(&mut ids, self.opts.batch, &mut self.rng);
         }
         self.materialise(&ids, &consumed)
     }
@@ -248,16 +246,7 @@ impl ShuffledBatches {
         if self.buffered_rows() < self.opts.buffer_rows {
             self.fill()?;
         }
-        for o in out.chunks_exact_mut(d) {
-            let n = self.buffered_rows();
-            let r = self.rng.random_range(0..n);
-            o.copy_from_slice(&self.buffer[r * d..(r + 1) * d]);
-            let last = n - 1;
-            if r != last {
-                self.buffer.copy_within(last * d..(last + 1) * d, r * d);
-            }
-            self.buffer.truncate(last * d);
-        }
+        draw_rows(&mut self.buffer, d, &mut self.rng, out);
         Ok(())
     }
 

@@ -5,6 +5,7 @@
 //! the seed alone. [`Mixer::skip`] replays the draws on row ids, so a resumed stream needs the rows of only
 //! the pieces still buffered.
 
+use sae_store::{draw_ids, draw_rows};
 use std::rc::Rc;
 
 use rand::rngs::StdRng;
@@ -127,16 +128,7 @@ impl Mixer {
         if self.buffered() < self.buffer_rows {
             self.fill(pieces)?;
         }
-        for o in out.chunks_exact_mut(d) {
-            let n = self.buffered();
-            let r = self.rng.random_range(0..n);
-            o.copy_from_slice(&self.buffer[r * d..(r + 1) * d]);
-            let last = n - 1;
-            if r != last {
-                self.buffer.copy_within(last * d..(last + 1) * d, r * d);
-            }
-            self.buffer.truncate(last * d);
-        }
+        draw_rows(&mut self.buffer, d, &mut self.rng, out);
         Ok(())
     }
 
@@ -175,10 +167,7 @@ impl Mixer {
                 ids.extend((0..meta.rows as u32).map(|r| (self.next, r)));
                 self.took(meta);
             }
-            for _ in 0..self.batch {
-                let r = self.rng.random_range(0..ids.len());
-                ids.swap_remove(r);
-            }
+            draw_ids(&mut ids, self.batch, &mut self.rng);
         }
         let mut need: Vec<u64> = ids.iter().map(|x| x.0).collect();
         need.sort_unstable();
