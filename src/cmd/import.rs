@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long)]
     out: PathBuf,
     /// On-disk dtype: f32, f16 or bf16 [default: f16 / bf16 when every input is, else f32].
-    #[arg(long, value_parser = parse_dtype)]
+    #[arg(long, value_parser = super::parse_dtype)]
     dtype: Option<DType>,
     /// Fraction of rows (the last ones) held out for evaluation.
     #[arg(long, default_value_t = 0.05, conflicts_with = "eval_rows")]
@@ -48,17 +48,6 @@ pub struct Args {
     /// Continue an interrupted import of the same files in --out.
     #[arg(long)]
     resume: bool,
-}
-
-fn parse_dtype(s: &str) -> Result<DType, String> {
-    match s {
-        "f32" => Ok(DType::F32),
-        "f16" => Ok(DType::F16),
-        "bf16" => Ok(DType::BF16),
-        other => Err(format!(
-            "unknown dtype {other:?} (expected f32, f16 or bf16)"
-        )),
-    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {

@@ -20,3 +20,16 @@ pub mod run_summary;
 pub mod synth;
 pub mod toy;
 pub mod train;
+
+/// A store dtype flag (`--dtype f32|f16|bf16`).
+fn parse_dtype(s: &str) -> Result<sae_store::DType, String> {
+    use sae_store::DType;
+    match s {
+        "f32" => Ok(DType::F32),
+        "f16" => Ok(DType::F16),
+        "bf16" => Ok(DType::BF16),
+        other => Err(format!(
+            "unknown dtype {other:?} (expected f32, f16 or bf16)"
+        )),
+    }
+}

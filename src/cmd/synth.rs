@@ -38,7 +38,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0.05)]
     eval_frac: f64,
     /// On-disk dtype of the activations: f32, f16 or bf16.
-    #[arg(long, default_value = "f32", value_parser = parse_dtype)]
+    #[arg(long, default_value = "f32", value_parser = super::parse_dtype)]
     dtype: DType,
     /// Rows per shard file.
     #[arg(long, default_value_t = 65_536)]
@@ -49,17 +49,6 @@ pub struct Args {
     /// Print the manifest as JSON when done.
     #[arg(long)]
     json: bool,
-}
-
-fn parse_dtype(s: &str) -> Result<DType, String> {
-    match s {
-        "f32" => Ok(DType::F32),
-        "f16" => Ok(DType::F16),
-        "bf16" => Ok(DType::BF16),
-        other => Err(format!(
-            "unknown dtype {other:?} (expected f32, f16 or bf16)"
-        )),
-    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
