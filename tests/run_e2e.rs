@@ -5,10 +5,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use common::{hf_cache, ok, s, MINILM};
+use common::{kill_when, ok, read, run_cmd, s, MINILM};
 
 const HOOK: &str = "blocks.1.hook_resid_post";
 
@@ -44,39 +42,9 @@ max_rows = 6000
     path
 }
 
-fn run_cmd(cfg: &Path, out: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sae"));
-    c.args(["run", s(cfg), "--out", s(out)])
-        .env("SAE_HF_CACHE", hf_cache())
-        .env("HF_HUB_OFFLINE", "1");
-    c
-}
-
 fn stderr_of(cfg: &Path, out: &Path) -> String {
     let o = ok(run_cmd(cfg, out).output().unwrap());
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Starts a run and SIGKILLs it once `ready` holds (or it ends by itself).
-fn kill_when(cfg: &Path, out: &Path, ready: impl Fn() -> bool) {
-    let mut child = run_cmd(cfg, out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !ready() && start.elapsed() < Duration::from_secs(120) {
-        if child.try_wait().unwrap().is_some() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-}
-
-fn read(p: PathBuf) -> Vec<u8> {
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 #[test]
@@ -92,9 +60,9 @@ fn a_killed_run_resumes_to_the_same_outputs_and_reruns_skip_what_is_done() {
 
     // Killed during the harvest (its store has a shard), then during training (after a checkpoint).
     let store = b.join("acts").join(HOOK);
-    kill_when(&cfg, &b, || store.join("manifest.json").is_file());
+    kill_when(&cfg, &b, 120, || store.join("manifest.json").is_file());
     let ckpt = b.join("sae").join(HOOK).join("checkpoint");
-    kill_when(&cfg, &b, || ckpt.is_dir());
+    kill_when(&cfg, &b, 120, || ckpt.is_dir());
     stderr_of(&cfg, &b);
     let sae = |root: &Path| root.join("sae").join(HOOK);
     assert_eq!(

@@ -6,10 +6,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use common::{hf_cache, ok, s, MINILM};
+use common::{kill_when, ok, read, run_cmd, s, MINILM};
 
 const HOOKS: [&str; 2] = ["blocks.1.hook_resid_post", "blocks.2.hook_resid_post"];
 const HELD_OUT: u64 = 2000;
@@ -51,18 +49,6 @@ top = 3
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn run_cmd(cfg: &Path, out: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sae"));
-    c.args(["run", s(cfg), "--out", s(out)])
-        .env("SAE_HF_CACHE", hf_cache())
-        .env("HF_HUB_OFFLINE", "1");
-    c
-}
-
-fn read(p: PathBuf) -> Vec<u8> {
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 fn fvu(out: &Path, hook: &str) -> f64 {
@@ -137,11 +123,11 @@ fn quality_and_disk(a: &Path, stored: &Path) {
 fn killed_and_resumed(cfg: &Path, a: &Path, b: &Path) {
     let ckpt = |dir: &Path| dir.join("checkpoint").join("checkpoint.safetensors");
     let first = b.join("sae").join(HOOKS[0]);
-    kill_when(cfg, b, || ckpt(&first).is_file());
+    kill_when(cfg, b, 300, || ckpt(&first).is_file());
     let lines = |p: PathBuf| std::fs::read_to_string(p).map_or(0, |t| t.lines().count());
     let metrics = first.join("metrics.jsonl");
     let seen = lines(metrics.clone());
-    kill_when(cfg, b, || {
+    kill_when(cfg, b, 300, || {
         lines(metrics.clone()) > seen + 5 && ckpt(&first).is_file()
     });
     let err = String::from_utf8_lossy(&ok(run_cmd(cfg, b).output().unwrap()).stderr).into_owned();
@@ -200,24 +186,6 @@ fn refills(err: &str) -> u64 {
         .unwrap_or_else(|| panic!("{err}"));
     let rest = &line[line.find("pieces, ").unwrap() + "pieces, ".len()..];
     rest.split(' ').next().unwrap().parse().unwrap()
-}
-
-/// Starts a run and SIGKILLs it once `ready` holds (or it ends by itself).
-fn kill_when(cfg: &Path, out: &Path, ready: impl Fn() -> bool) {
-    let mut child = run_cmd(cfg, out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !ready() && start.elapsed() < Duration::from_secs(300) {
-        if child.try_wait().unwrap().is_some() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
 }
 
 #[test]

@@ -83,3 +83,38 @@ pub fn one_line_error(out: &Output) -> String {
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
+
+/// `sae run CFG --out OUT` offline against the packaged models' cache, not yet started.
+pub fn run_cmd(cfg: &Path, out: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sae"));
+    c.args(["run", s(cfg), "--out", s(out)])
+        .env("SAE_HF_CACHE", hf_cache())
+        .env("HF_HUB_OFFLINE", "1");
+    c
+}
+
+/// Starts `sae run CFG --out OUT` and SIGKILLs it once `ready` holds (or it ends by itself, or
+/// `limit_s` seconds pass).
+pub fn kill_when(cfg: &Path, out: &Path, limit_s: u64, ready: impl Fn() -> bool) {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = run_cmd(cfg, out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !ready() && start.elapsed() < Duration::from_secs(limit_s) {
+        if child.try_wait().unwrap().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+/// The bytes of a file, panicking with its path.
+pub fn read(p: PathBuf) -> Vec<u8> {
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
