@@ -257,9 +257,11 @@ impl Step for SparseTopKStep {
             gscale,
             copy_e: with_aux && !sparse_aux,
         };
-        let mut sums = passes::row_pass(&inp, g_rows, diff_rows, &mut ws.dz, &mut ws.adz);
+        let sums = passes::row_pass(&inp, g_rows, diff_rows, &mut ws.dz, &mut ws.adz);
         let recon = sums.sse / var_x;
         let mut prefix_loss = 0.0;
+        // Matryoshka: b_dec's gradient takes every prefix's error sum, weighted.
+        let mut e_grad: Option<Vec<f64>> = None;
         if let Some(pre) = &self.prefixes {
             matryoshka::inner_entries(&ws.act, pre, &mut ws.inner);
             ensure(&mut ws.idz, ws.inner.nnz());
@@ -279,15 +281,14 @@ impl Step for SparseTopKStep {
                 .map(|(e, w)| w * e)
                 .sum::<f64>()
                 / var_x;
-            // b_dec's gradient below takes every prefix's error sum, weighted.
-            sums.e_full = Some(sums.e_sum.clone());
+            let mut e = sums.e_sum.clone();
             for (es, w) in ps.e_sum.iter().zip(&pre.weights) {
-                sums.e_sum.iter_mut().zip(es).for_each(|(a, v)| *a += w * v);
+                e.iter_mut().zip(es).for_each(|(a, v)| *a += w * v);
             }
+            e_grad = Some(e);
         }
         // V_e: total variance of e over the batch.
-        let e_full = sums.e_full.as_deref().unwrap_or(&sums.e_sum);
-        let var_e = variance_from_sums(sums.sse, e_full, b).max(1e-30);
+        let var_e = variance_from_sums(sums.sse, &sums.e_sum, b).max(1e-30);
         let hscale = (-2.0 * auxk_coef / var_e) as f32;
         let inner_part = match &self.prefixes {
             Some(pre) => Part {
@@ -354,7 +355,7 @@ impl Step for SparseTopKStep {
             0.0
         };
         let aux = if with_aux { aux_sse / var_e } else { 0.0 };
-        b_dec_grad(p, &sums.e_sum, gscale, grads);
+        b_dec_grad(p, e_grad.as_deref().unwrap_or(&sums.e_sum), gscale, grads);
         let l0 = ws.act.nnz() as f64 / b as f64;
         Ok(StepOutput {
             loss: recon + prefix_loss + auxk_coef * aux,

@@ -30,8 +30,6 @@ pub struct RowSums {
     pub e_sum: Vec<f64>,
     /// sum_r ||diff_r||^2 (AuxK residual).
     pub aux_sse: f64,
-    /// Matryoshka: the full reconstruction's error sum, kept when `e_sum` takes the prefixes'.
-    pub e_full: Option<Vec<f64>>,
 }
 
 /// Inputs of the row pass.
