@@ -6,7 +6,9 @@
 use rayon::prelude::*;
 
 use super::gemm::{matmul_tile, View};
-use super::math::{exp, max8, simd, sum8};
+use sae_simd::simd_dispatch;
+
+use super::math::{exp_sum_inplace, lane_max};
 
 /// Head layout of a fused q|k|v row: `n_heads` query heads, then `n_kv_heads` key heads, then as many
 /// value heads, each `head_dim` wide. Query head h reads key/value head h / (n_heads / n_kv_heads).
@@ -34,27 +36,24 @@ unsafe impl Send for OutPtr {}
 
 #[inline(always)]
 fn softmax_row(keep: &mut [f32]) {
-    let max = max8(keep);
-    for v in keep.iter_mut() {
-        *v = exp(*v - max);
-    }
-    let inv = 1.0 / sum8(keep);
+    let max = lane_max(keep);
+    let inv = 1.0 / exp_sum_inplace(keep, max);
     for v in keep.iter_mut() {
         *v *= inv;
     }
 }
 
-/// softmax over each row of `s` [rows, width], zeros after the diagonal when `causal_from` is the index of
-/// the first row (row i then keeps its first causal_from + i + 1 entries).
-fn softmax_rows(s: &mut [f32], width: usize, causal_from: Option<usize>) {
-    simd(|| {
+simd_dispatch! {
+    /// softmax over each row of `s` [rows, width], zeros after the diagonal when `causal_from` is the
+    /// index of the first row (row i then keeps its first causal_from + i + 1 entries).
+    fn softmax_rows(s: &mut [f32], width: usize, causal_from: Option<usize>) {
         for (i, row) in s.chunks_mut(width).enumerate() {
             let valid = causal_from.map_or(width, |r0| (r0 + i + 1).min(width));
             let (keep, masked) = row.split_at_mut(valid);
             softmax_row(keep);
             masked.fill(0.0);
         }
-    })
+    }
 }
 
 /// Query rows per score tile of a causal sequence: a tile sees only the keys up to its last row.
@@ -63,14 +62,15 @@ const CAUSAL_BLOCK: usize = 64;
 /// softmax(q k^T * scale (+ causal mask)) v for every sequence and head.
 ///
 /// qkv: [n, heads.qkv_width()] fused rows; `starts`: sequence boundaries (n_seqs + 1 offsets into the rows,
-/// ascending, last = n). -> [n, n_heads * head_dim]
+/// ascending, last = n). out: [n, n_heads * head_dim], every element written (old contents do not matter).
 pub fn attention(
+    out: &mut [f32],
     qkv: &[f32],
     starts: &[usize],
     heads: Heads,
     causal: bool,
     scale: f32,
-) -> Vec<f32> {
+) {
     let Heads {
         n_heads,
         n_kv_heads,
@@ -81,7 +81,7 @@ pub fn attention(
     assert!(starts.last() == Some(&n) && n_heads % n_kv_heads == 0);
     let group = n_heads / n_kv_heads;
     let dw = n_heads * hd;
-    let mut out = vec![0.0f32; n * dw];
+    assert_eq!(out.len(), n * dw, "attention: output size");
     let ptr = OutPtr(out.as_mut_ptr());
     let tasks: Vec<(usize, usize, usize)> = starts
         .windows(2)
@@ -111,7 +111,6 @@ pub fn attention(
                 unsafe { matmul_tile(ptr.0.add((start + r0) * dw + h * hd), dw, p, v, 1.0) };
             }
         });
-    out
 }
 
 /// Rotates the query and key heads of fused q|k|v rows in place. `pos[r]` is row r's position;
@@ -206,7 +205,8 @@ mod tests {
             .map(|i| (((i * 37) % 101) as f32 - 50.0) / 40.0)
             .collect();
         for causal in [false, true] {
-            let got = attention(&qkv, &starts, heads, causal, 0.35);
+            let mut got = vec![f32::NAN; 201 * 32];
+            attention(&mut got, &qkv, &starts, heads, causal, 0.35);
             for s in starts.windows(2) {
                 for h in 0..4 {
                     let kvh = h / 2;

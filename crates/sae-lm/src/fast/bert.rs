@@ -5,7 +5,7 @@ use candle_nn::LayerNorm;
 
 use super::attention::{attention, Heads};
 use super::norm::layer_norm_inplace;
-use super::{embed, host, math, offer, FusedLinear, Packed, RowSink};
+use super::{embed, host, math, offer, FusedLinear, Packed, Pool, RowSink};
 use crate::error::{LmError, Result};
 use crate::hooks::{Hook, HookPoint};
 use crate::models::bert::{Bert, BertConfig};
@@ -48,6 +48,7 @@ pub struct FastBert {
     pos_type: Vec<f32>,
     ln_embed: Norm,
     blocks: Vec<Block>,
+    pool: Pool,
 }
 
 impl FastBert {
@@ -77,6 +78,7 @@ impl FastBert {
             pos_type: host(&pos_type)?,
             ln_embed: Norm::new(&m.ln_embed)?,
             blocks,
+            pool: Pool::default(),
         })
     }
 
@@ -93,7 +95,8 @@ impl FastBert {
             )));
         }
         let pos = p.positions();
-        let mut x = embed(&self.word, d, &p.ids, Some((&self.pos_type, &pos)))?;
+        let pool = &self.pool;
+        let mut x = embed(&self.word, d, &p.ids, Some((&self.pos_type, &pos)), pool)?;
         self.ln_embed.apply(&mut x, None);
         let heads = Heads {
             n_heads: c.n_heads,
@@ -105,18 +108,24 @@ impl FastBert {
         for (i, b) in self.blocks.iter().enumerate().take(stop + 1) {
             let hook = |pt| Hook::new(i, pt);
             offer(sink, hook(HookPoint::ResidPre), &mut x, d)?;
-            let y = attention(&b.qkv.forward(&x), &p.starts, heads, false, scale);
-            let mut mid = b.attn_out.forward(&y);
+            let mut y = pool.take(x.len());
+            attention(
+                &mut y,
+                &b.qkv.forward(&x, pool),
+                &p.starts,
+                heads,
+                false,
+                scale,
+            );
+            let mut mid = b.attn_out.forward(&y, pool);
+            drop(y);
             offer(sink, hook(HookPoint::AttnOut), &mut mid, d)?;
             b.ln_attn.apply(&mut mid, Some(&x));
-            let mut post = b.inter.forward(&mid);
-            if c.gelu_tanh {
-                math::map_inplace(&mut post, math::gelu_tanh);
-            } else {
-                math::map_inplace(&mut post, math::gelu_erf);
-            }
+            let mut post = b.inter.forward(&mid, pool);
+            math::gelu_inplace(&mut post, c.gelu_tanh);
             offer(sink, hook(HookPoint::MlpPost), &mut post, c.d_mlp)?;
-            let mut mlp = b.out.forward(&post);
+            let mut mlp = b.out.forward(&post, pool);
+            drop(post);
             offer(sink, hook(HookPoint::MlpOut), &mut mlp, d)?;
             b.ln_out.apply(&mut mlp, Some(&mid));
             x = mlp;

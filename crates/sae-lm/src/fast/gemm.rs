@@ -194,13 +194,29 @@ fn matmul_ref(
 
 /// y [n, out] = x [n, in] w [in, out] + bias, on the pool.
 pub fn linear(x: &[f32], w: &[f32], bias: Option<&[f32]>, d_in: usize, d_out: usize) -> Vec<f32> {
+    let mut y = vec![0.0; x.len() / d_in * d_out];
+    linear_into(&mut y, x, w, bias, d_in, d_out);
+    y
+}
+
+/// [`linear`] into `y` [n, out], whose old contents do not matter (every element is written).
+pub fn linear_into(
+    y: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    d_in: usize,
+    d_out: usize,
+) {
     let n = x.len() / d_in;
-    let mut y = match bias {
-        Some(b) => b.repeat(n),
-        None => vec![0.0; n * d_out],
-    };
+    assert_eq!(y.len(), n * d_out, "linear: output size");
+    if let Some(b) = bias {
+        for row in y.chunks_exact_mut(d_out) {
+            row.copy_from_slice(b);
+        }
+    }
     matmul(
-        &mut y,
+        y,
         d_out,
         View::dense(x, n, d_in),
         View::dense(w, d_in, d_out),
@@ -208,7 +224,6 @@ pub fn linear(x: &[f32], w: &[f32], bias: Option<&[f32]>, d_in: usize, d_out: us
         bias.is_some(),
         Par::Pool,
     );
-    y
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use candle_nn::LayerNorm;
 
 use super::attention::{attention, Heads};
 use super::norm::layer_norm;
-use super::{embed, host, math, offer, FusedLinear, Packed, RowSink, Unembed};
+use super::{embed, host, math, offer, Buf, FusedLinear, Packed, Pool, RowSink, Unembed};
 use crate::error::{LmError, Result};
 use crate::hooks::{Hook, HookPoint};
 use crate::models::gpt2::{Gpt2, Gpt2Config};
@@ -25,8 +25,10 @@ impl Norm {
         })
     }
 
-    fn apply(&self, x: &[f32]) -> Vec<f32> {
-        layer_norm(x, &self.w, self.b.as_deref(), self.eps)
+    fn apply<'p>(&self, x: &[f32], pool: &'p Pool) -> Buf<'p> {
+        let mut y = pool.take(x.len());
+        layer_norm(&mut y, x, &self.w, self.b.as_deref(), self.eps);
+        y
     }
 }
 
@@ -47,6 +49,7 @@ pub struct FastGpt2 {
     blocks: Vec<Block>,
     ln_f: Norm,
     head: Unembed,
+    pool: Pool,
 }
 
 impl FastGpt2 {
@@ -73,6 +76,7 @@ impl FastGpt2 {
             blocks,
             ln_f: Norm::new(&m.ln_f)?,
             head: Unembed::tied(m.config().d_model),
+            pool: Pool::default(),
         })
     }
 
@@ -86,11 +90,13 @@ impl FastGpt2 {
     /// every hook it wants on the way.
     pub fn logits(&self, p: &Packed, sink: &mut dyn RowSink) -> Result<Vec<f32>> {
         let x = self.blocks(p, sink, self.cfg.n_layers - 1)?;
-        Ok(self.head.logits(&self.ln_f.apply(&x), &self.wte))
+        Ok(self
+            .head
+            .logits(&self.ln_f.apply(&x, &self.pool), &self.wte))
     }
 
     /// Blocks 0..=stop over packed sequences -> the residual stream after block `stop`.
-    fn blocks(&self, p: &Packed, sink: &mut dyn RowSink, stop: usize) -> Result<Vec<f32>> {
+    fn blocks(&self, p: &Packed, sink: &mut dyn RowSink, stop: usize) -> Result<Buf<'_>> {
         let c = &self.cfg;
         let d = c.d_model;
         if p.max_len() > c.n_ctx {
@@ -101,7 +107,8 @@ impl FastGpt2 {
             )));
         }
         let pos = p.positions();
-        let mut x = embed(&self.wte, d, &p.ids, Some((&self.wpe, &pos)))?;
+        let pool = &self.pool;
+        let mut x = embed(&self.wte, d, &p.ids, Some((&self.wpe, &pos)), pool)?;
         let heads = Heads {
             n_heads: c.n_heads,
             n_kv_heads: c.n_heads,
@@ -111,16 +118,19 @@ impl FastGpt2 {
         for (i, b) in self.blocks.iter().enumerate().take(stop + 1) {
             let hook = |pt| Hook::new(i, pt);
             offer(sink, hook(HookPoint::ResidPre), &mut x, d)?;
-            let qkv = b.c_attn.forward(&b.ln1.apply(&x));
-            let mut attn = b
-                .c_proj
-                .forward(&attention(&qkv, &p.starts, heads, true, scale));
+            let qkv = b.c_attn.forward(&b.ln1.apply(&x, pool), pool);
+            let mut y = pool.take(x.len());
+            attention(&mut y, &qkv, &p.starts, heads, true, scale);
+            drop(qkv);
+            let mut attn = b.c_proj.forward(&y, pool);
+            drop(y);
             offer(sink, hook(HookPoint::AttnOut), &mut attn, d)?;
             math::add_inplace(&mut x, &attn);
-            let mut post = b.c_fc.forward(&b.ln2.apply(&x));
-            math::map_inplace(&mut post, math::gelu_tanh);
+            let mut post = b.c_fc.forward(&b.ln2.apply(&x, pool), pool);
+            math::gelu_inplace(&mut post, true);
             offer(sink, hook(HookPoint::MlpPost), &mut post, c.d_mlp)?;
-            let mut mlp = b.mlp_proj.forward(&post);
+            let mut mlp = b.mlp_proj.forward(&post, pool);
+            drop(post);
             offer(sink, hook(HookPoint::MlpOut), &mut mlp, d)?;
             math::add_inplace(&mut x, &mlp);
             offer(sink, hook(HookPoint::ResidPost), &mut x, d)?;

@@ -5,7 +5,7 @@ use candle_nn::RmsNorm;
 
 use super::attention::{attention, rope_inplace, Heads};
 use super::norm::rms_norm;
-use super::{embed, host, math, offer, FusedLinear, Packed, RowSink, Unembed};
+use super::{embed, host, math, offer, Buf, FusedLinear, Packed, Pool, RowSink, Unembed};
 use crate::error::Result;
 use crate::hooks::{Hook, HookPoint};
 use crate::models::llama::{Llama, LlamaConfig};
@@ -41,6 +41,7 @@ pub struct FastLlama {
     blocks: Vec<Block>,
     norm: Norm,
     head: Unembed,
+    pool: Pool,
 }
 
 impl FastLlama {
@@ -72,6 +73,7 @@ impl FastLlama {
             } else {
                 Unembed::own(&m.unembed)?
             },
+            pool: Pool::default(),
         })
     }
 
@@ -99,17 +101,19 @@ impl FastLlama {
     /// every hook it wants on the way.
     pub fn logits(&self, p: &Packed, sink: &mut dyn RowSink) -> Result<Vec<f32>> {
         let x = self.blocks(p, sink, self.cfg.n_layers - 1)?;
-        let normed = rms_norm(&x, &self.norm.w, self.norm.eps);
+        let mut normed = self.pool.take(x.len());
+        rms_norm(&mut normed, &x, &self.norm.w, self.norm.eps);
         Ok(self.head.logits(&normed, &self.embed))
     }
 
     /// Blocks 0..=stop over packed sequences -> the residual stream after block `stop`.
-    fn blocks(&self, p: &Packed, sink: &mut dyn RowSink, stop: usize) -> Result<Vec<f32>> {
+    fn blocks(&self, p: &Packed, sink: &mut dyn RowSink, stop: usize) -> Result<Buf<'_>> {
         let c = &self.cfg;
         let d = c.d_model;
         let pos = p.positions();
         let (cos, sin) = self.rotary(p.max_len());
-        let mut x = embed(&self.embed, d, &p.ids, None)?;
+        let pool = &self.pool;
+        let mut x = embed(&self.embed, d, &p.ids, None, pool)?;
         let heads = Heads {
             n_heads: c.n_heads,
             n_kv_heads: c.n_kv_heads,
@@ -119,15 +123,26 @@ impl FastLlama {
         for (i, b) in self.blocks.iter().enumerate().take(stop + 1) {
             let hook = |pt| Hook::new(i, pt);
             offer(sink, hook(HookPoint::ResidPre), &mut x, d)?;
-            let mut qkv = b.qkv.forward(&rms_norm(&x, &b.ln1.w, b.ln1.eps));
+            let mut normed = pool.take(x.len());
+            rms_norm(&mut normed, &x, &b.ln1.w, b.ln1.eps);
+            let mut qkv = b.qkv.forward(&normed, pool);
             rope_inplace(&mut qkv, &pos, heads, &cos, &sin, c.rope_interleaved);
-            let mut attn = b.o.forward(&attention(&qkv, &p.starts, heads, true, scale));
+            let mut y = pool.take(p.tokens() * heads.n_heads * heads.head_dim);
+            attention(&mut y, &qkv, &p.starts, heads, true, scale);
+            drop(qkv);
+            let mut attn = b.o.forward(&y, pool);
+            drop(y);
             offer(sink, hook(HookPoint::AttnOut), &mut attn, d)?;
             math::add_inplace(&mut x, &attn);
-            let gu = b.gate_up.forward(&rms_norm(&x, &b.ln2.w, b.ln2.eps));
-            let mut post = math::silu_gate(&gu, c.d_mlp);
+            rms_norm(&mut normed, &x, &b.ln2.w, b.ln2.eps);
+            let gu = b.gate_up.forward(&normed, pool);
+            drop(normed);
+            let mut post = pool.take(p.tokens() * c.d_mlp);
+            math::silu_gate(&mut post, &gu, c.d_mlp);
+            drop(gu);
             offer(sink, hook(HookPoint::MlpPost), &mut post, c.d_mlp)?;
-            let mut mlp = b.down.forward(&post);
+            let mut mlp = b.down.forward(&post, pool);
+            drop(post);
             offer(sink, hook(HookPoint::MlpOut), &mut mlp, d)?;
             math::add_inplace(&mut x, &mlp);
             offer(sink, hook(HookPoint::ResidPost), &mut x, d)?;

@@ -2,24 +2,10 @@
 //! (exact-erf GELU, tanh GELU, SiLU) as passes over whole buffers; tests check them against f64 std.
 
 use rayon::prelude::*;
+use sae_simd::simd_dispatch;
 
-/// Runs `f` in code compiled for AVX2 + FMA when the CPU has them (the elementwise loops below then run 8
-/// lanes wide; the crate itself is built for baseline x86-64), else as is.
-#[inline(always)]
-pub fn simd<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn wide<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has the features `wide` is compiled for.
-            return unsafe { wide(f) };
-        }
-    }
-    f()
-}
+/// Accumulator lanes of the sums and maxima below (one AVX-512 register; two AVX2 ones).
+const LANES: usize = 16;
 
 /// Elements per parallel task of an elementwise pass.
 const CHUNK: usize = 1 << 14;
@@ -90,11 +76,11 @@ pub fn silu(x: f32) -> f32 {
     x / (1.0 + exp(-x))
 }
 
-/// Sum in 8 lanes (vectorises; order differs from a serial sum by rounding only).
+/// Sum in [`LANES`] lanes (vectorises; order differs from a serial sum by rounding only).
 #[inline(always)]
-pub fn sum8(xs: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let chunks = xs.chunks_exact(8);
+pub fn lane_sum(xs: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let chunks = xs.chunks_exact(LANES);
     let tail: f32 = chunks.remainder().iter().sum();
     for c in chunks {
         for (a, v) in acc.iter_mut().zip(c) {
@@ -104,11 +90,11 @@ pub fn sum8(xs: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Sum of f(x) in 8 lanes.
+/// Sum of f(x) in [`LANES`] lanes.
 #[inline(always)]
-pub fn sum8_map(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let chunks = xs.chunks_exact(8);
+pub fn lane_sum_map(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let chunks = xs.chunks_exact(LANES);
     let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
     for c in chunks {
         for (a, &v) in acc.iter_mut().zip(c) {
@@ -118,11 +104,31 @@ pub fn sum8_map(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Largest element in 8 lanes (NEG_INFINITY when empty; NaN-blind).
+/// xs = e^(xs - shift) in place; -> their sum, in [`LANES`] lanes (one pass for softmax's numerators and
+/// denominator).
 #[inline(always)]
-pub fn max8(xs: &[f32]) -> f32 {
-    let mut acc = [f32::NEG_INFINITY; 8];
-    let chunks = xs.chunks_exact(8);
+pub fn exp_sum_inplace(xs: &mut [f32], shift: f32) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let mut chunks = xs.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *v = exp(*v - shift);
+            *a += *v;
+        }
+    }
+    let mut tail = 0.0;
+    for v in chunks.into_remainder() {
+        *v = exp(*v - shift);
+        tail += *v;
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Largest element in [`LANES`] lanes (NEG_INFINITY when empty; NaN-blind).
+#[inline(always)]
+pub fn lane_max(xs: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = xs.chunks_exact(LANES);
     let mut m = f32::NEG_INFINITY;
     for &v in chunks.remainder() {
         m = if v > m { v } else { m };
@@ -135,35 +141,49 @@ pub fn max8(xs: &[f32]) -> f32 {
     acc.iter().fold(m, |m, &v| if v > m { v } else { m })
 }
 
-/// Applies `f` to every element, in parallel.
-pub fn map_inplace(xs: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
-    xs.par_chunks_mut(CHUNK).for_each(|c| {
-        simd(|| {
-            for v in c {
-                *v = f(*v);
-            }
-        })
-    });
+simd_dispatch! {
+    fn gelu_erf_chunk(c: &mut [f32]) {
+        for v in c {
+            *v = gelu_erf(*v);
+        }
+    }
 }
 
-/// The gated MLP activation: row i of `gu` [n, 2 m] holds gate | up; -> silu(gate) * up [n, m].
-pub fn silu_gate(gu: &[f32], m: usize) -> Vec<f32> {
-    let n = gu.len() / (2 * m);
-    let mut out = vec![0.0; n * m];
+simd_dispatch! {
+    fn gelu_tanh_chunk(c: &mut [f32]) {
+        for v in c {
+            *v = gelu_tanh(*v);
+        }
+    }
+}
+
+/// GELU of every element, in parallel: the tanh approximation (GPT-2's `gelu_new`) or the exact one.
+pub fn gelu_inplace(xs: &mut [f32], tanh: bool) {
+    if tanh {
+        xs.par_chunks_mut(CHUNK).for_each(gelu_tanh_chunk);
+    } else {
+        xs.par_chunks_mut(CHUNK).for_each(gelu_erf_chunk);
+    }
+}
+
+simd_dispatch! {
+    fn silu_gate_rows(o: &mut [f32], g: &[f32], m: usize) {
+        for (orow, grow) in o.chunks_mut(m).zip(g.chunks(2 * m)) {
+            let (gate, up) = grow.split_at(m);
+            for ((o, &g), &u) in orow.iter_mut().zip(gate).zip(up) {
+                *o = silu(g) * u;
+            }
+        }
+    }
+}
+
+/// The gated MLP activation: row i of `gu` [n, 2 m] holds gate | up; out [n, m] = silu(gate) * up.
+pub fn silu_gate(out: &mut [f32], gu: &[f32], m: usize) {
+    assert_eq!(out.len() * 2, gu.len(), "silu_gate: output size");
     let rows = (CHUNK / m).max(1);
     out.par_chunks_mut(rows * m)
         .zip(gu.par_chunks(rows * 2 * m))
-        .for_each(|(o, g)| {
-            simd(|| {
-                for (orow, grow) in o.chunks_mut(m).zip(g.chunks(2 * m)) {
-                    let (gate, up) = grow.split_at(m);
-                    for ((o, &g), &u) in orow.iter_mut().zip(gate).zip(up) {
-                        *o = silu(g) * u;
-                    }
-                }
-            })
-        });
-    out
+        .for_each(|(o, g)| silu_gate_rows(o, g, m));
 }
 
 /// dst += src, in parallel.
@@ -218,13 +238,19 @@ mod tests {
         }
         assert_eq!(erf(0.0), 0.0);
         let xs: Vec<f32> = (0..37).map(|i| (i as f32 - 20.0) * 0.5).collect();
-        assert_eq!(sum8(&xs), xs.iter().sum::<f32>());
+        assert_eq!(lane_sum(&xs), xs.iter().sum::<f32>());
         assert_eq!(
-            sum8_map(&xs, |v| v * v),
+            lane_sum_map(&xs, |v| v * v),
             xs.iter().map(|v| v * v).sum::<f32>()
         );
-        assert_eq!(max8(&xs), 8.0);
-        assert_eq!(max8(&[]), f32::NEG_INFINITY);
+        assert_eq!(lane_max(&xs), 8.0);
+        // e^(x - 1) over 0, 1, ..., 36 (both the lanes and the tail), against f64.
+        let mut ys: Vec<f32> = (0..37).map(|i| i as f32 * 0.1).collect();
+        let total = exp_sum_inplace(&mut ys, 1.0);
+        let want: f64 = (0..37).map(|i| (i as f64 * 0.1 - 1.0).exp()).sum();
+        assert!((total as f64 - want).abs() < 1e-5 * want);
+        assert!((ys[36] as f64 - 2.6f64.exp()).abs() < 1e-5);
+        assert_eq!(lane_max(&[]), f32::NEG_INFINITY);
         assert!(exp(-1e30) < 1e-37 && exp(1e30).is_finite());
         // GELU by hand: gelu(1) = 0.5 (1 + erf(1/sqrt 2)) = 0.841344746.
         assert!((gelu_erf(1.0) - 0.841_344_7).abs() < 1e-6);

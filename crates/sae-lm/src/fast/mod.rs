@@ -9,12 +9,14 @@ pub mod gpt2;
 pub mod llama;
 pub mod math;
 pub mod norm;
+mod pool;
 
 use candle_core::Tensor;
 use candle_nn::Linear;
 
 use crate::error::{LmError, Result};
 use crate::hooks::Hook;
+pub(crate) use pool::{Buf, Pool};
 
 /// Sequences laid end to end: the tokens of sequence i are `ids[starts[i]..starts[i + 1]]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -129,29 +131,32 @@ impl FusedLinear {
         })
     }
 
-    /// x [n, d_in] -> [n, d_out]
-    pub fn forward(&self, x: &[f32]) -> Vec<f32> {
-        gemm::linear(x, &self.w, self.b.as_deref(), self.d_in, self.d_out)
+    /// x [n, d_in] -> [n, d_out], in a buffer of `pool`.
+    pub fn forward<'p>(&self, x: &[f32], pool: &'p Pool) -> Buf<'p> {
+        let mut y = pool.take(x.len() / self.d_in * self.d_out);
+        gemm::linear_into(&mut y, x, &self.w, self.b.as_deref(), self.d_in, self.d_out);
+        y
     }
 }
 
 /// Rows `ids` of an embedding table [vocab, d], plus `add` rows by position when given. -> [ids, d]
-pub(crate) fn embed(
+pub(crate) fn embed<'p>(
     table: &[f32],
     d: usize,
     ids: &[u32],
     add: Option<(&[f32], &[u32])>,
-) -> Result<Vec<f32>> {
+    pool: &'p Pool,
+) -> Result<Buf<'p>> {
     let vocab = table.len() / d;
-    let mut x = Vec::with_capacity(ids.len() * d);
-    for &id in ids {
+    let mut x = pool.take(ids.len() * d);
+    for (row, &id) in x.chunks_exact_mut(d).zip(ids) {
         let id = id as usize;
         if id >= vocab {
             return Err(LmError::Invalid(format!(
                 "token id {id} is outside the vocabulary of {vocab}"
             )));
         }
-        x.extend_from_slice(&table[id * d..(id + 1) * d]);
+        row.copy_from_slice(&table[id * d..(id + 1) * d]);
     }
     if let Some((rows, pos)) = add {
         for (xr, &p) in x.chunks_mut(d).zip(pos) {

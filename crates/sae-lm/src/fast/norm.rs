@@ -3,7 +3,9 @@
 
 use rayon::prelude::*;
 
-use super::math::{simd, sum8, sum8_map};
+use sae_simd::simd_dispatch;
+
+use super::math::{lane_sum, lane_sum_map};
 
 /// Rows per parallel task.
 fn rows_per_task(d: usize) -> usize {
@@ -13,8 +15,8 @@ fn rows_per_task(d: usize) -> usize {
 #[inline(always)]
 fn layer_norm_row(row: &mut [f32], w: &[f32], b: Option<&[f32]>, eps: f32) {
     let d = row.len() as f32;
-    let mean = sum8(row) / d;
-    let var = sum8_map(row, |v| (v - mean) * (v - mean)) / d;
+    let mean = lane_sum(row) / d;
+    let var = lane_sum_map(row, |v| (v - mean) * (v - mean)) / d;
     let inv = 1.0 / (var + eps).sqrt();
     match b {
         Some(b) => {
@@ -25,6 +27,39 @@ fn layer_norm_row(row: &mut [f32], w: &[f32], b: Option<&[f32]>, eps: f32) {
         None => {
             for (v, w) in row.iter_mut().zip(w) {
                 *v = (*v - mean) * inv * w;
+            }
+        }
+    }
+}
+
+simd_dispatch! {
+    fn ln_add_rows(xc: &mut [f32], ac: &[f32], w: &[f32], b: Option<&[f32]>, eps: f32) {
+        let d = w.len();
+        for (row, a) in xc.chunks_mut(d).zip(ac.chunks(d)) {
+            for (v, a) in row.iter_mut().zip(a) {
+                *v += a;
+            }
+            layer_norm_row(row, w, b, eps);
+        }
+    }
+}
+
+simd_dispatch! {
+    fn ln_rows(xc: &mut [f32], w: &[f32], b: Option<&[f32]>, eps: f32) {
+        for row in xc.chunks_mut(w.len()) {
+            layer_norm_row(row, w, b, eps);
+        }
+    }
+}
+
+simd_dispatch! {
+    fn rms_rows(yc: &mut [f32], xc: &[f32], w: &[f32], eps: f32) {
+        let d = w.len();
+        for (yr, xr) in yc.chunks_mut(d).zip(xc.chunks(d)) {
+            let ms = lane_sum_map(xr, |v| v * v) / d as f32;
+            let inv = 1.0 / (ms + eps).sqrt();
+            for ((y, x), w) in yr.iter_mut().zip(xr).zip(w) {
+                *y = x * inv * w;
             }
         }
     }
@@ -44,52 +79,25 @@ pub fn layer_norm_inplace(
         Some(add) => x
             .par_chunks_mut(step)
             .zip(add.par_chunks(step))
-            .for_each(|(xc, ac)| {
-                simd(|| {
-                    for (row, a) in xc.chunks_mut(d).zip(ac.chunks(d)) {
-                        for (v, a) in row.iter_mut().zip(a) {
-                            *v += a;
-                        }
-                        layer_norm_row(row, w, b, eps);
-                    }
-                })
-            }),
-        None => x.par_chunks_mut(step).for_each(|xc| {
-            simd(|| {
-                for row in xc.chunks_mut(d) {
-                    layer_norm_row(row, w, b, eps);
-                }
-            })
-        }),
+            .for_each(|(xc, ac)| ln_add_rows(xc, ac, w, b, eps)),
+        None => x.par_chunks_mut(step).for_each(|xc| ln_rows(xc, w, b, eps)),
     }
 }
 
-/// LayerNorm(x) into a new buffer.
-pub fn layer_norm(x: &[f32], w: &[f32], b: Option<&[f32]>, eps: f32) -> Vec<f32> {
-    let mut y = x.to_vec();
-    layer_norm_inplace(&mut y, None, w, b, eps);
-    y
+/// y = LayerNorm(x) (y's old contents do not matter).
+pub fn layer_norm(y: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>, eps: f32) {
+    y.copy_from_slice(x);
+    layer_norm_inplace(y, None, w, b, eps);
 }
 
-/// x / sqrt(mean(x^2) + eps) * w row by row, into a new buffer.
-pub fn rms_norm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+/// y = x / sqrt(mean(x^2) + eps) * w row by row (y's old contents do not matter).
+pub fn rms_norm(y: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
     let d = w.len();
-    let mut y = vec![0.0; x.len()];
+    assert_eq!(y.len(), x.len(), "rms_norm: output size");
     let step = rows_per_task(d) * d;
     y.par_chunks_mut(step)
         .zip(x.par_chunks(step))
-        .for_each(|(yc, xc)| {
-            simd(|| {
-                for (yr, xr) in yc.chunks_mut(d).zip(xc.chunks(d)) {
-                    let ms = sum8_map(xr, |v| v * v) / d as f32;
-                    let inv = 1.0 / (ms + eps).sqrt();
-                    for ((y, x), w) in yr.iter_mut().zip(xr).zip(w) {
-                        *y = x * inv * w;
-                    }
-                }
-            })
-        });
-    y
+        .for_each(|(yc, xc)| rms_rows(yc, xc, w, eps));
 }
 
 #[cfg(test)]
@@ -101,7 +109,8 @@ mod tests {
         // Row [1, 2, 3, 6]: mean 3, var (4 + 1 + 0 + 9) / 4 = 3.5.
         let w = [1.0, 2.0, 1.0, 1.0];
         let b = [0.0, 0.0, 1.0, 0.0];
-        let y = layer_norm(&[1.0, 2.0, 3.0, 6.0], &w, Some(&b), 0.0);
+        let mut y = [0.0; 4];
+        layer_norm(&mut y, &[1.0, 2.0, 3.0, 6.0], &w, Some(&b), 0.0);
         let s = 3.5f32.sqrt();
         let want = [-2.0 / s, -2.0 / s, 1.0, 3.0 / s];
         for (a, b) in y.iter().zip(want) {
@@ -112,7 +121,8 @@ mod tests {
         layer_norm_inplace(&mut x, Some(&[1.0; 4]), &w, Some(&b), 0.0);
         assert_eq!(x, y);
         // RMS of [3, 4] is sqrt(12.5).
-        let r = rms_norm(&[3.0, 4.0], &[1.0, 2.0], 0.0);
+        let mut r = [0.0; 2];
+        rms_norm(&mut r, &[3.0, 4.0], &[1.0, 2.0], 0.0);
         let m = 12.5f32.sqrt();
         assert!((r[0] - 3.0 / m).abs() < 1e-6 && (r[1] - 8.0 / m).abs() < 1e-6);
     }
