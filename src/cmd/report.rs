@@ -46,7 +46,7 @@ pub struct Args {
     /// A tokenizer.json to read token text from instead of the model's.
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
-    /// Output folder: report.json and index.html.
+    /// Output folder: report.json, index.html and its chunk folder units-<hash>/.
     #[arg(long)]
     pub out: PathBuf,
     /// Top-activating contexts kept per unit [default: 10].

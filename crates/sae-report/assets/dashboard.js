@@ -1,11 +1,13 @@
-// SAE report dashboard: builds the page from the inlined report.json. Corpus text only ever
+// SAE report dashboard: builds the page from the inlined index of the report (each group's units as
+// one array per summary field) and shows a unit's card from its chunk file (units-<hash>/<kind>-<n>.js,
+// added as a <script> element when first needed, so it works from file://). Corpus text only ever
 // reaches the page through text nodes (createTextNode / textContent), never as HTML.
 "use strict";
 (function () {
   const R = JSON.parse(document.getElementById("report-data").textContent);
   const SVGNS = "http://www.w3.org/2000/svg";
   const COLORS = { latents: "#d9480f", neurons: "#1971c2", basis: "#2f9e44", untrained: "#868e96", random: "#9c36b5" };
-  const vocab = R.vocab || {};
+  const vocab = {}; // token id -> text, filled from each chunk loaded
   const tok = (id) => (Object.prototype.hasOwnProperty.call(vocab, id) ? vocab[id] : "<id " + id + ">");
   const show = (s) => String(s).replace(/\n/g, "\u23ce").replace(/\t/g, "\u21e5");
 
@@ -33,6 +35,49 @@
   // Scored: active on at least min_active rows of each half (fit half, held-out half).
   const scored = (u) => u.active > 0 && u.active_fit >= Math.max(1, R.settings.min_active) && u.active_heldout >= Math.max(1, R.settings.min_active);
   const ci = (c) => (c ? "[" + fmt(c.lo) + ", " + fmt(c.hi) + "]" : "");
+
+  // ---------- units: the inlined index, and the chunks with their full data ----------
+  // Index units carry what the table, the search and the plots use (density = active / rows, as the
+  // analyzer computes it); g.full[id] is the unit as in report.json once its chunk has loaded.
+  for (const g of R.groups) {
+    const x = g.index;
+    g.units = x.active.map((a, i) => ({
+      id: i, active: a, density: g.rows > 0 ? a / g.rows : 0, log10_density: a > 0 && g.rows > 0 ? Math.log10(a / g.rows) : null,
+      max: x.max[i], kurtosis: x.kurtosis[i], active_fit: x.active_fit[i], active_heldout: x.active_heldout[i],
+      explanation: x.f1[i] === null ? null : { f1: x.f1[i] }, explanation_text: x.explanation_text[i],
+    }));
+    g.full = {};
+    g.logits = {};
+  }
+  const chunkState = {}; // file -> "loading" | "loaded" | "failed"
+  const chunkWaiting = {}; // file -> callbacks waiting for it
+  window[R.chunks.callback] = (c) => {
+    const g = R.groups.find((x) => x.kind === c.group);
+    if (!g) return;
+    Object.assign(vocab, c.vocab);
+    c.units.forEach((u, i) => {
+      g.full[c.start + i] = u;
+      if (c.logits && c.logits[i]) g.logits[c.start + i] = c.logits[i];
+    });
+  };
+  const chunkFile = (kind, id) => R.chunks.dir + "/" + kind + "-" + Math.floor(id / R.chunks.units) + ".js";
+  function loadChunk(kind, id, done) {
+    const file = chunkFile(kind, id);
+    if (chunkState[file] === "loaded" || chunkState[file] === "failed") { done(); return; }
+    (chunkWaiting[file] = chunkWaiting[file] || []).push(done);
+    if (chunkState[file] === "loading") return;
+    chunkState[file] = "loading";
+    const s = document.createElement("script");
+    const finish = (ok) => {
+      chunkState[file] = ok ? "loaded" : "failed";
+      s.remove();
+      for (const f of chunkWaiting[file].splice(0)) f();
+    };
+    s.addEventListener("load", () => finish(true));
+    s.addEventListener("error", () => finish(false));
+    s.src = file;
+    document.head.appendChild(s);
+  }
 
   // ---------- header ----------
   const sae = R.sae;
@@ -264,12 +309,40 @@
     });
     return s;
   }
-  function renderPanel(kind, id) {
+  // Shows the card of a unit, loading its chunk first when needed; `done` runs once the card (or why
+  // it cannot be shown) is on the page.
+  function renderPanel(kind, id, done) {
     const g = groupOf(kind);
     const sec = document.getElementById("panel");
-    if (!g || !g.units[id]) { sec.replaceChildren(el("h2", {}, ["Unit"]), el("p", { class: "muted" }, ["No such unit."])); return; }
-    const u = g.units[id];
+    const finished = done || (() => {});
+    if (!g || !g.units[id]) { sec.replaceChildren(el("h2", {}, ["Unit"]), el("p", { class: "muted" }, ["No such unit."])); finished(); return; }
     state.selected = kind + "/" + id;
+    if (!g.full[id]) {
+      const file = chunkFile(kind, id);
+      const title = el("h2", { id: "unit-title" }, [g.label + " #" + id]);
+      sec.replaceChildren(title, el("p", { class: "muted" }, ["loading " + file + "\u2026"]));
+      selectGroup(kind);
+      loadChunk(kind, id, () => {
+        if (state.selected !== kind + "/" + id) { finished(); return; }
+        if (g.full[id]) { renderPanel(kind, id, finished); return; }
+        sec.replaceChildren(title, el("p", { class: "muted", id: "unit-missing" }, ["Cannot load " + file + ": the dashboard's side files must sit next to index.html."]));
+        finished();
+      });
+      return;
+    }
+    showUnit(g, g.full[id], sec);
+    selectGroup(kind);
+    finished();
+  }
+  function selectGroup(kind) {
+    if (state.group !== kind) {
+      state.group = kind;
+      document.getElementById("group-select").value = kind;
+    }
+    renderTable();
+  }
+  function showUnit(g, u, sec) {
+    const id = u.id;
     const e = u.explanation;
     const parts = [el("h2", { id: "unit-title" }, [g.label + " #" + u.id])];
     parts.push(el("p", { id: "unit-explanation" }, e
@@ -284,7 +357,7 @@
     parts.push(el("table", { class: "stats" }, stats.map((r) => el("tr", {}, [el("td", {}, [r[0]]), el("td", {}, [r[1]])]))));
     parts.push(el("h3", {}, ["Activation histogram (active values, log bins)"]));
     parts.push(barChart("activation histogram", u.histogram, "activation", COLORS[g.kind]));
-    const lg = g.logits && g.logits[id];
+    const lg = g.logits[id];
     if (lg) {
       parts.push(el("h3", {}, ["Logit lens: promoted / suppressed tokens"]));
       parts.push(el("div", { class: "plots" }, [logitChart("promoted", lg.promoted, "#2f9e44"), logitChart("suppressed", lg.suppressed, "#c92a2a")]));
@@ -297,26 +370,28 @@
       parts.push(el("div", { class: "quantile" }, q.contexts.map((c) => contextRow(c, peak))));
     }
     sec.replaceChildren(...parts);
-    if (state.group !== kind) {
-      state.group = kind;
-      document.getElementById("group-select").value = kind;
-    }
-    renderTable();
   }
-  function route() {
+  function route(done) {
     const m = /^#(latents|neurons|basis|untrained|random)\/(\d+)$/.exec(location.hash);
-    if (m) renderPanel(m[1], Number(m[2]));
+    if (m) renderPanel(m[1], Number(m[2]), done);
+    else if (done) done();
   }
 
+  // data-rendered once the first card is on the page; data-render-ms: milliseconds since navigation.
+  const rendered = () => {
+    if (document.body.hasAttribute("data-rendered")) return;
+    document.body.setAttribute("data-render-ms", String(Math.round(performance.now())));
+    document.body.setAttribute("data-rendered", "true");
+  };
   overview();
   indexSection();
-  window.addEventListener("hashchange", route);
-  if (location.hash) route();
+  window.addEventListener("hashchange", () => route());
+  if (location.hash) route(rendered);
   else {
     const g = groupOf(state.group);
     const key = (u) => (scored(u) ? f1(u) : f1(u) - 2);
     const best = g.units.slice().sort((a, b) => key(b) - key(a) || a.id - b.id)[0];
-    if (best) renderPanel(g.kind, best.id);
+    if (best) renderPanel(g.kind, best.id, rendered);
   }
-  document.body.setAttribute("data-rendered", "true");
+  if (!state.selected) rendered();
 })();

@@ -1,12 +1,16 @@
-//! The static dashboard: one self-contained `index.html` (CSS, JS and the report inlined) that
-//! opens from the file system. The report JSON is embedded in a `<script type="application/json">`
-//! block with `<`, `>`, `&` and the JS line separators escaped, so no corpus text can end the block;
-//! the page script reads it with `textContent` + `JSON.parse` and builds the DOM with text nodes.
+//! The static dashboard: `index.html` (CSS, JS and the report's compact index inlined, see
+//! [`crate::page`]) beside a folder of chunk scripts with the units' full data ([`crate::chunks`]),
+//! loaded when a card is shown; it opens from the file system. The index JSON is embedded in a
+//! `<script type="application/json">` block with `<`, `>`, `&` and the JS line separators escaped,
+//! so no corpus text can end the block (the chunk files escape the same way); the page script
+//! reads it with `textContent` + `JSON.parse` and builds the DOM with text nodes.
 //! The held-out and spliced evaluations and the training curves are static markup (escaped text, inline SVG)
 //! rendered by [`crate::sections`], so they show without the script too.
 
 use std::path::Path;
 
+use crate::chunks::{remove_stale_chunks, write_chunks};
+use crate::page::PageData;
 use crate::schema::{Report, REPORT_FILE};
 use crate::sections::{heldout_section, notes_block, spliced_section, training_section};
 use crate::ReportError;
@@ -34,11 +38,13 @@ pub fn json_for_script(json: &str) -> String {
     out
 }
 
-/// The dashboard page for `report`.
-pub fn dashboard_html(report: &Report) -> Result<String, ReportError> {
-    let json = serde_json::to_string(report).map_err(|e| ReportError::BadReport {
-        path: DASHBOARD_FILE.into(),
-        msg: e.to_string(),
+/// The dashboard page for `report`, whose chunk files are in the folder `chunk_dir` next to it.
+pub fn dashboard_html(report: &Report, chunk_dir: &str) -> Result<String, ReportError> {
+    let json = serde_json::to_string(&PageData::new(report, chunk_dir)).map_err(|e| {
+        ReportError::BadReport {
+            path: DASHBOARD_FILE.into(),
+            msg: e.to_string(),
+        }
     })?;
     let summary = heldout_section(report) + &spliced_section(report) + &notes_block(report);
     fill(
@@ -91,12 +97,15 @@ pub fn write_report(dir: &Path, report: &Report) -> Result<(), ReportError> {
     Ok(())
 }
 
-/// Writes `index.html` (atomically) into `dir`, creating the folder.
+/// Writes the dashboard into `dir`, creating the folder: the chunk folder first (complete before
+/// it gets its name), then `index.html` naming it (atomically), then removes the chunk folders of
+/// earlier runs.
 pub fn write_dashboard(dir: &Path, report: &Report) -> Result<(), ReportError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let html = dashboard_html(report)?;
+    let chunk_dir = write_chunks(dir, report)?;
+    let html = dashboard_html(report, &chunk_dir)?;
     sae_store::atomic_write(&dir.join(DASHBOARD_FILE), html.as_bytes())?;
-    Ok(())
+    remove_stale_chunks(dir, &chunk_dir)
 }
 
 #[cfg(test)]

@@ -4,8 +4,9 @@
 //! in memory) through a [`GroupAnalyzer`] per group of units (SAE latents, the input's basis
 //! directions, optionally the model's MLP neurons); each analyzer keeps bounded per-unit state
 //! (moments, histogram, Misra–Gries token counters, top-N and reservoir contexts). The result is
-//! a versioned [`Report`] (`report.json`), rendered by [`write_dashboard`] into a self-contained
-//! `index.html` and by [`card`] into a terminal card.
+//! a versioned [`Report`] (`report.json`), rendered by [`write_dashboard`] into `index.html` (a
+//! compact index of the units inlined, their full data in chunk scripts loaded on demand) and by
+//! [`card`] into a terminal card.
 //!
 //! Definitions: a latent is active where its activation is > 0; a dense unit (neuron or basis
 //! direction) where its value is > `dense_active_fraction` x its maximum over the rows analysed
@@ -22,6 +23,7 @@ mod bootstrap;
 mod build;
 mod card;
 mod checks;
+mod chunks;
 mod contexts;
 mod controls;
 mod cooccur;
@@ -34,6 +36,7 @@ mod histogram;
 mod html;
 mod logits;
 mod moments;
+mod page;
 mod schema;
 mod sections;
 mod side;
@@ -45,6 +48,8 @@ mod window;
 
 #[cfg(test)]
 mod curves_tests;
+#[cfg(test)]
+mod dashboard_tests;
 #[cfg(test)]
 mod sections_tests;
 #[cfg(test)]
@@ -58,6 +63,9 @@ pub use bootstrap::{difference_interval, median_in_place, median_interval, Inter
 pub use build::{attach_words, build_report, LensFn, Progress, ReportInputs};
 pub use card::card;
 pub use checks::{check_inputs, hook_layer};
+pub use chunks::{
+    chunk_file, remove_stale_chunks, write_chunks, CHUNK_CALLBACK, CHUNK_DIR_PREFIX, CHUNK_UNITS,
+};
 pub use contexts::{Context, QuantileBand};
 pub use controls::{comparisons, random_directions, Control};
 pub use cooccur::{GlobalCounts, UnitCooccur};
@@ -71,7 +79,7 @@ pub use explain::{explain, Explanation, Hypothesis};
 pub use heavy::MisraGries;
 pub use heldout::{counts, explain_heldout, is_heldout, Half, HalfScores, SplitKeys, BLOCK_ROWS};
 pub use histogram::{density_histogram, Bin, DensityHistogram, LogHistogram};
-pub use html::{dashboard_html, write_dashboard, write_report};
+pub use html::{dashboard_html, write_dashboard, write_report, DASHBOARD_FILE};
 pub use logits::logit_effects;
 pub use moments::{accumulate_block, Moments};
 pub use schema::*;

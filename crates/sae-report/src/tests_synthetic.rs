@@ -22,7 +22,7 @@ pub(crate) fn lcg(state: &mut u64) -> u64 {
 
 /// 40 documents of 50 tokens over a vocabulary of 20. Units: 0 = token 3; 1 = token in {5,6,7};
 /// 2 = previous token 9; 3 = token 4 after token 2; 4 = dead; 5 = random on 20% of rows.
-fn data() -> Data {
+pub(crate) fn data() -> Data {
     let mut s = 7u64;
     let (mut tokens, mut docs, mut positions, mut acts) = (vec![], vec![], vec![], vec![]);
     for doc in 0..40u32 {
