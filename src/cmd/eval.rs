@@ -29,9 +29,9 @@ pub struct Args {
     /// ground_truth.safetensors when present.
     #[arg(long)]
     ground_truth: Option<PathBuf>,
-    /// Print one JSON object: mse, fvu, l0, dead_frac, dense_frac, l2_ratio (+ mmcs, recovered_frac;
-    /// + prefixes: width, mse, fvu, l0 of each nested prefix of a Matryoshka SAE; + absorption on
-    /// a store with hierarchical features).
+    /// Print one JSON object: mse, fvu, l0, dead_frac, dense_frac, l2_ratio (with mmcs and
+    /// recovered_frac given ground truth, prefixes (width, mse, fvu, l0 of each nested prefix) for
+    /// a Matryoshka SAE, absorption on a store with hierarchical features).
     #[arg(long)]
     json: bool,
 }
