@@ -39,8 +39,9 @@ pub struct EvalMetrics {
     pub recovered_frac: Option<f64>,
 }
 
-/// An evaluation's metrics with, for a Matryoshka SAE, those of each nested prefix
-/// (`eval.json` and `sae eval --json`: the metrics' keys plus `prefixes`).
+/// An evaluation's metrics with, for a Matryoshka SAE, those of each nested prefix, and on a store
+/// with hierarchical features the absorption score (`eval.json` and `sae eval --json`: the
+/// metrics' keys plus `prefixes` and `absorption`).
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct EvalReport {
     /// The whole SAE's metrics.
@@ -136,7 +137,8 @@ impl<'a> Evaluator<'a> {
         Some(p.finish(&self.firing.counts, self.firing.rows))
     }
 
-    /// The metrics and the prefixes' ([`Evaluator::finish`], [`Evaluator::prefix_metrics`]).
+    /// The metrics, the prefixes' ([`Evaluator::finish`], [`Evaluator::prefix_metrics`]) and the
+    /// absorption score when [`Evaluator::with_absorption`] asked for it.
     pub fn report(&self, features: Option<&Tensor>) -> Result<EvalReport, SaeError> {
         Ok(EvalReport {
             metrics: self.finish(features)?,
@@ -265,7 +267,8 @@ pub fn evaluate_with_target(
     Ok(evaluate_report(sae, store, target, ground_truth)?.metrics)
 }
 
-/// [`evaluate_with_target`] with the per-prefix metrics of a Matryoshka SAE.
+/// [`evaluate_with_target`] with the per-prefix metrics of a Matryoshka SAE and, when the store
+/// has a `hierarchy.json` and ground truth is given (autoencoders only), the absorption score.
 pub fn evaluate_report(
     sae: &Sae,
     store: &Store,

@@ -238,7 +238,7 @@ pub fn generate(
         block += 1;
         progress(next);
     }
-    let manifest = writer.finish(cfg.eval_rows())?;
+    // Before the store is marked complete: a kill in between leaves a store to resume.
     if let Some(h) = &cfg.hierarchy {
         let eval_firing = firing_sets(cfg, &features, cfg.samples - cfg.eval_rows());
         Hierarchy {
@@ -247,7 +247,7 @@ pub fn generate(
         }
         .write(out)?;
     }
-    Ok(manifest)
+    Ok(writer.finish(cfg.eval_rows())?)
 }
 
 #[cfg(test)]
