@@ -115,7 +115,7 @@ fn matryoshka_absorbs_less_than_batchtopk() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     synth(&store, true);
-    // k = 2 under the true L0 (3.4): the budget makes a child's latent that carries its parent's
+    // k = 2 under the true L0 (3.2): the budget makes a child's latent that carries its parent's
     // direction worth it (measured: batchtopk 0.45, topk 0.52, matryoshka 0.04).
     let btk = train_eval(
         &store,
