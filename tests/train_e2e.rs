@@ -116,11 +116,12 @@ fn relu_l1_recovers_the_true_features() {
 fn jumprelu_recovers_the_true_features() {
     // --k sets the target L0 of the quadratic penalty. With the straight-through estimator
     // reaching the pre-activations (the default) it recovers the features like the TopK family
-    // (measured: mmcs 0.990, recovered 0.973, L0 3.30, dead 0.020; with the threshold-only
-    // estimator 0.932 / 0.805 at these settings).
-    let v = train_eval("jumprelu", "1000", "6e-3", &["--k", "3"]);
-    assert!(num(&v, "mmcs") >= 0.98, "{v}");
-    assert!(num(&v, "recovered_frac") >= 0.95, "{v}");
+    // and meets TopK's thresholds (measured at 1500 steps: mmcs 0.994, recovered 0.992, L0 3.26,
+    // dead 0.037; at 1000 steps 0.990 / 0.973; with the threshold-only estimator 0.932 / 0.805
+    // at 1000).
+    let v = train_eval("jumprelu", "1500", "6e-3", &["--k", "3"]);
+    assert!(num(&v, "mmcs") >= 0.99, "{v}");
+    assert!(num(&v, "recovered_frac") >= 0.97, "{v}");
     assert!(num(&v, "l0") > 2.5 && num(&v, "l0") < 4.0, "{v}");
     assert!(num(&v, "dead_frac") <= 0.05, "{v}");
 }

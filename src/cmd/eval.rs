@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use sae_model::{evaluate_with_target, EvalMetrics, Sae};
+use sae_model::{evaluate_report, EvalReport, Sae};
 use sae_store::{Split, Store};
 
 /// Evaluate an SAE: on the held-out (eval) split of an activation store (`--store`), or spliced into
@@ -29,7 +29,9 @@ pub struct Args {
     /// ground_truth.safetensors when present.
     #[arg(long)]
     ground_truth: Option<PathBuf>,
-    /// Print one JSON object: mse, fvu, l0, dead_frac, dense_frac, l2_ratio (+ mmcs, recovered_frac).
+    /// Print one JSON object: mse, fvu, l0, dead_frac, dense_frac, l2_ratio (with mmcs and
+    /// recovered_frac given ground truth, prefixes (width, mse, fvu, l0 of each nested prefix) for
+    /// a Matryoshka SAE, absorption on a store with hierarchical features).
     #[arg(long)]
     json: bool,
 }
@@ -60,7 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(p) => Some(p),
         None => Some(store.ground_truth_path()).filter(|p| p.exists()),
     };
-    let metrics = evaluate_with_target(&sae, &store, target.as_ref(), ground_truth.as_deref())
+    let report = evaluate_report(&sae, &store, target.as_ref(), ground_truth.as_deref())
         .with_context(|| {
             format!(
                 "evaluating {} on {}",
@@ -69,14 +71,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             )
         })?;
     if args.json {
-        println!("{}", serde_json::to_string(&metrics)?);
+        println!("{}", serde_json::to_string(&report)?);
     } else {
-        print_table(&metrics, store.split_rows(Split::Eval), &sae);
+        print_table(&report, store.split_rows(Split::Eval), &sae);
     }
     Ok(())
 }
 
-fn print_table(m: &EvalMetrics, rows: u64, sae: &Sae) {
+fn print_table(r: &EvalReport, rows: u64, sae: &Sae) {
+    let m = &r.metrics;
     println!(
         "SAE {} (d_in {}, d_sae {}) on {rows} held-out rows",
         sae.kind(),
@@ -101,5 +104,25 @@ fn print_table(m: &EvalMetrics, rows: u64, sae: &Sae) {
     }
     for (name, value, what) in lines {
         println!("  {name:<15} {value:>12.6}   {what}");
+    }
+    if let Some(a) = &r.absorption {
+        let scored = a.parents.iter().filter(|p| p.rows > 0).count();
+        match a.mean {
+            Some(mean) => println!(
+                "  {:<15} {mean:>12.6}   mean over {scored} parents of rows where a child's latent stands in for the parent's",
+                "absorption"
+            ),
+            None => println!("  absorption: no held-out row has a parent firing with a child"),
+        }
+    }
+    if let Some(prefixes) = &r.prefixes {
+        println!("  nested prefixes (the first `width` latents alone):");
+        println!("  {:>8} {:>12} {:>12} {:>12}", "width", "fvu", "l0", "mse");
+        for p in prefixes {
+            println!(
+                "  {:>8} {:>12.6} {:>12.6} {:>12.6}",
+                p.width, p.fvu, p.l0, p.mse
+            );
+        }
     }
 }

@@ -333,7 +333,7 @@ fn evaluate(
 ) -> anyhow::Result<()> {
     let sae = sae_model::Sae::load(sae_dir)?;
     let st = sae_store::Store::open(store)?;
-    let m = sae_model::evaluate(&sae, &st, None)?;
+    let m = sae_model::evaluate_report(&sae, &st, None, None)?;
     let text = serde_json::to_string_pretty(&m)? + "\n";
     sae_store::atomic_write(&sae_dir.join(EVAL_FILE), text.as_bytes())?;
     if !cfg.eval.spliced {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use sae_store::DType;
-use sae_synth::SynthConfig;
+use sae_synth::{HierarchySpec, SynthConfig};
 
 /// Generate N unit-norm true features in D dimensions and samples that are sparse sums of them.
 #[derive(clap::Args)]
@@ -25,6 +25,15 @@ pub struct Args {
     /// Partition the features into G groups that tend to fire together (marginals unchanged).
     #[arg(long)]
     correlated_groups: Option<usize>,
+    /// Hierarchical features: the first P features are parents, each with --children C children
+    /// (the next P * C features); a parent also fires whenever one of its children fires. The
+    /// hierarchy and the held-out rows' firing features go to the store's hierarchy.json (the
+    /// absorption benchmark of `sae eval`).
+    #[arg(long, requires = "children")]
+    parents: Option<usize>,
+    /// Children per parent (with --parents).
+    #[arg(long, requires = "parents")]
+    children: Option<usize>,
     /// Number of samples (rows).
     #[arg(long)]
     samples: u64,
@@ -58,6 +67,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         firing_prob: args.firing_prob,
         zipf_exponent: args.zipf_exponent,
         correlated_groups: args.correlated_groups,
+        hierarchy: args
+            .parents
+            .zip(args.children)
+            .map(|(parents, children)| HierarchySpec { parents, children }),
         samples: args.samples,
         seed: args.seed,
         eval_frac: args.eval_frac,

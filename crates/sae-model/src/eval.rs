@@ -3,11 +3,13 @@
 use std::path::Path;
 
 use candle_core::{DType, Tensor};
-use sae_store::{Split, Store};
+use sae_store::{Hierarchy, Split, Store};
 use serde::Serialize;
 
+use crate::absorption::{AbsorptionMetrics, AbsorptionStats};
 use crate::cosine::{matrix, max_cosines};
 use crate::metrics::{mmcs, recovered_frac, FiringStats, ReconStats};
+use crate::prefix::{PrefixMetrics, PrefixStats};
 use crate::weights::WeightFile;
 use crate::{Sae, SaeError};
 
@@ -37,11 +39,29 @@ pub struct EvalMetrics {
     pub recovered_frac: Option<f64>,
 }
 
+/// An evaluation's metrics with, for a Matryoshka SAE, those of each nested prefix, and on a store
+/// with hierarchical features the absorption score (`eval.json` and `sae eval --json`: the
+/// metrics' keys plus `prefixes` and `absorption`).
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct EvalReport {
+    /// The whole SAE's metrics.
+    #[serde(flatten)]
+    pub metrics: EvalMetrics,
+    /// Each prefix's metrics, innermost first; the last is the full width (Matryoshka only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefixes: Option<Vec<PrefixMetrics>>,
+    /// Feature absorption, on a store with hierarchical features (`hierarchy.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub absorption: Option<AbsorptionMetrics>,
+}
+
 /// Streams rows through an SAE and accumulates every metric.
 pub struct Evaluator<'a> {
     sae: &'a Sae,
     recon: ReconStats,
     firing: FiringStats,
+    prefixes: Option<PrefixStats>,
+    absorption: Option<AbsorptionStats>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -50,13 +70,23 @@ impl<'a> Evaluator<'a> {
         ((1usize << 22) / sae.d_sae()).clamp(64, 4096)
     }
 
-    /// An empty evaluator.
+    /// An empty evaluator (with per-prefix statistics for a Matryoshka SAE, whose widths
+    /// [`Sae::validate`] has checked).
     pub fn new(sae: &'a Sae) -> Evaluator<'a> {
+        let widths = sae.cfg.matryoshka_widths().ok().flatten();
         Evaluator {
             sae,
             recon: ReconStats::new(sae.d_out()),
             firing: FiringStats::new(sae.d_sae()),
+            prefixes: widths.map(|w| PrefixStats::new(w, sae.d_out())),
+            absorption: None,
         }
+    }
+
+    /// Also scores feature absorption over the rows to come (the held-out rows `stats` lists).
+    pub fn with_absorption(mut self, stats: AbsorptionStats) -> Evaluator<'a> {
+        self.absorption = Some(stats);
+        self
     }
 
     /// Adds rows x: [n, d_in] row-major, in batches of [`Evaluator::batch_rows`]; the output
@@ -91,8 +121,33 @@ impl<'a> Evaluator<'a> {
             let counts = f.ne(0f32)?.to_dtype(DType::F32)?.sum(0)?.to_vec1::<f32>()?;
             let counts: Vec<u64> = counts.into_iter().map(|c| c as u64).collect();
             self.firing.add_counts(&counts, n as u64);
+            if let Some(p) = &mut self.prefixes {
+                p.push(self.sae, &xt, &f, yb)?;
+            }
+            if let Some(a) = &mut self.absorption {
+                a.push(&f.flatten_all()?.to_vec1::<f32>()?, self.sae.d_sae())?;
+            }
         }
         Ok(())
+    }
+
+    /// Each nested prefix's metrics so far (Matryoshka SAEs only).
+    pub fn prefix_metrics(&self) -> Option<Vec<PrefixMetrics>> {
+        let p = self.prefixes.as_ref()?;
+        Some(p.finish(&self.firing.counts, self.firing.rows))
+    }
+
+    /// The metrics, the prefixes' ([`Evaluator::finish`], [`Evaluator::prefix_metrics`]) and the
+    /// absorption score when [`Evaluator::with_absorption`] asked for it.
+    pub fn report(&self, features: Option<&Tensor>) -> Result<EvalReport, SaeError> {
+        Ok(EvalReport {
+            metrics: self.finish(features)?,
+            prefixes: self.prefix_metrics(),
+            absorption: match &self.absorption {
+                Some(a) => Some(a.finish()?),
+                None => None,
+            },
+        })
     }
 
     /// Rows seen so far.
@@ -209,17 +264,33 @@ pub fn evaluate_with_target(
     target: Option<&Store>,
     ground_truth: Option<&Path>,
 ) -> Result<EvalMetrics, SaeError> {
+    Ok(evaluate_report(sae, store, target, ground_truth)?.metrics)
+}
+
+/// [`evaluate_with_target`] with the per-prefix metrics of a Matryoshka SAE and, when the store
+/// has a `hierarchy.json` and ground truth is given (autoencoders only), the absorption score.
+pub fn evaluate_report(
+    sae: &Sae,
+    store: &Store,
+    target: Option<&Store>,
+    ground_truth: Option<&Path>,
+) -> Result<EvalReport, SaeError> {
     check_stores(sae, store, target)?;
     let features = match ground_truth {
         Some(p) => Some(load_ground_truth(p, sae.d_in())?),
         None => None,
     };
     let mut ev = Evaluator::new(sae);
+    if let (Some(t), None, Some(h)) = (&features, target, Hierarchy::read(store.dir())?) {
+        let decoder = sae.w_dec.flatten_all()?.to_vec1::<f32>()?;
+        let truth = t.flatten_all()?.to_vec1::<f32>()?;
+        ev = ev.with_absorption(AbsorptionStats::new(&truth, &decoder, sae.d_in(), h)?);
+    }
     let Some(target) = target else {
         for chunk in store.chunks(Split::Eval) {
             ev.push(&chunk?.acts)?;
         }
-        return ev.finish(features.as_ref());
+        return ev.report(features.as_ref());
     };
     let d_out = sae.d_out();
     let mut targets = target.chunks(Split::Eval);
@@ -236,5 +307,5 @@ pub fn evaluate_with_target(
         ev.push_pair(&chunk.acts, &pending[..n])?;
         pending.drain(..n);
     }
-    ev.finish(features.as_ref())
+    ev.report(features.as_ref())
 }

@@ -109,6 +109,7 @@ impl Sae {
         if let Some(w) = &self.w_skip {
             check("W_skip", w, &[d_in, d_out])?;
         }
+        self.cfg.matryoshka_widths()?;
         let arch = self.cfg.activation.architecture();
         match (&self.cfg.activation, &self.threshold) {
             (Activation::JumpRelu, Some(t)) => check("threshold", t, &[d_sae])?,

@@ -14,6 +14,9 @@ pub enum StoreError {
     /// `manifest.json` could not be parsed or is inconsistent.
     #[error("bad manifest {}: {msg}", path.display())]
     BadManifest { path: PathBuf, msg: String },
+    /// A store side file (e.g. `hierarchy.json`) could not be parsed.
+    #[error("bad {}: {msg}", path.display())]
+    BadFile { path: PathBuf, msg: String },
     /// The manifest was written by a newer (or unknown) version of the format.
     #[error("manifest {} has format version {found}; this build reads version {supported}", path.display())]
     UnsupportedVersion {

@@ -9,6 +9,7 @@
 mod atomic;
 mod draw;
 mod error;
+mod hierarchy;
 mod import;
 mod lock;
 mod manifest;
@@ -20,6 +21,7 @@ mod writer;
 pub use atomic::atomic_write;
 pub use draw::{draw_ids, draw_rows};
 pub use error::StoreError;
+pub use hierarchy::{Hierarchy, ParentFeature, HIERARCHY_FILE};
 pub use import::{import, HeldOut, ImportError, ImportSpec};
 pub use lock::{process_start_ticks, Liveness, LockError, LockHolder, OutputLock, LOCK_FILE};
 pub use manifest::{

@@ -2,7 +2,7 @@
 
 use sae_store::{DType, Source, SynthSource};
 
-use crate::SynthError;
+use crate::{HierarchySpec, SynthError};
 
 /// Distribution of a firing feature's magnitude, as recorded in the manifest.
 pub const MAGNITUDE: &str = "uniform(0,1)";
@@ -21,6 +21,9 @@ pub struct SynthConfig {
     pub zipf_exponent: Option<f64>,
     /// Number of groups of correlated features (see [`crate::probs`] for the model). None = independent.
     pub correlated_groups: Option<usize>,
+    /// Parent and child features (a parent fires whenever one of its children does); recorded
+    /// with the held-out rows' firing features in the store's `hierarchy.json`.
+    pub hierarchy: Option<HierarchySpec>,
     /// Number of samples (rows).
     pub samples: u64,
     /// Seed; the same seed and settings give the same store, bit for bit.
@@ -42,6 +45,7 @@ impl SynthConfig {
             firing_prob,
             zipf_exponent: None,
             correlated_groups: None,
+            hierarchy: None,
             samples,
             seed: 0,
             eval_frac: 0.05,
@@ -80,6 +84,9 @@ impl SynthConfig {
                     self.features
                 ));
             }
+        }
+        if let Some(h) = &self.hierarchy {
+            h.validate(self.features)?;
         }
         if self.samples == 0 {
             return bad("--samples must be positive".into());

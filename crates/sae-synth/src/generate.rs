@@ -10,7 +10,7 @@ use std::path::Path;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
-use sae_store::{Manifest, RowBatch, StoreSpec, StoreWriter, GROUND_TRUTH_FILE};
+use sae_store::{Hierarchy, Manifest, RowBatch, StoreSpec, StoreWriter, GROUND_TRUTH_FILE};
 
 use crate::bernoulli::SparseBernoulli;
 use crate::probs::{firing_probs, Groups};
@@ -96,22 +96,69 @@ impl Firing {
 }
 
 /// Fills `rows` [n, dim] for block `block`: each row is the sum of its firing features times
-/// U[0, 1) magnitudes.
-fn fill_block(cfg: &SynthConfig, features: &[f32], firing: &Firing, block: u64, rows: &mut [f32]) {
+/// U[0, 1) magnitudes (with a hierarchy, the parents of firing children fire too, with their
+/// first firing child's magnitude: [`crate::HierarchySpec::tie_magnitudes`]). With `fired`,
+/// the firing features of each row are appended to it (sorted).
+fn fill_block(
+    cfg: &SynthConfig,
+    features: &[f32],
+    firing: &Firing,
+    block: u64,
+    rows: &mut [f32],
+    mut fired: Option<&mut Vec<Vec<u32>>>,
+) {
     let d = cfg.dim;
     let mut rng = StdRng::seed_from_u64(mix(cfg.seed, block));
-    let (mut on, mut scratch) = (Vec::new(), Vec::new());
+    let (mut on, mut scratch, mut mags) = (Vec::new(), Vec::new(), Vec::new());
     rows.fill(0.0);
     for row in rows.chunks_exact_mut(d) {
         firing.sample(&mut rng, &mut on, &mut scratch);
-        for &i in &on {
-            let m: f32 = rng.random();
+        if let Some(h) = &cfg.hierarchy {
+            h.add_parents(&mut on);
+        }
+        mags.clear();
+        mags.extend(on.iter().map(|_| rng.random::<f32>()));
+        if let Some(h) = &cfg.hierarchy {
+            h.tie_magnitudes(&on, &mut mags);
+        }
+        for (&i, &m) in on.iter().zip(&mags) {
             let f = &features[i as usize * d..(i as usize + 1) * d];
             for (x, v) in row.iter_mut().zip(f) {
                 *x += m * v;
             }
         }
+        if let Some(out) = fired.as_deref_mut() {
+            let mut sorted = on.clone();
+            sorted.sort_unstable();
+            out.push(sorted);
+        }
     }
+}
+
+/// The firing features of rows `from..cfg.samples` (the held-out rows when `from` is where
+/// they start), by generating their blocks again.
+pub fn firing_sets(cfg: &SynthConfig, features: &[f32], from: u64) -> Vec<Vec<u32>> {
+    let firing = Firing::new(cfg);
+    let shard = cfg.shard_rows as u64;
+    let mut out = Vec::new();
+    let mut block = from / shard;
+    let mut rows = vec![0f32; cfg.shard_rows * cfg.dim];
+    while block * shard < cfg.samples {
+        let n = (cfg.samples - block * shard).min(shard) as usize;
+        let mut sets = Vec::with_capacity(n);
+        fill_block(
+            cfg,
+            features,
+            &firing,
+            block,
+            &mut rows[..n * cfg.dim],
+            Some(&mut sets),
+        );
+        let skip = from.saturating_sub(block * shard) as usize;
+        out.extend(sets.into_iter().skip(skip));
+        block += 1;
+    }
+    out
 }
 
 /// Serializes the ground truth `features` [n, d] as safetensors bytes.
@@ -134,7 +181,11 @@ pub fn generate(
     let mut writer = if resume && out.join(sae_store::MANIFEST_FILE).exists() {
         let w = StoreWriter::resume(out, cfg.shard_rows)?;
         let m = w.manifest();
-        let same = m.source == cfg.source() && m.d == cfg.dim && m.dtype == cfg.dtype;
+        let recorded = Hierarchy::read(out)?.map(|h| h.parents);
+        let same = m.source == cfg.source()
+            && m.d == cfg.dim
+            && m.dtype == cfg.dtype
+            && recorded == cfg.hierarchy.map(|h| h.parents());
         let aligned = w.rows() % cfg.shard_rows as u64 == 0;
         if !same || !aligned {
             return Err(SynthError::ResumeMismatch {
@@ -152,7 +203,16 @@ pub fn generate(
             with_doc_ids: false,
             with_positions: false,
         };
-        StoreWriter::create(out, spec)?
+        let w = StoreWriter::create(out, spec)?;
+        if let Some(h) = &cfg.hierarchy {
+            let eval_firing = Vec::new();
+            Hierarchy {
+                parents: h.parents(),
+                eval_firing,
+            }
+            .write(out)?;
+        }
+        w
     };
     let features = true_features(cfg);
     let gt = ground_truth_bytes(&features, cfg.features, cfg.dim)?;
@@ -165,7 +225,7 @@ pub fn generate(
     while block * shard < cfg.samples {
         let n = (cfg.samples - block * shard).min(shard) as usize;
         let buf = &mut rows[..n * cfg.dim];
-        fill_block(cfg, &features, &firing, block, buf);
+        fill_block(cfg, &features, &firing, block, buf, None);
         let next = block * shard + n as u64;
         let cursor = serde_json::json!({ "next_sample": next });
         writer.push(
@@ -177,6 +237,15 @@ pub fn generate(
         )?;
         block += 1;
         progress(next);
+    }
+    // Before the store is marked complete: a kill in between leaves a store to resume.
+    if let Some(h) = &cfg.hierarchy {
+        let eval_firing = firing_sets(cfg, &features, cfg.samples - cfg.eval_rows());
+        Hierarchy {
+            parents: h.parents(),
+            eval_firing,
+        }
+        .write(out)?;
     }
     Ok(writer.finish(cfg.eval_rows())?)
 }
@@ -241,7 +310,7 @@ mod tests {
         let cfg = SynthConfig::new(8, 6, 0.2, 40_000);
         let features = true_features(&cfg);
         let mut rows = vec![0f32; 40_000 * 6];
-        fill_block(&cfg, &features, &Firing::new(&cfg), 0, &mut rows);
+        fill_block(&cfg, &features, &Firing::new(&cfg), 0, &mut rows, None);
         for j in 0..6 {
             let mean = rows
                 .iter()
@@ -260,5 +329,54 @@ mod tests {
         // P(no feature fires) = 0.8^8 = 0.168.
         let frac = zero_rows as f64 / 40_000.0;
         assert!((frac - 0.8f64.powi(8)).abs() < 0.01, "{frac}");
+    }
+}
+
+#[cfg(test)]
+mod hierarchy_tests {
+    use super::*;
+    use crate::HierarchySpec;
+
+    /// A hierarchical store records its held-out rows' firing features, and they are the rows'
+    /// own: children bring their parent, a row with no feature is zero, a one-feature row points
+    /// along that feature.
+    #[test]
+    fn held_out_firing_sets_match_the_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = SynthConfig::new(30, 8, 0.05, 3000);
+        cfg.hierarchy = Some(HierarchySpec {
+            parents: 4,
+            children: 3,
+        });
+        cfg.shard_rows = 1000;
+        cfg.eval_frac = 0.4;
+        generate(&cfg, dir.path(), false, |_| {}).unwrap();
+        let h = Hierarchy::read(dir.path()).unwrap().unwrap();
+        assert_eq!(h.parents[3].children, vec![13, 14, 15]);
+        assert_eq!(h.eval_firing.len(), 1200);
+        let store = sae_store::Store::open(dir.path()).unwrap();
+        let rows: Vec<f32> = store
+            .chunks(sae_store::Split::Eval)
+            .flat_map(|c| c.unwrap().acts)
+            .collect();
+        let features = true_features(&cfg);
+        let (mut with_child, mut single) = (0, 0);
+        for (x, on) in rows.chunks(8).zip(&h.eval_firing) {
+            for &i in on {
+                if let Some(p) = cfg.hierarchy.unwrap().parent_of(i) {
+                    assert!(on.contains(&p), "{on:?}");
+                    with_child += 1;
+                }
+            }
+            let norm = x.iter().map(|v| v * v).sum::<f32>().sqrt();
+            assert_eq!(norm == 0.0, on.is_empty(), "{on:?}");
+            if let [i] = on.as_slice() {
+                let f = &features[*i as usize * 8..(*i as usize + 1) * 8];
+                let cos = x.iter().zip(f).map(|(a, b)| a * b).sum::<f32>() / norm;
+                assert!(cos > 0.9999, "row of feature {i} has cosine {cos}");
+                single += 1;
+            }
+        }
+        assert!(with_child > 50 && single > 50, "{with_child} {single}");
     }
 }
