@@ -121,8 +121,8 @@ impl FastBert {
             drop(y);
             offer(sink, hook(HookPoint::AttnOut), &mut mid, d)?;
             b.ln_attn.apply(&mut mid, Some(&x));
-            let mut post = b.inter.forward(&mid, pool);
-            math::gelu_inplace(&mut post, c.gelu_tanh);
+            let mut post = b.inter.forward_unbiased(&mid, pool);
+            math::gelu_inplace(&mut post, c.d_mlp, b.inter.bias(), c.gelu_tanh);
             offer(sink, hook(HookPoint::MlpPost), &mut post, c.d_mlp)?;
             let mut mlp = b.out.forward(&post, pool);
             drop(post);

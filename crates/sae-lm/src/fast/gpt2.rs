@@ -126,8 +126,8 @@ impl FastGpt2 {
             drop(y);
             offer(sink, hook(HookPoint::AttnOut), &mut attn, d)?;
             math::add_inplace(&mut x, &attn);
-            let mut post = b.c_fc.forward(&b.ln2.apply(&x, pool), pool);
-            math::gelu_inplace(&mut post, true);
+            let mut post = b.c_fc.forward_unbiased(&b.ln2.apply(&x, pool), pool);
+            math::gelu_inplace(&mut post, c.d_mlp, b.c_fc.bias(), true);
             offer(sink, hook(HookPoint::MlpPost), &mut post, c.d_mlp)?;
             let mut mlp = b.mlp_proj.forward(&post, pool);
             drop(post);

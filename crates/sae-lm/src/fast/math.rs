@@ -142,28 +142,38 @@ pub fn lane_max(xs: &[f32]) -> f32 {
 }
 
 simd_dispatch! {
-    fn gelu_erf_chunk(c: &mut [f32]) {
-        for v in c {
-            *v = gelu_erf(*v);
+    /// Rows of `c` (width `b.len()`): v = gelu(v + b), tanh or exact.
+    fn gelu_bias_rows(c: &mut [f32], b: &[f32], tanh: bool) {
+        for row in c.chunks_mut(b.len()) {
+            if tanh {
+                for (v, b) in row.iter_mut().zip(b) {
+                    *v = gelu_tanh(*v + b);
+                }
+            } else {
+                for (v, b) in row.iter_mut().zip(b) {
+                    *v = gelu_erf(*v + b);
+                }
+            }
         }
     }
 }
 
-simd_dispatch! {
-    fn gelu_tanh_chunk(c: &mut [f32]) {
-        for v in c {
-            *v = gelu_tanh(*v);
+/// GELU of every element of `xs` [n, d] plus its column's bias (`bias`: [d], or zeros when None), in
+/// parallel: the tanh approximation (GPT-2's `gelu_new`) or the exact one. Adding the bias here spares
+/// the GEMM before it a pass that fills its output with bias rows.
+pub fn gelu_inplace(xs: &mut [f32], d: usize, bias: Option<&[f32]>, tanh: bool) {
+    let zeros;
+    let b = match bias {
+        Some(b) => b,
+        None => {
+            zeros = vec![0.0; d];
+            &zeros
         }
-    }
-}
-
-/// GELU of every element, in parallel: the tanh approximation (GPT-2's `gelu_new`) or the exact one.
-pub fn gelu_inplace(xs: &mut [f32], tanh: bool) {
-    if tanh {
-        xs.par_chunks_mut(CHUNK).for_each(gelu_tanh_chunk);
-    } else {
-        xs.par_chunks_mut(CHUNK).for_each(gelu_erf_chunk);
-    }
+    };
+    assert!(b.len() == d && xs.len() % d.max(1) == 0, "gelu: shapes");
+    let rows = (CHUNK / d.max(1)).max(1);
+    xs.par_chunks_mut(rows * d)
+        .for_each(|c| gelu_bias_rows(c, b, tanh));
 }
 
 simd_dispatch! {
@@ -255,5 +265,12 @@ mod tests {
         // GELU by hand: gelu(1) = 0.5 (1 + erf(1/sqrt 2)) = 0.841344746.
         assert!((gelu_erf(1.0) - 0.841_344_7).abs() < 1e-6);
         assert!((gelu_tanh(1.0) - 0.841_192).abs() < 1e-5);
+        // The buffer pass adds the bias first: rows [0, 1] + [1, 0] -> gelu(1) twice.
+        for tanh in [false, true] {
+            let mut xs = vec![0.0, 1.0, 0.0, 1.0];
+            gelu_inplace(&mut xs, 2, Some(&[1.0, 0.0]), tanh);
+            let g = if tanh { gelu_tanh(1.0) } else { gelu_erf(1.0) };
+            assert_eq!(xs, vec![g, g, g, g]);
+        }
     }
 }

@@ -137,6 +137,18 @@ impl FusedLinear {
         gemm::linear_into(&mut y, x, &self.w, self.b.as_deref(), self.d_in, self.d_out);
         y
     }
+
+    /// x W without the bias, which the caller adds in its next pass over the output (see [`Self::bias`]).
+    pub fn forward_unbiased<'p>(&self, x: &[f32], pool: &'p Pool) -> Buf<'p> {
+        let mut y = pool.take(x.len() / self.d_in * self.d_out);
+        gemm::linear_into(&mut y, x, &self.w, None, self.d_in, self.d_out);
+        y
+    }
+
+    /// The bias [d_out], if the layer has one.
+    pub fn bias(&self) -> Option<&[f32]> {
+        self.b.as_deref()
+    }
 }
 
 /// Rows `ids` of an embedding table [vocab, d], plus `add` rows by position when given. -> [ids, d]
