@@ -1,5 +1,6 @@
 //! One module per subcommand: clap `Args` plus `run`.
 
+pub mod attribute;
 pub mod bench;
 pub mod bench_harvest;
 pub mod bench_train;

@@ -1,0 +1,345 @@
+//! `sae attribute --model M --prompt TEXT (--target-token TOK | --logit-diff A B | --loss) [--sae DIR]...
+//! --out FILE`: which tokens and which SAE features produce a prediction. Token relevance (LRP and
+//! gradient x input), LRP's conservation check, and with SAEs the pruned attribution graph, written as JSON.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use sae_circuit::{
+    conservation, relevance, Conservation, Graph, GraphConfig, HookedSae, Replacement, Target,
+    EMBED,
+};
+use sae_lm::{Model, ModelSpec, Rules, TextTokenizer, TokenText};
+use serde::Serialize;
+
+/// Arguments of `sae attribute`.
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["prompt", "prompts"])))]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["target_token", "logit_diff", "loss"])))]
+pub struct Args {
+    /// Causal LM: Hugging Face id, local folder or .gguf.
+    #[arg(long)]
+    model: String,
+    /// Hub revision of --model.
+    #[arg(long)]
+    revision: Option<String>,
+    /// Never use the network.
+    #[arg(long)]
+    offline: bool,
+    /// Hugging Face hub cache folder (default: $SAE_HF_CACHE, else the usual HF locations).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// The prompt.
+    #[arg(long)]
+    prompt: Option<String>,
+    /// A file of prompts, one per line (blank lines skipped).
+    #[arg(long)]
+    prompts: Option<PathBuf>,
+    /// Target: the next-token logit of this token (its text, e.g. " Paris"; it must be one token).
+    #[arg(long)]
+    target_token: Option<String>,
+    /// Target: logit(A) - logit(B) of the next token.
+    #[arg(long, num_args = 2, value_names = ["A", "B"])]
+    logit_diff: Vec<String>,
+    /// Target: the mean next-token loss over the prompt.
+    #[arg(long)]
+    loss: bool,
+    /// An SAE folder (its cfg.json names the hook); `DIR@HOOK` checks that it was trained on HOOK.
+    /// Repeatable: one SAE per hook.
+    #[arg(long)]
+    sae: Vec<String>,
+    /// Token relevance rules: `lrp` (identity rule on norms and nonlinearities, CP-LRP, uniform rule on
+    /// products) or `gradient` (plain gradient x input). Both are written; this one is printed.
+    #[arg(long, default_value = "lrp", value_parser = ["lrp", "gradient"])]
+    rules: String,
+    /// Keep latent and error nodes until they carry this share of the total |attribution|.
+    #[arg(long, default_value_t = 0.8)]
+    node_threshold: f64,
+    /// Keep links until they carry this share of the total |weight|.
+    #[arg(long, default_value_t = 0.98)]
+    edge_threshold: f64,
+    /// Do not put BOS before the prompt.
+    #[arg(long)]
+    no_bos: bool,
+    /// The graph JSON written (atomically).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// One prompt's result in the JSON.
+#[derive(Serialize)]
+struct PromptResult {
+    prompt: String,
+    tokens: Vec<String>,
+    token_ids: Vec<u32>,
+    target: TargetJson,
+    /// Per position: LRP relevance and gradient x input at the embeddings.
+    relevance: RelevanceJson,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conservation: Option<ConservationJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    graph: Option<Graph>,
+}
+
+#[derive(Serialize)]
+struct TargetJson {
+    kind: &'static str,
+    tokens: Vec<String>,
+    value: f32,
+}
+
+#[derive(Serialize)]
+struct RelevanceJson {
+    lrp: Vec<f32>,
+    gradient_x_input: Vec<f32>,
+}
+
+#[derive(Serialize)]
+struct ConservationJson {
+    relevance: f64,
+    target: f64,
+    bias: f64,
+    relative_error: f64,
+}
+
+impl From<Conservation> for ConservationJson {
+    fn from(c: Conservation) -> Self {
+        ConservationJson {
+            relevance: c.relevance,
+            target: c.target,
+            bias: c.bias,
+            relative_error: c.relative_error(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Output<'a> {
+    model: &'a str,
+    saes: Vec<String>,
+    prompts: Vec<PromptResult>,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let spec = ModelSpec {
+        id_or_path: a.model.clone(),
+        revision: a.revision.clone(),
+        offline: a.offline,
+        cache_dir: a.cache_dir.clone(),
+    };
+    let resolved = sae_lm::resolve_model(&spec)
+        .with_context(|| format!("cannot resolve model `{}`", a.model))?;
+    let model = Model::load(&resolved, &candle_core::Device::Cpu)
+        .with_context(|| format!("cannot load model `{}`", a.model))?;
+    if !model.is_causal() {
+        bail!(
+            "`{}` is an encoder ({}), not a causal language model: it has no next-token target",
+            a.model,
+            model.arch()
+        );
+    }
+    let mut tok = TextTokenizer::load(&resolved)
+        .with_context(|| format!("cannot load the tokenizer of `{}`", a.model))?;
+    if !a.no_bos {
+        tok.prepend_bos();
+    }
+    let text = TokenText::new(tok);
+    let saes = load_saes(&model, &a.sae)?;
+    let target = parse_target(&a, text.tokenizer())?;
+    let prompts = read_prompts(&a)?;
+    let cfg = GraphConfig {
+        node_threshold: a.node_threshold,
+        edge_threshold: a.edge_threshold,
+    };
+    let mut results = Vec::with_capacity(prompts.len());
+    for prompt in &prompts {
+        let r = attribute_one(&model, &text, prompt, &target, &saes, &cfg)
+            .with_context(|| format!("cannot attribute the prompt {prompt:?}"))?;
+        print_result(&r, &a.rules);
+        results.push(r);
+    }
+    let out = Output {
+        model: &a.model,
+        saes: saes.iter().map(|s| s.hook.name()).collect(),
+        prompts: results,
+    };
+    let json = serde_json::to_string_pretty(&out)? + "\n";
+    sae_store::atomic_write(&a.out, json.as_bytes())
+        .with_context(|| format!("cannot write {}", a.out.display()))?;
+    println!("wrote {}", a.out.display());
+    Ok(())
+}
+
+/// `--sae DIR[@HOOK]` -> the SAEs at their hooks.
+fn load_saes(model: &Model, args: &[String]) -> anyhow::Result<Vec<HookedSae>> {
+    let mut out = Vec::new();
+    for arg in args {
+        let (dir, want) = match arg.rsplit_once('@') {
+            Some((d, h)) if h.starts_with("blocks.") => (d, Some(h)),
+            _ => (arg.as_str(), None),
+        };
+        let sae = sae_model::Sae::load(Path::new(dir))
+            .with_context(|| format!("cannot load the SAE in {dir}"))?;
+        let trained = sae.cfg.metadata.hook_name.clone();
+        let name = match (want, trained.as_deref()) {
+            (Some(w), Some(t)) if w != t => bail!(
+                "the SAE in {dir} was trained on {t}, not on {w}: attribute it at its own hook"
+            ),
+            (Some(w), _) => w.to_string(),
+            (None, Some(t)) => t.to_string(),
+            (None, None) => bail!(
+                "the SAE in {dir} names no hook (hook_name in cfg.json); give --sae {dir}@blocks.N.hook_..."
+            ),
+        };
+        let hook = model
+            .hook(&name)
+            .with_context(|| format!("the SAE in {dir} is for {name}"))?;
+        if sae.cfg.d_in != model.width(hook) {
+            bail!(
+                "the SAE in {dir} reads {} values, but {name} of `{}` has {}: it was not trained on this hook",
+                sae.cfg.d_in,
+                model.arch(),
+                model.width(hook)
+            );
+        }
+        out.push(HookedSae { hook, sae });
+    }
+    Ok(out)
+}
+
+/// The target token text -> its one id.
+fn one_token(tok: &TextTokenizer, text: &str) -> anyhow::Result<u32> {
+    let ids = tok.encode(text)?;
+    match ids.as_slice() {
+        [id] => Ok(*id),
+        _ => bail!(
+            "the target {text:?} is {} tokens, not one: give a single token (e.g. with its leading space)",
+            ids.len()
+        ),
+    }
+}
+
+fn parse_target(a: &Args, tok: &TextTokenizer) -> anyhow::Result<Target> {
+    if let Some(t) = &a.target_token {
+        return Ok(Target::Logit {
+            token: one_token(tok, t)?,
+        });
+    }
+    if let [x, y] = a.logit_diff.as_slice() {
+        return Ok(Target::LogitDiff {
+            a: one_token(tok, x)?,
+            b: one_token(tok, y)?,
+        });
+    }
+    Ok(Target::Loss)
+}
+
+fn read_prompts(a: &Args) -> anyhow::Result<Vec<String>> {
+    if let Some(p) = &a.prompt {
+        return Ok(vec![p.clone()]);
+    }
+    let path = a.prompts.as_ref().context("give --prompt or --prompts")?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let prompts: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    if prompts.is_empty() {
+        bail!("{} holds no prompt", path.display());
+    }
+    Ok(prompts)
+}
+
+fn attribute_one(
+    model: &Model,
+    text: &TokenText,
+    prompt: &str,
+    target: &Target,
+    saes: &[HookedSae],
+    cfg: &GraphConfig,
+) -> anyhow::Result<PromptResult> {
+    let tok = text.tokenizer();
+    let mut ids = tok.prefix().to_vec();
+    ids.extend(tok.encode(prompt)?);
+    let lrp = relevance(model, &ids, EMBED, target, Rules::LRP)?;
+    let gxi = relevance(model, &ids, EMBED, target, Rules::GRADIENT)?;
+    let conservation = target
+        .is_affine()
+        .then(|| conservation(model, &ids, EMBED, target))
+        .transpose()?;
+    let graph = if saes.is_empty() {
+        None
+    } else {
+        Some(Replacement::new(model, &ids, target, saes)?.graph(cfg)?)
+    };
+    let (kind, target_ids) = match target {
+        Target::Logit { token } => ("logit", vec![*token]),
+        Target::LogitDiff { a, b } => ("logit_diff", vec![*a, *b]),
+        _ => ("loss", vec![]),
+    };
+    Ok(PromptResult {
+        prompt: prompt.to_string(),
+        tokens: ids.iter().map(|&i| text.token(i)).collect(),
+        token_ids: ids,
+        target: TargetJson {
+            kind,
+            tokens: target_ids.iter().map(|&i| text.token(i)).collect(),
+            value: lrp.target,
+        },
+        relevance: RelevanceJson {
+            lrp: lrp.per_position,
+            gradient_x_input: gxi.per_position,
+        },
+        conservation: conservation.map(Into::into),
+        graph,
+    })
+}
+
+fn print_result(r: &PromptResult, rules: &str) {
+    println!(
+        "{:?}: target {} {} = {:.4}",
+        r.prompt,
+        r.target.kind,
+        r.target.tokens.join(" - "),
+        r.target.value
+    );
+    let values = if rules == "lrp" {
+        &r.relevance.lrp
+    } else {
+        &r.relevance.gradient_x_input
+    };
+    println!("  token relevance ({rules}):");
+    for (t, v) in r.tokens.iter().zip(values) {
+        println!("    {v:>10.4}  {t:?}");
+    }
+    if let Some(c) = &r.conservation {
+        println!(
+            "  LRP conservation: relevance {:.5} vs target - bias {:.5} (bias {:.5}), relative error {:.2e}",
+            c.relevance,
+            c.target - c.bias,
+            c.bias,
+            c.relative_error
+        );
+    }
+    if let Some(g) = &r.graph {
+        println!(
+            "  graph: {} of {} latent/error nodes kept, {} links",
+            g.nodes.len(),
+            g.candidate_nodes,
+            g.links.len()
+        );
+        for n in g
+            .nodes
+            .iter()
+            .filter(|n| n.latent.is_some() || n.hook.is_some())
+            .take(10)
+        {
+            println!(
+                "    {:>10.4}  {}  (activation {:.3})",
+                n.attribution, n.id, n.activation
+            );
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! `sae attribute`: the graph JSON on the tiny GPT-2 fixture (given a word-level tokenizer here) and on the
+//! real SmolLM2-135M with small random TopK SAEs, and one clear error for each kind of bad input.
+
+mod common;
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use common::{ok, one_line_error, s, sae_offline, MINILM, SMOLLM2};
+use sae_model::{Activation, Sae, SaeConfig};
+
+/// A seeded-looking deterministic TopK SAE (values from a fixed integer hash), saved with its hook name.
+fn save_sae(dir: &Path, d: usize, d_sae: usize, hook: &str) {
+    let val = |i: usize, scale: f32| -> f32 {
+        let h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+        ((h % 2001) as f32 / 1000.0 - 1.0) * scale
+    };
+    let t = |n: usize, shape: (usize, usize), off: usize, scale: f32| {
+        let v: Vec<f32> = (0..n).map(|i| val(i + off, scale)).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    };
+    let mut cfg = SaeConfig::new(d, d_sae, Activation::TopK { k: 4 });
+    cfg.metadata.hook_name = Some(hook.to_string());
+    let w_enc = t(d * d_sae, (d, d_sae), 0, 1.0);
+    let w_dec = t(d * d_sae, (d_sae, d), 7_000_000, 0.1);
+    let zeros = |n| Tensor::zeros(n, DType::F32, &Device::Cpu).unwrap();
+    let sae = Sae::new(cfg, w_enc, zeros(d_sae), w_dec, zeros(d), None).unwrap();
+    sae.save(dir, None).unwrap();
+}
+
+/// The tiny GPT-2 fixture copied with a word-level tokenizer: words w0..w59, [UNK] = 60.
+fn gpt2_with_tokenizer(dir: &Path) {
+    let src = common::repo().join("tests/fixtures/parity/gpt2");
+    std::fs::create_dir_all(dir).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let vocab: serde_json::Map<String, serde_json::Value> = (0..60)
+        .map(|i| (format!("w{i}"), serde_json::json!(i)))
+        .chain([("[UNK]".to_string(), serde_json::json!(60))])
+        .collect();
+    let tok = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
+    });
+    std::fs::write(dir.join("tokenizer.json"), tok.to_string()).unwrap();
+}
+
+fn graph_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Every link joins two nodes of the graph; nodes carry the fields the JSON promises.
+fn check_graph(g: &serde_json::Value) {
+    let nodes = g["nodes"].as_array().unwrap();
+    let ids: std::collections::HashSet<&str> =
+        nodes.iter().map(|n| n["id"].as_str().unwrap()).collect();
+    for n in nodes {
+        for field in ["kind", "position", "activation", "attribution"] {
+            assert!(!n[field].is_null(), "{field} missing in {n}");
+        }
+        let kind = n["kind"].as_str().unwrap();
+        assert!(
+            ["token", "latent", "error", "target"].contains(&kind),
+            "{kind}"
+        );
+        if kind == "latent" || kind == "error" {
+            assert!(n["layer"].is_u64(), "{n}");
+        }
+    }
+    for l in g["links"].as_array().unwrap() {
+        assert!(ids.contains(l["source"].as_str().unwrap()), "{l}");
+        assert!(ids.contains(l["target"].as_str().unwrap()), "{l}");
+        assert!(l["weight"].as_f64().unwrap() != 0.0);
+    }
+    assert!(nodes.iter().any(|n| n["kind"] == "latent"));
+    assert!(nodes.iter().any(|n| n["kind"] == "target"));
+}
+
+#[test]
+fn tiny_gpt2_graph_json_and_conservation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("gpt2");
+    gpt2_with_tokenizer(&model);
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    save_sae(&a, 16, 32, "blocks.0.hook_resid_post");
+    save_sae(&b, 64, 96, "blocks.1.mlp.hook_post");
+    let out = tmp.path().join("graph.json");
+    let b_arg = format!("{}@blocks.1.mlp.hook_post", s(&b));
+    ok(sae_offline(&[
+        "attribute",
+        "--model",
+        s(&model),
+        "--prompt",
+        "w3 w17 w42 w8 w25",
+        "--target-token",
+        "w7",
+        "--sae",
+        s(&a),
+        "--sae",
+        &b_arg,
+        "--out",
+        s(&out),
+        "--node-threshold",
+        "0.9",
+    ]));
+    let v = graph_json(&out);
+    let p = &v["prompts"][0];
+    assert_eq!(p["token_ids"], serde_json::json!([3, 17, 42, 8, 25]));
+    assert_eq!(p["relevance"]["lrp"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        p["relevance"]["gradient_x_input"].as_array().unwrap().len(),
+        5
+    );
+    let rel = p["conservation"]["relative_error"].as_f64().unwrap();
+    assert!(rel < 1e-3, "conservation {rel}");
+    check_graph(&p["graph"]);
+    // The logit-difference and loss targets run too (the loss has no conservation line).
+    ok(sae_offline(&[
+        "attribute",
+        "--model",
+        s(&model),
+        "--prompt",
+        "w3 w17 w42",
+        "--logit-diff",
+        "w7",
+        "w9",
+        "--out",
+        s(&out),
+    ]));
+    ok(sae_offline(&[
+        "attribute",
+        "--model",
+        s(&model),
+        "--prompt",
+        "w3 w17 w42",
+        "--loss",
+        "--out",
+        s(&out),
+    ]));
+    assert!(graph_json(&out)["prompts"][0]["conservation"].is_null());
+}
+
+#[test]
+fn bad_input_gets_one_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("gpt2");
+    gpt2_with_tokenizer(&model);
+    let a = tmp.path().join("a");
+    save_sae(&a, 16, 32, "blocks.0.hook_resid_post");
+    let out = tmp.path().join("graph.json");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["attribute", "--model", s(&model), "--out", s(&out)];
+        args.extend_from_slice(extra);
+        sae_offline(&args)
+    };
+    let other = format!("{}@blocks.1.hook_resid_post", s(&a));
+    let err = one_line_error(&run(&[
+        "--prompt",
+        "w1 w2",
+        "--target-token",
+        "w7",
+        "--sae",
+        &other,
+    ]));
+    assert!(err.contains("trained on blocks.0.hook_resid_post"), "{err}");
+    let long: Vec<String> = (0..40).map(|i| format!("w{}", i % 60)).collect();
+    let err = one_line_error(&run(&["--prompt", &long.join(" "), "--target-token", "w7"]));
+    assert!(
+        err.contains("40 tokens") && err.contains("context of 32"),
+        "{err}"
+    );
+    let err = one_line_error(&run(&["--prompt", "w1 w2", "--target-token", "w7 w8"]));
+    assert!(err.contains("2 tokens, not one"), "{err}");
+    let err = one_line_error(&sae_offline(&[
+        "attribute",
+        "--model",
+        MINILM,
+        "--prompt",
+        "hello",
+        "--target-token",
+        "world",
+        "--out",
+        s(&out),
+    ]));
+    assert!(err.contains("encoder"), "{err}");
+    assert!(!out.exists(), "a failed run wrote its output");
+}
+
+#[test]
+fn smollm2_capital_of_france() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    save_sae(&a, 576, 1152, "blocks.3.hook_resid_post");
+    let out = tmp.path().join("graph.json");
+    let stdout = ok(sae_offline(&[
+        "attribute",
+        "--model",
+        SMOLLM2,
+        "--prompt",
+        "The capital of France is",
+        "--target-token",
+        " Paris",
+        "--sae",
+        s(&a),
+        "--out",
+        s(&out),
+    ]))
+    .stdout;
+    let text = String::from_utf8_lossy(&stdout);
+    assert!(text.contains("LRP conservation"), "{text}");
+    let v = graph_json(&out);
+    let p = &v["prompts"][0];
+    assert_eq!(p["target"]["tokens"], serde_json::json!([" Paris"]));
+    let rel = p["conservation"]["relative_error"].as_f64().unwrap();
+    assert!(rel < 1e-2, "conservation on SmolLM2: {rel}");
+    check_graph(&p["graph"]);
+}
