@@ -207,14 +207,33 @@ fn smollm2_capital_of_france() {
         s(&a),
         "--out",
         s(&out),
+        "--check",
     ]))
     .stdout;
     let text = String::from_utf8_lossy(&stdout);
-    assert!(text.contains("LRP conservation"), "{text}");
+    eprintln!("{text}");
+    assert!(
+        text.contains("LRP conservation") && text.contains("faithfulness"),
+        "{text}"
+    );
     let v = graph_json(&out);
     let p = &v["prompts"][0];
     assert_eq!(p["target"]["tokens"], serde_json::json!([" Paris"]));
     let rel = p["conservation"]["relative_error"].as_f64().unwrap();
     assert!(rel < 1e-2, "conservation on SmolLM2: {rel}");
     check_graph(&p["graph"]);
+    let check = &p["check"];
+    // At most --top-n (10) nodes, those after BOS, which is never ablated.
+    let checked = check["nodes"].as_array().unwrap();
+    assert!((1..=10).contains(&checked.len()), "{check}");
+    for field in [
+        "pearson_zero",
+        "pearson_mean",
+        "faithfulness",
+        "m_full",
+        "m_empty",
+        "m_circuit",
+    ] {
+        assert!(check[field].is_number(), "{field}: {check}");
+    }
 }

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use sae_circuit::{
-    conservation, relevance, Conservation, Graph, GraphConfig, HookedSae, Replacement, Target,
-    EMBED,
+    conservation, relevance, Check, Conservation, Graph, GraphConfig, HookedSae, Replacement,
+    Target, EMBED,
 };
 use sae_lm::{Model, ModelSpec, Rules, TextTokenizer, TokenText};
 use serde::Serialize;
@@ -58,6 +58,13 @@ pub struct Args {
     /// Keep links until they carry this share of the total |weight|.
     #[arg(long, default_value_t = 0.98)]
     edge_threshold: f64,
+    /// Check the graph in the real forward pass: the top nodes zero- and mean-ablated one at a time
+    /// (measured vs predicted change), and the circuit's faithfulness (everything else mean-ablated).
+    #[arg(long, requires = "sae")]
+    check: bool,
+    /// Nodes ablated one at a time by --check.
+    #[arg(long, default_value_t = 10)]
+    top_n: usize,
     /// Do not put BOS before the prompt.
     #[arg(long)]
     no_bos: bool,
@@ -79,6 +86,8 @@ struct PromptResult {
     conservation: Option<ConservationJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     graph: Option<Graph>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    check: Option<Check>,
 }
 
 #[derive(Serialize)]
@@ -153,7 +162,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let mut results = Vec::with_capacity(prompts.len());
     for prompt in &prompts {
-        let r = attribute_one(&model, &text, prompt, &target, &saes, &cfg)
+        let check = a.check.then_some(a.top_n);
+        let r = attribute_one(&model, &text, prompt, &target, &saes, &cfg, check)
             .with_context(|| format!("cannot attribute the prompt {prompt:?}"))?;
         print_result(&r, &a.rules);
         results.push(r);
@@ -259,6 +269,7 @@ fn attribute_one(
     target: &Target,
     saes: &[HookedSae],
     cfg: &GraphConfig,
+    check_top: Option<usize>,
 ) -> anyhow::Result<PromptResult> {
     let tok = text.tokenizer();
     let mut ids = tok.prefix().to_vec();
@@ -269,10 +280,15 @@ fn attribute_one(
         .is_affine()
         .then(|| conservation(model, &ids, EMBED, target))
         .transpose()?;
-    let graph = if saes.is_empty() {
-        None
+    let (graph, check) = if saes.is_empty() {
+        (None, None)
     } else {
-        Some(Replacement::new(model, &ids, target, saes)?.graph(cfg)?)
+        let mut rep = Replacement::new(model, &ids, target, saes)?;
+        let graph = rep.graph(cfg)?;
+        let check = check_top
+            .map(|n| rep.check(&graph, n, tok.prefix().len()))
+            .transpose()?;
+        (Some(graph), check)
     };
     let (kind, target_ids) = match target {
         Target::Logit { token } => ("logit", vec![*token]),
@@ -294,6 +310,7 @@ fn attribute_one(
         },
         conservation: conservation.map(Into::into),
         graph,
+        check,
     })
 }
 
@@ -324,22 +341,46 @@ fn print_result(r: &PromptResult, rules: &str) {
         );
     }
     if let Some(g) = &r.graph {
+        let kept: Vec<_> = g.nodes.iter().filter(|n| n.hook.is_some()).collect();
         println!(
-            "  graph: {} of {} latent/error nodes kept, {} links",
-            g.nodes.len(),
+            "  graph: {} of {} latent/error nodes kept, {} links; top nodes by attribution:",
+            kept.len(),
             g.candidate_nodes,
             g.links.len()
         );
-        for n in g
-            .nodes
-            .iter()
-            .filter(|n| n.latent.is_some() || n.hook.is_some())
-            .take(10)
-        {
+        for n in kept.iter().take(10) {
             println!(
                 "    {:>10.4}  {}  (activation {:.3})",
                 n.attribution, n.id, n.activation
             );
         }
     }
+    if let Some(c) = &r.check {
+        print_check(c);
+    }
+}
+
+fn print_check(c: &Check) {
+    println!("  check in the real forward pass (predicted -> measured change of the target):");
+    println!(
+        "    {:<40} {:>22} {:>22}",
+        "node", "zero-ablated", "mean-ablated"
+    );
+    for n in &c.nodes {
+        println!(
+            "    {:<40} {:>9.4} -> {:>9.4} {:>9.4} -> {:>9.4}",
+            n.id, n.predicted_zero, n.measured_zero, n.predicted_mean, n.measured_mean
+        );
+    }
+    println!(
+        "    Pearson r: zero {:.3}, mean {:.3}; circuit of {} nodes: faithfulness {:.3} \
+         (m(C) {:.4}, m(0) {:.4}, m(M) {:.4})",
+        c.pearson_zero,
+        c.pearson_mean,
+        c.circuit_nodes,
+        c.faithfulness,
+        c.m_circuit,
+        c.m_empty,
+        c.m_full
+    );
 }

@@ -15,7 +15,8 @@ mod target;
 
 pub use error::{CircuitError, Result};
 pub use graph::{
-    Effects, Graph, GraphConfig, HookedSae, Link, Node, NodeKind, NodeRef, Replacement, EMBED,
+    pearson, Check, Effects, Graph, GraphConfig, HookedSae, Link, Node, NodeCheck, NodeKind,
+    NodeRef, Replacement, EMBED,
 };
 pub use relevance::{check_input, conservation, relevance, Conservation, Relevance};
 pub use target::Target;

@@ -199,3 +199,48 @@ fn node_attributions_add_up_and_pruning_keeps_the_share() {
     assert_eq!(graph.candidate_nodes, all.len());
     assert!(graph.links.iter().all(|l| l.weight != 0.0));
 }
+
+#[test]
+fn ablations_in_the_real_forward_follow_the_attributions() {
+    for (name, target) in [
+        ("gpt2", Target::Logit { token: 7 }),
+        ("llama", Target::LogitDiff { a: 7, b: 30 }),
+    ] {
+        let model = fixture(name);
+        let saes = if name == "gpt2" {
+            gpt2_saes(&model)
+        } else {
+            llama_saes(&model)
+        };
+        let mut rep = Replacement::new(&model, &IDS, &target, &saes).unwrap();
+        let all = GraphConfig {
+            node_threshold: 1.0,
+            edge_threshold: 1.0,
+        };
+        let graph = rep.graph(&all).unwrap();
+        let check = rep.check(&graph, 10, 1).unwrap();
+        assert_eq!(check.nodes.len(), 10);
+        // The whole graph as the circuit is the model itself.
+        assert!((check.faithfulness - 1.0).abs() < 1e-3, "{name}: {check:?}");
+        assert!((check.m_full - rep.target_value()).abs() < 1e-4, "{name}");
+        assert!(
+            (check.m_full - check.m_empty).abs() > 1e-4,
+            "{name}: ablating everything did nothing"
+        );
+        assert!(
+            check.pearson_zero > 0.5 && check.pearson_mean > 0.5,
+            "{name}: {check:?}"
+        );
+        eprintln!(
+            "{name}: r zero {:.4}, r mean {:.4}, m(M) {:.4}, m(0) {:.4}",
+            check.pearson_zero, check.pearson_mean, check.m_full, check.m_empty
+        );
+        let pruned = rep.graph(&GraphConfig::default()).unwrap();
+        let c = rep.check(&pruned, 10, 1).unwrap();
+        assert!(c.faithfulness.is_finite() && c.circuit_nodes < check.circuit_nodes);
+        eprintln!(
+            "{name}: pruned circuit of {} nodes, faithfulness {:.4}",
+            c.circuit_nodes, c.faithfulness
+        );
+    }
+}

@@ -10,6 +10,7 @@
 //! pre-activation, or on the target. Doubling a source's value in that model moves every downstream node
 //! by exactly its edge weight ([`Replacement::intervene`]).
 
+mod check;
 mod edges;
 mod intervene;
 mod nodes;
@@ -26,6 +27,7 @@ use crate::probe::Leaf;
 use crate::relevance::run;
 use crate::target::Target;
 
+pub use check::{pearson, Check, NodeCheck};
 pub use intervene::Effects;
 
 /// Where the token embeddings are read: the residual stream entering block 0.
