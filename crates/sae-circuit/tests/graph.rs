@@ -163,23 +163,23 @@ fn node_attributions_add_up_and_pruning_keeps_the_share() {
         (tokens - c.relevance).abs() <= 1e-4 * c.relevance.abs().max(1.0),
         "{tokens} vs {c:?}"
     );
-    // At each SAE hook: latents + error + b_dec's share = LRP relevance at that hook.
+    // At each SAE hook: latents + error + b_dec's share = gradient x input at that hook.
     for (i, s) in saes.iter().enumerate() {
         let at: f64 = nodes
             .iter()
             .filter(|n| n.hook.as_deref() == Some(&s.hook.name()))
             .map(|n| n.attribution as f64)
             .sum();
-        let c = conservation(&model, &IDS, s.hook, &target).unwrap();
         let b_dec: Vec<f32> = s.sae.b_dec.to_vec1().unwrap();
-        let r = sae_circuit::relevance(&model, &IDS, s.hook, &target, sae_lm::Rules::LRP).unwrap();
+        let r =
+            sae_circuit::relevance(&model, &IDS, s.hook, &target, sae_lm::Rules::GRADIENT).unwrap();
+        let total: f64 = r.per_position.iter().map(|&v| v as f64).sum();
         let g: Vec<f32> = r.grad.sum(0).unwrap().to_vec1().unwrap();
         let bias: f64 = b_dec.iter().zip(&g).map(|(b, g)| (b * g) as f64).sum();
         assert!(
-            (at + bias - c.relevance).abs() <= 1e-4 * c.relevance.abs().max(1.0),
-            "SAE {i} at {}: {at} + {bias} vs {}",
+            (at + bias - total).abs() <= 1e-4 * total.abs().max(1.0),
+            "SAE {i} at {}: {at} + {bias} vs {total}",
             s.hook,
-            c.relevance
         );
     }
     let graph = rep.graph(&GraphConfig::default()).unwrap();

@@ -3,8 +3,10 @@
 //! The linearised model: norm scales, nonlinearities and attention patterns frozen at the clean pass
 //! (every rule of [`sae_lm::Rules::LRP`]). Nodes: tokens (the embeddings at `blocks.0.hook_resid_pre`), the
 //! active latents of each SAE at each position, one error node per (hook, position) = x - x_hat, and the
-//! target. A node's attribution is its total effect on the target in the linearised model:
-//! a_i (grad_x m . W_dec,i) for a latent, grad_x m . (x - x_hat) for an error, x . grad_x m for a token.
+//! target. A latent's attribution is a_i (grad_x m . W_dec,i), an error's grad_x m . (x - x_hat), with the
+//! plain gradient at the hook (attribution patching: the first-order effect of ablating the node in the real
+//! model); a token's is its LRP relevance x . grad_x m in the linearised model (conserved: the tokens' sum is
+//! the target minus the biases' share).
 //! Edges are direct effects: with every hook that holds an SAE set to its value (its latents and error held,
 //! so no path runs through another node), the effect of a source node's value on a downstream latent's
 //! pre-activation, or on the target. Doubling a source's value in that model moves every downstream node
@@ -17,13 +19,13 @@ mod nodes;
 
 use std::collections::BTreeMap;
 
-use candle_core::Tensor;
+use candle_core::{backprop::GradStore, Tensor};
 use sae_lm::{Hook, HookPoint, Linearize, Model, Rules};
 use sae_model::{InputNorm, Reshape, Sae};
 use serde::Serialize;
 
 use crate::error::{CircuitError, Result};
-use crate::probe::Leaf;
+use crate::probe::{Leaf, Probe};
 use crate::relevance::run;
 use crate::target::Target;
 
@@ -179,10 +181,20 @@ pub struct Replacement<'a> {
     /// The embeddings [t, d].
     x0: Tensor,
     states: Vec<HookState>,
-    /// Total gradients of the target at the embeddings and at each SAE's hook, [t, width].
+    /// The linearised model's gradient of the target at the embeddings (LRP: token relevance) [t, d].
     grad0: Tensor,
+    /// The plain gradient of the target at each SAE's hook, [t, width] (node attributions).
     grads: Vec<Tensor>,
     target_value: f32,
+}
+
+/// The gradient [t, width] at a probe's leaf (zeros where the target does not depend on it).
+fn leaf_grad(grads: &GradStore, probe: &Probe, hook: Hook) -> Result<Tensor> {
+    let v = probe.vars[&hook].as_tensor();
+    Ok(match grads.get(v) {
+        Some(g) => g.get(0)?,
+        None => v.get(0)?.zeros_like()?,
+    })
 }
 
 /// Checks that attribution can run through this SAE at its hook.
@@ -239,14 +251,7 @@ impl<'a> Replacement<'a> {
         let mut leaves = BTreeMap::from([(EMBED, Leaf::Cut)]);
         leaves.extend(saes.iter().map(|s| (s.hook, Leaf::Through)));
         let pass = run(model, ids, target, &mut lin, leaves)?;
-        let grads = pass.m.backward()?;
-        let grad_at = |hook: Hook| -> Result<Tensor> {
-            let v = pass.probe.vars[&hook].as_tensor();
-            Ok(match grads.get(v) {
-                Some(g) => g.get(0)?,
-                None => v.get(0)?.zeros_like()?,
-            })
-        };
+        let lrp = pass.m.backward()?;
         let mut states = Vec::with_capacity(saes.len());
         for s in saes {
             let x = pass.probe.incoming[&s.hook].get(0)?.detach();
@@ -254,9 +259,15 @@ impl<'a> Replacement<'a> {
             let err = (&x - s.sae.decode(&acts)?)?;
             states.push(HookState { x, acts, err });
         }
+        // Node attributions take the plain gradient (attribution patching: the first-order prediction of
+        // an ablation in the real model); the frozen model's gradient would miss what the norms undo.
+        let mut plain = Linearize::new(Rules::GRADIENT);
+        let leaves = saes.iter().map(|s| (s.hook, Leaf::Through)).collect();
+        let real = run(model, ids, target, &mut plain, leaves)?;
+        let real_grads = real.m.backward()?;
         let grads = saes
             .iter()
-            .map(|s| grad_at(s.hook))
+            .map(|s| leaf_grad(&real_grads, &real.probe, s.hook))
             .collect::<Result<_>>()?;
         lin.replay();
         Ok(Replacement {
@@ -267,7 +278,7 @@ impl<'a> Replacement<'a> {
             lin,
             x0: pass.probe.vars[&EMBED].as_tensor().get(0)?,
             states,
-            grad0: grad_at(EMBED)?,
+            grad0: leaf_grad(&lrp, &pass.probe, EMBED)?,
             grads,
             target_value: pass.m.to_scalar()?,
         })
