@@ -284,10 +284,9 @@ fn attribute_one(
         (None, None)
     } else {
         let mut rep = Replacement::new(model, &ids, target, saes)?;
+        rep.skip_prefix(tok.prefix().len());
         let graph = rep.graph(cfg)?;
-        let check = check_top
-            .map(|n| rep.check(&graph, n, tok.prefix().len()))
-            .transpose()?;
+        let check = check_top.map(|n| rep.check(&graph, n)).transpose()?;
         (Some(graph), check)
     };
     let (kind, target_ids) = match target {

@@ -213,12 +213,13 @@ fn ablations_in_the_real_forward_follow_the_attributions() {
             llama_saes(&model)
         };
         let mut rep = Replacement::new(&model, &IDS, &target, &saes).unwrap();
+        rep.skip_prefix(1);
         let all = GraphConfig {
             node_threshold: 1.0,
             edge_threshold: 1.0,
         };
         let graph = rep.graph(&all).unwrap();
-        let check = rep.check(&graph, 10, 1).unwrap();
+        let check = rep.check(&graph, 10).unwrap();
         assert_eq!(check.nodes.len(), 10);
         // The whole graph as the circuit is the model itself.
         assert!((check.faithfulness - 1.0).abs() < 1e-3, "{name}: {check:?}");
@@ -236,7 +237,7 @@ fn ablations_in_the_real_forward_follow_the_attributions() {
             check.pearson_zero, check.pearson_mean, check.m_full, check.m_empty
         );
         let pruned = rep.graph(&GraphConfig::default()).unwrap();
-        let c = rep.check(&pruned, 10, 1).unwrap();
+        let c = rep.check(&pruned, 10).unwrap();
         assert!(c.faithfulness.is_finite() && c.circuit_nodes < check.circuit_nodes);
         eprintln!(
             "{name}: pruned circuit of {} nodes, faithfulness {:.4}",

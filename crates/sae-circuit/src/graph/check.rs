@@ -2,8 +2,8 @@
 //! sinks), not assumed: the top nodes zero- and mean-ablated one at a time against the change their
 //! attribution predicts, and the circuit (the kept nodes) with everything else mean-ablated.
 //!
-//! Means are taken over the prompt's positions from `skip` on (the BOS position, whose residual is far
-//! larger than the rest, is left out and never ablated). The nodes are the latents active in the clean
+//! Means are taken over the prompt's positions after the skipped prefix (the BOS position, whose residual
+//! is far larger than the rest, is left out and never ablated). The nodes are the latents active in the clean
 //! pass and the errors; a latent off in the clean pass is no node and keeps its live value.
 
 use candle_core::{Device, Tensor};
@@ -144,8 +144,10 @@ impl Replacement<'_> {
     }
 
     /// Ablates the top `top_n` latent / error nodes of the graph one at a time (zero and mean), then
-    /// measures the circuit's faithfulness; positions before `skip` are never ablated.
-    pub fn check(&self, graph: &Graph, top_n: usize, skip: usize) -> Result<Check> {
+    /// measures the circuit's faithfulness; skipped positions ([`Replacement::skip_prefix`]) are never
+    /// ablated.
+    pub fn check(&self, graph: &Graph, top_n: usize) -> Result<Check> {
+        let skip = self.skip;
         if !self.target.needs_logits() {
             return Err(CircuitError::Invalid(
                 "the check measures a logit or loss target".into(),

@@ -186,6 +186,8 @@ pub struct Replacement<'a> {
     /// The plain gradient of the target at each SAE's hook, [t, width] (node attributions).
     grads: Vec<Tensor>,
     target_value: f32,
+    /// Leading positions (BOS) that hold no latent or error node and are never ablated.
+    skip: usize,
 }
 
 /// The gradient [t, width] at a probe's leaf (zeros where the target does not depend on it).
@@ -281,7 +283,14 @@ impl<'a> Replacement<'a> {
             grad0: leaf_grad(&lrp, &pass.probe, EMBED)?,
             grads,
             target_value: pass.m.to_scalar()?,
+            skip: 0,
         })
+    }
+
+    /// Leaves the first `n` positions (the BOS the tokenizer puts first: its residual is the same in every
+    /// prompt and far larger than the rest) without latent or error nodes; the check never ablates them.
+    pub fn skip_prefix(&mut self, n: usize) {
+        self.skip = n;
     }
 
     /// The target's value in the clean pass.

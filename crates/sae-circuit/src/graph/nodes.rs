@@ -72,7 +72,7 @@ impl Replacement<'_> {
     }
 
     /// Every node before pruning: tokens, each SAE's active latents and errors (hook by hook, position by
-    /// position), the target last; attributions are total effects on the target.
+    /// position, from the first position not skipped), the target last.
     pub fn all_nodes(&self) -> Result<Vec<Node>> {
         let mut out = Vec::new();
         let norms = row_norms(&self.x0)?;
@@ -84,7 +84,7 @@ impl Replacement<'_> {
             // a_i (g . W_dec,i) for every (position, latent).
             let gw: Vec<Vec<f32>> = g.matmul(&s.sae.w_dec.t()?)?.to_vec2()?;
             let acts: Vec<Vec<f32>> = st.acts.to_vec2()?;
-            for (position, (row, grow)) in acts.iter().zip(&gw).enumerate() {
+            for (position, (row, grow)) in acts.iter().zip(&gw).enumerate().skip(self.skip) {
                 for (latent, (&a, &gd)) in row.iter().zip(grow).enumerate() {
                     if a != 0.0 {
                         let r = NodeRef::Latent {
@@ -97,7 +97,11 @@ impl Replacement<'_> {
                 }
             }
             let norms = row_norms(&st.err)?;
-            for (position, e) in row_dots(&st.err, g)?.into_iter().enumerate() {
+            for (position, e) in row_dots(&st.err, g)?
+                .into_iter()
+                .enumerate()
+                .skip(self.skip)
+            {
                 out.push(self.node(NodeRef::Error { sae, position }, norms[position], e));
             }
         }
