@@ -237,3 +237,90 @@ fn smollm2_capital_of_france() {
         assert!(check[field].is_number(), "{field}: {check}");
     }
 }
+
+/// Pearson r, computed here independently of the library.
+fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+    cov / (va * vb).sqrt()
+}
+
+/// A TopK SAE trained here on SmolLM2's layer-4 residual stream (20k tokens, 400 steps): the top-10 nodes'
+/// predicted ablation effects follow the measured ones on a fixed prompt set (pooled Pearson r > 0.5).
+#[test]
+fn smollm2_ablations_follow_the_attributions_with_a_trained_sae() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (acts, sae_dir) = (tmp.path().join("acts"), tmp.path().join("sae"));
+    let corpus = common::corpus().join("fortunes-computers.jsonl");
+    let hook = "blocks.4.hook_resid_post";
+    ok(sae_offline(&[
+        "harvest",
+        "--model",
+        SMOLLM2,
+        "--hook",
+        hook,
+        "--corpus",
+        s(&corpus),
+        "--out",
+        s(&acts),
+        "--max-tokens",
+        "20000",
+        "--batch",
+        "8",
+    ]));
+    let cfg = tmp.path().join("train.toml");
+    let toml =
+        "d_sae = 1152\nsteps = 400\nbatch = 1024\nlr = 2e-3\n[arch]\nkind = \"topk\"\nk = 32\n";
+    std::fs::write(&cfg, toml).unwrap();
+    let store = acts.join(hook);
+    ok(sae_offline(&[
+        "train",
+        "--store",
+        s(&store),
+        "--out",
+        s(&sae_dir),
+        "--config",
+        s(&cfg),
+    ]));
+    let (mut predicted, mut measured) = (Vec::new(), Vec::new());
+    for (prompt, token) in [
+        ("The capital of France is", " Paris"),
+        ("The opposite of hot is", " cold"),
+    ] {
+        let out = tmp.path().join("graph.json");
+        let stdout = ok(sae_offline(&[
+            "attribute",
+            "--model",
+            SMOLLM2,
+            "--prompt",
+            prompt,
+            "--target-token",
+            token,
+            "--sae",
+            s(&sae_dir),
+            "--check",
+            "--out",
+            s(&out),
+        ]))
+        .stdout;
+        eprintln!("{}", String::from_utf8_lossy(&stdout));
+        let v = graph_json(&out);
+        let check = &v["prompts"][0]["check"];
+        for n in check["nodes"].as_array().unwrap() {
+            predicted.push(n["predicted_zero"].as_f64().unwrap());
+            measured.push(n["measured_zero"].as_f64().unwrap());
+        }
+        let f = check["faithfulness"].as_f64().unwrap();
+        assert!(f.is_finite(), "faithfulness {f}");
+    }
+    assert!(predicted.len() >= 15, "{} nodes checked", predicted.len());
+    let r = pearson(&predicted, &measured);
+    eprintln!(
+        "pooled zero-ablation Pearson r over {} nodes: {r:.3}",
+        predicted.len()
+    );
+    assert!(r > 0.5, "r = {r}: {predicted:?} vs {measured:?}");
+}
