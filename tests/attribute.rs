@@ -114,6 +114,7 @@ fn tiny_gpt2_graph_json_and_conservation() {
         p["relevance"]["gradient_x_input"].as_array().unwrap().len(),
         5
     );
+    assert_eq!(p["relevance"]["attn_lrp"].as_array().unwrap().len(), 5);
     let rel = p["conservation"]["relative_error"].as_f64().unwrap();
     assert!(rel < 1e-3, "conservation {rel}");
     check_graph(&p["graph"]);

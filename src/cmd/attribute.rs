@@ -49,8 +49,10 @@ pub struct Args {
     #[arg(long)]
     sae: Vec<String>,
     /// Token relevance rules: `lrp` (identity rule on norms and nonlinearities, CP-LRP, uniform rule on
-    /// products) or `gradient` (plain gradient x input). Both are written; this one is printed.
-    #[arg(long, default_value = "lrp", value_parser = ["lrp", "gradient"])]
+    /// the gated product), `attn-lrp` (AttnLRP: the softmax rule and uniform rules on the attention
+    /// products instead of CP-LRP) or `gradient` (plain gradient x input). All three are written; this one
+    /// is printed.
+    #[arg(long, default_value = "lrp", value_parser = ["lrp", "attn-lrp", "gradient"])]
     rules: String,
     /// Keep latent and error nodes until they carry this share of the total |attribution|.
     #[arg(long, default_value_t = 0.8)]
@@ -100,6 +102,7 @@ struct TargetJson {
 #[derive(Serialize)]
 struct RelevanceJson {
     lrp: Vec<f32>,
+    attn_lrp: Vec<f32>,
     gradient_x_input: Vec<f32>,
 }
 
@@ -276,6 +279,7 @@ fn attribute_one(
     ids.extend(tok.encode(prompt)?);
     let lrp = relevance(model, &ids, EMBED, target, Rules::LRP)?;
     let gxi = relevance(model, &ids, EMBED, target, Rules::GRADIENT)?;
+    let attn_lrp = relevance(model, &ids, EMBED, target, Rules::ATTN_LRP)?;
     let conservation = target
         .is_affine()
         .then(|| conservation(model, &ids, EMBED, target))
@@ -305,6 +309,7 @@ fn attribute_one(
         },
         relevance: RelevanceJson {
             lrp: lrp.per_position,
+            attn_lrp: attn_lrp.per_position,
             gradient_x_input: gxi.per_position,
         },
         conservation: conservation.map(Into::into),
@@ -321,10 +326,10 @@ fn print_result(r: &PromptResult, rules: &str) {
         r.target.tokens.join(" - "),
         r.target.value
     );
-    let values = if rules == "lrp" {
-        &r.relevance.lrp
-    } else {
-        &r.relevance.gradient_x_input
+    let values = match rules {
+        "lrp" => &r.relevance.lrp,
+        "attn-lrp" => &r.relevance.attn_lrp,
+        _ => &r.relevance.gradient_x_input,
     };
     println!("  token relevance ({rules}):");
     for (t, v) in r.tokens.iter().zip(values) {

@@ -105,7 +105,7 @@ fn differentiable_forward_equals_the_plain_one() {
         let plain = model
             .logits_reference(&ids, &mut sae_lm::Capture::new(&[]))
             .unwrap();
-        for rules in [Rules::GRADIENT, Rules::LRP] {
+        for rules in [Rules::GRADIENT, Rules::LRP, Rules::ATTN_LRP] {
             let mut lin = Linearize::new(rules);
             let mut none = sae_lm::Capture::new(&[]);
             let got = model

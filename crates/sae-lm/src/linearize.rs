@@ -27,6 +27,10 @@ pub struct Rules {
     pub nonlinearity: bool,
     /// Attention patterns are constants (CP-LRP): gradients flow through the values only.
     pub attention: bool,
+    /// AttnLRP instead of CP-LRP (when `attention` is off): the softmax keeps its gradient (AttnLRP's
+    /// softmax rule in gradient form) and both products, q k^T and pattern x values, split their gradient
+    /// half and half (uniform rule). Not an affine map: nothing is frozen or replayed for it.
+    pub attn_lrp: bool,
 }
 
 impl Rules {
@@ -35,12 +39,22 @@ impl Rules {
         norm: false,
         nonlinearity: false,
         attention: false,
+        attn_lrp: false,
     };
     /// Every rule on: the linearised model (LRP with identity / CP-LRP / uniform rules).
     pub const LRP: Rules = Rules {
         norm: true,
         nonlinearity: true,
         attention: true,
+        attn_lrp: false,
+    };
+    /// AttnLRP (Achtibat et al. 2024): identity rules on norms and nonlinearities, the softmax rule and
+    /// uniform rules on the attention products.
+    pub const ATTN_LRP: Rules = Rules {
+        norm: true,
+        nonlinearity: true,
+        attention: false,
+        attn_lrp: true,
     };
 
     /// Whether every rule is on (the forward pass is then affine in any hook's activation).
@@ -209,6 +223,14 @@ impl Linearize {
         if !self.differentiable {
             return attention(q, k, v, Some(mask), scale);
         }
+        if self.rules.attn_lrp && !self.rules.attention {
+            // 0.5 (q k0^T + q0 k^T) and 0.5 (p v0 + p0 v): the values of q k^T and p v, half the gradient each.
+            let (q0, k0, v0) = (q.detach(), k.detach(), v.detach());
+            let s = (scores(q, &k0, Some(mask), scale)? + scores(&q0, k, Some(mask), scale)?)?;
+            let probs = candle_nn::ops::softmax(&s.affine(0.5, 0.0)?, D::Minus1)?;
+            let out = (mix(&probs, &v0)? + mix(&probs.detach(), v)?)?;
+            return Ok(out.affine(0.5, 0.0)?);
+        }
         let probs = self.frozen((layer, "pattern"), self.rules.attention, || {
             Ok(candle_nn::ops::softmax(
                 &scores(q, k, Some(mask), scale)?,
@@ -216,5 +238,56 @@ impl Linearize {
             )?)
         })?;
         mix(&probs, v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor, Var};
+
+    use super::{Linearize, Rules};
+    use crate::attention::causal_mask;
+
+    /// Gradients of sum(attention . w) with respect to q, k, v under `rules`.
+    fn grads(rules: Rules, q: &Var, k: &Var, v: &Var, w: &Tensor) -> [Tensor; 3] {
+        let mask = causal_mask(5, &Device::Cpu).unwrap();
+        let mut lin = Linearize::new(rules);
+        let out = lin.attention(0, q, k, v, &mask, 0.5).unwrap();
+        let g = (out * w).unwrap().sum_all().unwrap().backward().unwrap();
+        [q, k, v].map(|x| match g.get(x.as_tensor()) {
+            Some(t) => t.clone(),
+            None => x.as_tensor().zeros_like().unwrap(),
+        })
+    }
+
+    #[test]
+    fn attn_lrp_halves_the_products_gradients() {
+        let dev = Device::Cpu;
+        let var = |s: (usize, usize, usize, usize)| {
+            Var::from_tensor(&Tensor::randn(0f32, 1., s, &dev).unwrap()).unwrap()
+        };
+        let (q, k, v) = (var((1, 4, 5, 3)), var((1, 2, 5, 3)), var((1, 2, 5, 3)));
+        let w = Tensor::randn(0f32, 1., (1, 5, 12), &dev).unwrap();
+        let plain = grads(Rules::GRADIENT, &q, &k, &v, &w);
+        let lrp = grads(Rules::ATTN_LRP, &q, &k, &v, &w);
+        // v: one product (p v) -> half; q, k: two products (q k^T, then p v) -> a quarter.
+        for (i, factor) in [0.25, 0.25, 0.5].into_iter().enumerate() {
+            let want = (&plain[i] * factor).unwrap();
+            let d = (&lrp[i] - want).unwrap().abs().unwrap().max_all().unwrap();
+            let d = d.to_scalar::<f32>().unwrap();
+            assert!(d < 1e-5, "operand {i}: max diff {d}");
+        }
+        // CP-LRP: nothing reaches q and k.
+        let cp = grads(Rules::LRP, &q, &k, &v, &w);
+        assert!(
+            cp[0]
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                == 0.0
+        );
     }
 }
