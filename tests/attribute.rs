@@ -1,6 +1,7 @@
 //! `sae attribute`: the graph JSON on the tiny GPT-2 fixture (given a word-level tokenizer here) and on the
 //! real SmolLM2-135M with small random TopK SAEs, and one clear error for each kind of bad input.
 
+mod browser;
 mod common;
 
 use std::path::Path;
@@ -324,4 +325,46 @@ fn smollm2_ablations_follow_the_attributions_with_a_trained_sae() {
         predicted.len()
     );
     assert!(r > 0.5, "r = {r}: {predicted:?} vs {measured:?}");
+}
+
+/// The page renders in headless chromium: one circle per node of the JSON, the tokens shaded, the latents
+/// linking to their dashboard cards.
+#[test]
+fn html_page_renders_in_chromium() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("gpt2");
+    gpt2_with_tokenizer(&model);
+    let a = tmp.path().join("a");
+    save_sae(&a, 16, 32, "blocks.0.hook_resid_post");
+    let (out, html) = (tmp.path().join("graph.json"), tmp.path().join("graph.html"));
+    ok(sae_offline(&[
+        "attribute",
+        "--model",
+        s(&model),
+        "--prompt",
+        "w3 w17 w42 w8",
+        "--target-token",
+        "w7",
+        "--sae",
+        s(&a),
+        "--out",
+        s(&out),
+        "--html",
+        s(&html),
+        "--report-dir",
+        "reports",
+    ]));
+    let nodes = graph_json(&out)["prompts"][0]["graph"]["nodes"]
+        .as_array()
+        .unwrap()
+        .len();
+    let url = format!("file://{}", html.canonicalize().unwrap().display());
+    let dom = browser::dump_dom(&url);
+    assert!(dom.contains("<svg class=\"graph\""), "{dom}");
+    assert_eq!(dom.matches("<circle").count(), nodes, "{dom}");
+    assert_eq!(dom.matches("class=\"tok\"").count(), 4);
+    assert!(
+        dom.contains("reports/blocks.0.hook_resid_post/index.html#latents/"),
+        "{dom}"
+    );
 }

@@ -12,6 +12,8 @@ use sae_circuit::{
 use sae_lm::{Model, ModelSpec, Rules, TextTokenizer, TokenText};
 use serde::Serialize;
 
+use super::attribute_html::{page, Section};
+
 /// Arguments of `sae attribute`.
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["prompt", "prompts"])))]
@@ -73,6 +75,12 @@ pub struct Args {
     /// The graph JSON written (atomically).
     #[arg(long)]
     out: PathBuf,
+    /// Also write a page: tokens shaded by LRP relevance, the graph by hook and position.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// Where the SAEs' dashboards are (`sae run`'s OUT/report: DIR/<hook>/index.html); latents link there.
+    #[arg(long, requires = "html")]
+    report_dir: Option<String>,
 }
 
 /// One prompt's result in the JSON.
@@ -180,6 +188,23 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     sae_store::atomic_write(&a.out, json.as_bytes())
         .with_context(|| format!("cannot write {}", a.out.display()))?;
     println!("wrote {}", a.out.display());
+    if let Some(path) = &a.html {
+        let sections: Vec<Section> = out
+            .prompts
+            .iter()
+            .map(|r| Section {
+                prompt: &r.prompt,
+                tokens: &r.tokens,
+                relevance: &r.relevance.lrp,
+                target: format!("{} {}", r.target.kind, r.target.tokens.join(" - ")),
+                graph: r.graph.as_ref(),
+            })
+            .collect();
+        let html = page(&a.model, &sections, a.report_dir.as_deref());
+        sae_store::atomic_write(path, html.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
     Ok(())
 }
 

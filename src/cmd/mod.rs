@@ -1,6 +1,7 @@
 //! One module per subcommand: clap `Args` plus `run`.
 
 pub mod attribute;
+pub mod attribute_html;
 pub mod bench;
 pub mod bench_harvest;
 pub mod bench_train;
