@@ -2,7 +2,7 @@
 //! --out FILE`: which tokens and which SAE features produce a prediction. Token relevance (LRP and
 //! gradient x input), LRP's conservation check, and with SAEs the pruned attribution graph, written as JSON.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
 use sae_circuit::{
@@ -13,6 +13,7 @@ use sae_lm::{Model, ModelSpec, Rules, TextTokenizer, TokenText};
 use serde::Serialize;
 
 use super::attribute_html::{page, Section};
+use super::attribute_input::{load_saes, parse_target, read_prompts};
 
 /// Arguments of `sae attribute`.
 #[derive(clap::Args, Debug)]
@@ -165,8 +166,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let text = TokenText::new(tok);
     let saes = load_saes(&model, &a.sae)?;
-    let target = parse_target(&a, text.tokenizer())?;
-    let prompts = read_prompts(&a)?;
+    let target = parse_target(a.target_token.as_deref(), &a.logit_diff, text.tokenizer())?;
+    let prompts = read_prompts(a.prompt.as_deref(), a.prompts.as_deref())?;
     let cfg = GraphConfig {
         node_threshold: a.node_threshold,
         edge_threshold: a.edge_threshold,
@@ -206,88 +207,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         println!("wrote {}", path.display());
     }
     Ok(())
-}
-
-/// `--sae DIR[@HOOK]` -> the SAEs at their hooks.
-fn load_saes(model: &Model, args: &[String]) -> anyhow::Result<Vec<HookedSae>> {
-    let mut out = Vec::new();
-    for arg in args {
-        let (dir, want) = match arg.rsplit_once('@') {
-            Some((d, h)) if h.starts_with("blocks.") => (d, Some(h)),
-            _ => (arg.as_str(), None),
-        };
-        let sae = sae_model::Sae::load(Path::new(dir))
-            .with_context(|| format!("cannot load the SAE in {dir}"))?;
-        let trained = sae.cfg.metadata.hook_name.clone();
-        let name = match (want, trained.as_deref()) {
-            (Some(w), Some(t)) if w != t => bail!(
-                "the SAE in {dir} was trained on {t}, not on {w}: attribute it at its own hook"
-            ),
-            (Some(w), _) => w.to_string(),
-            (None, Some(t)) => t.to_string(),
-            (None, None) => bail!(
-                "the SAE in {dir} names no hook (hook_name in cfg.json); give --sae {dir}@blocks.N.hook_..."
-            ),
-        };
-        let hook = model
-            .hook(&name)
-            .with_context(|| format!("the SAE in {dir} is for {name}"))?;
-        if sae.cfg.d_in != model.width(hook) {
-            bail!(
-                "the SAE in {dir} reads {} values, but {name} of `{}` has {}: it was not trained on this hook",
-                sae.cfg.d_in,
-                model.arch(),
-                model.width(hook)
-            );
-        }
-        out.push(HookedSae { hook, sae });
-    }
-    Ok(out)
-}
-
-/// The target token text -> its one id.
-fn one_token(tok: &TextTokenizer, text: &str) -> anyhow::Result<u32> {
-    let ids = tok.encode(text)?;
-    match ids.as_slice() {
-        [id] => Ok(*id),
-        _ => bail!(
-            "the target {text:?} is {} tokens, not one: give a single token (e.g. with its leading space)",
-            ids.len()
-        ),
-    }
-}
-
-fn parse_target(a: &Args, tok: &TextTokenizer) -> anyhow::Result<Target> {
-    if let Some(t) = &a.target_token {
-        return Ok(Target::Logit {
-            token: one_token(tok, t)?,
-        });
-    }
-    if let [x, y] = a.logit_diff.as_slice() {
-        return Ok(Target::LogitDiff {
-            a: one_token(tok, x)?,
-            b: one_token(tok, y)?,
-        });
-    }
-    Ok(Target::Loss)
-}
-
-fn read_prompts(a: &Args) -> anyhow::Result<Vec<String>> {
-    if let Some(p) = &a.prompt {
-        return Ok(vec![p.clone()]);
-    }
-    let path = a.prompts.as_ref().context("give --prompt or --prompts")?;
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let prompts: Vec<String> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect();
-    if prompts.is_empty() {
-        bail!("{} holds no prompt", path.display());
-    }
-    Ok(prompts)
 }
 
 fn attribute_one(

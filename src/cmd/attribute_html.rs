@@ -65,8 +65,9 @@ fn tokens_html(s: &Section) -> String {
     out + "</p>"
 }
 
-/// The graph as SVG; latents link to `report/<hook>/index.html#latents/<i>` when `report` is given.
-fn graph_svg(g: &Graph, tokens: &[String], report: Option<&str>) -> String {
+/// Where each node goes: rows = hooks in forward order between the tokens (bottom) and the target (top),
+/// columns = positions, nodes of one cell side by side. -> (row labels, height, node id -> (x, y))
+fn layout(g: &Graph) -> (Vec<&str>, f64, HashMap<&str, (f64, f64)>) {
     let mut rows: Vec<&str> = g.nodes.iter().filter_map(|n| n.hook.as_deref()).collect();
     rows.dedup();
     rows.sort_by_key(|h| sae_lm::Hook::parse(h));
@@ -84,8 +85,6 @@ fn graph_svg(g: &Graph, tokens: &[String], report: Option<&str>) -> String {
         }
     };
     let height = ROW * (rows.len() + 2) as f64;
-    let width = COL * tokens.len().max(1) as f64 + 160.0;
-    // Place nodes: within a (row, position) cell side by side.
     let mut count: HashMap<(usize, usize), usize> = HashMap::new();
     let mut at: HashMap<&str, (f64, f64)> = HashMap::new();
     for n in &g.nodes {
@@ -96,6 +95,13 @@ fn graph_svg(g: &Graph, tokens: &[String], report: Option<&str>) -> String {
         *k += 1;
         at.insert(n.id.as_str(), (x, y));
     }
+    (rows, height, at)
+}
+
+/// The graph as SVG; latents link to `report/<hook>/index.html#latents/<i>` when `report` is given.
+fn graph_svg(g: &Graph, tokens: &[String], report: Option<&str>) -> String {
+    let (rows, height, at) = layout(g);
+    let width = COL * tokens.len().max(1) as f64 + 160.0;
     let max_w = g.links.iter().fold(0f32, |m, l| m.max(l.weight.abs()));
     // Radii and colours scale within tokens and within features (BOS's relevance would dwarf the rest).
     let max_of = |tokens: bool| {
@@ -146,27 +152,7 @@ fn graph_svg(g: &Graph, tokens: &[String], report: Option<&str>) -> String {
             NodeKind::Target => n.attribution.abs().max(f32::MIN_POSITIVE),
             _ => max_feat,
         };
-        let r = 3.0 + 5.0 * (n.attribution.abs() / max_a).sqrt();
-        let label = match n.kind {
-            NodeKind::Token => format!("{:?}", tokens.get(n.position).map_or("", |t| t.as_str())),
-            _ => n.id.clone(),
-        };
-        let circle = format!(
-            "<circle class=\"node {kind:?}\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"{r:.1}\" fill=\"{}\">\
-             <title>{} activation {:.4} attribution {:.4}</title></circle>",
-            shade(n.attribution, max_a),
-            esc(&label),
-            n.activation,
-            n.attribution,
-            kind = n.kind
-        );
-        match (report, n.kind, &n.hook, n.latent) {
-            (Some(dir), NodeKind::Latent, Some(hook), Some(i)) => {
-                let href = esc(&format!("{dir}/{hook}/index.html#latents/{i}"));
-                let _ = write!(svg, "<a href=\"{href}\">{circle}</a>");
-            }
-            _ => svg.push_str(&circle),
-        }
+        svg.push_str(&node_svg(n, (x, y), max_a, tokens, report));
     }
     for (p, t) in tokens.iter().enumerate() {
         let x = 160.0 + COL * p as f64 + 4.0;
@@ -178,6 +164,37 @@ fn graph_svg(g: &Graph, tokens: &[String], report: Option<&str>) -> String {
         );
     }
     svg + "</svg>"
+}
+
+/// One node: a circle sized and shaded by |attribution| / max_a, a latent wrapped in a link to its card.
+fn node_svg(
+    n: &sae_circuit::Node,
+    (x, y): (f64, f64),
+    max_a: f32,
+    tokens: &[String],
+    report: Option<&str>,
+) -> String {
+    let r = 3.0 + 5.0 * (n.attribution.abs() / max_a).sqrt();
+    let label = match n.kind {
+        NodeKind::Token => format!("{:?}", tokens.get(n.position).map_or("", |t| t.as_str())),
+        _ => n.id.clone(),
+    };
+    let circle = format!(
+        "<circle class=\"node {kind:?}\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"{r:.1}\" fill=\"{}\">\
+             <title>{} activation {:.4} attribution {:.4}</title></circle>",
+        shade(n.attribution, max_a),
+        esc(&label),
+        n.activation,
+        n.attribution,
+        kind = n.kind
+    );
+    match (report, n.kind, &n.hook, n.latent) {
+        (Some(dir), NodeKind::Latent, Some(hook), Some(i)) => {
+            let href = esc(&format!("{dir}/{hook}/index.html#latents/{i}"));
+            format!("<a href=\"{href}\">{circle}</a>")
+        }
+        _ => circle,
+    }
 }
 
 /// The whole page.

@@ -2,6 +2,7 @@
 
 pub mod attribute;
 pub mod attribute_html;
+pub mod attribute_input;
 pub mod bench;
 pub mod bench_harvest;
 pub mod bench_train;
