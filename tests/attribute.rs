@@ -327,15 +327,63 @@ fn smollm2_ablations_follow_the_attributions_with_a_trained_sae() {
     assert!(r > 0.5, "r = {r}: {predicted:?} vs {measured:?}");
 }
 
-/// The page renders in headless chromium: one circle per node of the JSON, the tokens shaded, the latents
-/// linking to their dashboard cards.
+/// The page renders in headless chromium: one circle per node of the JSON, the tokens shaded; with the
+/// SAE's report (harvested, trained and reported here on the tiny fixture) latents carry their explanation
+/// and link to their dashboard cards.
 #[test]
-fn html_page_renders_in_chromium() {
+fn html_page_renders_in_chromium_with_explanations() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("gpt2");
     gpt2_with_tokenizer(&model);
-    let a = tmp.path().join("a");
-    save_sae(&a, 16, 32, "blocks.0.hook_resid_post");
+    let corpus = tmp.path().join("corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    for d in 0..40u64 {
+        let words: Vec<String> = (0..60u64)
+            .map(|i| format!("w{}", (d * 7919 + i * 104_729) % 60))
+            .collect();
+        std::fs::write(corpus.join(format!("d{d}.txt")), words.join(" ")).unwrap();
+    }
+    let hook = "blocks.0.hook_resid_post";
+    let (acts, sae_dir) = (tmp.path().join("acts"), tmp.path().join("sae"));
+    let store = acts.join(hook);
+    let reports = tmp.path().join("reports");
+    let cfg = tmp.path().join("t.toml");
+    let toml = "d_sae = 32\nsteps = 200\nbatch = 256\nlr = 2e-3\n[arch]\nkind = \"topk\"\nk = 4\n";
+    std::fs::write(&cfg, toml).unwrap();
+    ok(sae_offline(&[
+        "harvest",
+        "--model",
+        s(&model),
+        "--hook",
+        hook,
+        "--corpus",
+        s(&corpus),
+        "--out",
+        s(&acts),
+        "--ctx-len",
+        "32",
+    ]));
+    ok(sae_offline(&[
+        "train",
+        "--store",
+        s(&store),
+        "--out",
+        s(&sae_dir),
+        "--config",
+        s(&cfg),
+    ]));
+    let report = reports.join(hook);
+    ok(sae_offline(&[
+        "report",
+        "--sae",
+        s(&sae_dir),
+        "--store",
+        s(&store),
+        "--model",
+        s(&model),
+        "--out",
+        s(&report),
+    ]));
     let (out, html) = (tmp.path().join("graph.json"), tmp.path().join("graph.html"));
     ok(sae_offline(&[
         "attribute",
@@ -346,25 +394,32 @@ fn html_page_renders_in_chromium() {
         "--target-token",
         "w7",
         "--sae",
-        s(&a),
+        s(&sae_dir),
         "--out",
         s(&out),
         "--html",
         s(&html),
         "--report-dir",
-        "reports",
+        s(&reports),
+        "--node-threshold",
+        "1",
     ]));
-    let nodes = graph_json(&out)["prompts"][0]["graph"]["nodes"]
-        .as_array()
-        .unwrap()
-        .len();
+    let v = graph_json(&out);
+    let nodes = v["prompts"][0]["graph"]["nodes"].as_array().unwrap();
+    let latents: Vec<_> = nodes.iter().filter(|n| n["kind"] == "latent").collect();
+    assert!(!latents.is_empty());
+    assert!(
+        latents.iter().all(|n| n["explanation"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("token"))),
+        "{latents:?}"
+    );
     let url = format!("file://{}", html.canonicalize().unwrap().display());
     let dom = browser::dump_dom(&url);
     assert!(dom.contains("<svg class=\"graph\""), "{dom}");
-    assert_eq!(dom.matches("<circle").count(), nodes, "{dom}");
+    assert_eq!(dom.matches("<circle").count(), nodes.len(), "{dom}");
     assert_eq!(dom.matches("class=\"tok\"").count(), 4);
-    assert!(
-        dom.contains("reports/blocks.0.hook_resid_post/index.html#latents/"),
-        "{dom}"
-    );
+    let card = format!("{}/{hook}/index.html#latents/", reports.display());
+    assert!(dom.contains(&card), "{dom}");
+    assert!(dom.contains("token in {"), "{dom}");
 }

@@ -2,7 +2,8 @@
 //! --out FILE`: which tokens and which SAE features produce a prediction. Token relevance (LRP and
 //! gradient x input), LRP's conservation check, and with SAEs the pruned attribution graph, written as JSON.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use sae_circuit::{
@@ -79,9 +80,35 @@ pub struct Args {
     /// Also write a page: tokens shaded by LRP relevance, the graph by hook and position.
     #[arg(long)]
     html: Option<PathBuf>,
-    /// Where the SAEs' dashboards are (`sae run`'s OUT/report: DIR/<hook>/index.html); latents link there.
-    #[arg(long, requires = "html")]
+    /// Where the SAEs' reports are (`sae run`'s OUT/report: DIR/<hook>/report.json, index.html): latent
+    /// nodes get their explanation, and the page links them to their dashboard cards.
+    #[arg(long)]
     report_dir: Option<String>,
+}
+
+/// Fills latent nodes' explanations from DIR/<hook>/report.json (read once per hook; a missing or
+/// unreadable report is one warning and no explanations for that hook).
+fn explain(g: &mut Graph, dir: &Path, reports: &mut HashMap<String, Option<sae_report::Report>>) {
+    for n in g.nodes.iter_mut() {
+        let (Some(hook), Some(latent)) = (n.hook.as_deref(), n.latent) else {
+            continue;
+        };
+        let report = reports.entry(hook.to_string()).or_insert_with(|| {
+            match sae_report::Report::read(&dir.join(hook)) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    eprintln!("warning: no explanations for {hook}: {e}");
+                    None
+                }
+            }
+        });
+        let units = report
+            .as_ref()
+            .and_then(|r| r.group(sae_report::UnitKind::Latents))
+            .map(|g| g.units.as_slice())
+            .unwrap_or_default();
+        n.explanation = units.get(latent).and_then(|u| u.explanation_text.clone());
+    }
 }
 
 /// One prompt's result in the JSON.
@@ -173,10 +200,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         edge_threshold: a.edge_threshold,
     };
     let mut results = Vec::with_capacity(prompts.len());
+    let mut reports = HashMap::new();
     for prompt in &prompts {
         let check = a.check.then_some(a.top_n);
         let r = attribute_one(&model, &text, prompt, &target, &saes, &cfg, check)
             .with_context(|| format!("cannot attribute the prompt {prompt:?}"))?;
+        let mut r = r;
+        if let (Some(dir), Some(g)) = (&a.report_dir, r.graph.as_mut()) {
+            explain(g, Path::new(dir), &mut reports);
+        }
         print_result(&r, &a.rules);
         results.push(r);
     }

@@ -181,11 +181,15 @@ fn node_svg(
     };
     let circle = format!(
         "<circle class=\"node {kind:?}\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"{r:.1}\" fill=\"{}\">\
-             <title>{} activation {:.4} attribution {:.4}</title></circle>",
+             <title>{} activation {:.4} attribution {:.4}{}</title></circle>",
         shade(n.attribution, max_a),
         esc(&label),
         n.activation,
         n.attribution,
+        n.explanation
+            .as_deref()
+            .map(|e| format!(": {}", esc(e)))
+            .unwrap_or_default(),
         kind = n.kind
     );
     match (report, n.kind, &n.hook, n.latent) {

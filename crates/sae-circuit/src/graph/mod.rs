@@ -131,8 +131,11 @@ pub struct Node {
     pub token: Option<u32>,
     /// The latent's activation; the norm of an error or embedding vector; the target's value.
     pub activation: f32,
-    /// Total effect on the target in the linearised model (the target: its value).
+    /// Effect on the target: see the module docs (the target: its value).
     pub attribution: f32,
+    /// The latent's explanation from its report, when the caller has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
     /// What the node is, in the program.
     #[serde(skip)]
     pub node: NodeRef,

@@ -67,6 +67,7 @@ impl Replacement<'_> {
             token,
             activation,
             attribution,
+            explanation: None,
             node: r,
         }
     }
