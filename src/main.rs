@@ -42,6 +42,8 @@ enum Command {
     Inspect(cmd::inspect::Args),
     /// Export a report's latents for other viewers (Neuronpedia / SAEDashboard feature batches).
     Export(cmd::export::Args),
+    /// Which tokens and SAE features produce a prediction: relevance, attribution graph.
+    Attribute(cmd::attribute::Args),
     /// Measure speed.
     Bench(cmd::bench::Args),
     /// Toy models of superposition: why neurons are polysemantic, and our SAE undoing it.
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::Report(a) => cmd::report::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Attribute(a) => cmd::attribute::run(a),
         Command::Toy(a) => cmd::toy::run(a),
         Command::Run(a) => cmd::run::run(a),
     };

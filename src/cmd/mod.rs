@@ -1,5 +1,8 @@
 //! One module per subcommand: clap `Args` plus `run`.
 
+pub mod attribute;
+pub mod attribute_html;
+pub mod attribute_input;
 pub mod bench;
 pub mod bench_harvest;
 pub mod bench_train;

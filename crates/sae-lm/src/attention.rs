@@ -16,6 +16,13 @@ pub fn attention(
     mask: Option<&Tensor>,
     scale: f64,
 ) -> Result<Tensor> {
+    let probs = candle_nn::ops::softmax_last_dim(&scores(q, k, mask, scale)?)?;
+    mix(&probs, v)
+}
+
+/// q k^T * scale + mask, grouped-query aware. q: [b, heads, t, hd], k: [b, kv_heads, t, hd]
+/// -> [b, heads, t, t]
+pub(crate) fn scores(q: &Tensor, k: &Tensor, mask: Option<&Tensor>, scale: f64) -> Result<Tensor> {
     let (b, heads, t, hd) = q.dims4()?;
     let kv_heads = k.dim(1)?;
     let group = heads / kv_heads;
@@ -23,11 +30,17 @@ pub fn attention(
     let q = q.contiguous()?.reshape((b, kv_heads, group * t, hd))?;
     let scores = q.matmul(&k.t()?)?.reshape((b, heads, t, t))?;
     let scores = (scores * scale)?;
-    let scores = match mask {
+    Ok(match mask {
         Some(m) => scores.broadcast_add(m)?,
         None => scores,
-    };
-    let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+    })
+}
+
+/// The pattern applied to the values. probs: [b, heads, t, t], v: [b, kv_heads, t, hd] -> [b, t, heads * hd]
+pub(crate) fn mix(probs: &Tensor, v: &Tensor) -> Result<Tensor> {
+    let (b, heads, t, _) = probs.dims4()?;
+    let (kv_heads, hd) = (v.dim(1)?, v.dim(3)?);
+    let group = heads / kv_heads;
     let probs = probs.reshape((b, kv_heads, group * t, t))?;
     let out = probs.matmul(&v.contiguous()?)?.reshape((b, heads, t, hd))?;
     Ok(out.transpose(1, 2)?.reshape((b, t, heads * hd))?)

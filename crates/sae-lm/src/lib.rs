@@ -12,6 +12,7 @@ mod files;
 mod hooks;
 mod hub;
 mod lens;
+mod linearize;
 mod models;
 mod tokenizer;
 
@@ -25,5 +26,6 @@ pub use hub::{
     ResolvedModel,
 };
 pub use lens::{LogitLens, TokenText};
+pub use linearize::{Linearize, Rules};
 pub use models::{Model, ModelDims};
 pub use tokenizer::TextTokenizer;

@@ -4,9 +4,10 @@ use candle_core::{Module, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 use serde::Deserialize;
 
-use crate::attention::{attention, padding_mask};
+use crate::attention::padding_mask;
 use crate::error::{LmError, Result};
 use crate::hooks::{Hook, HookPoint, HookSink};
+use crate::linearize::Linearize;
 
 /// config.json of a BERT model as Hugging Face writes it (only the fields we read).
 #[derive(Debug, Clone, Deserialize)]
@@ -193,6 +194,17 @@ impl Bert {
     /// Runs the blocks over right-padded token ids (token type 0), padding masked out of attention by `lengths`,
     /// offering each hook to `sink` and stopping after the last block it needs. ids: [b, t]
     pub fn forward(&self, ids: &Tensor, lengths: &[usize], sink: &mut dyn HookSink) -> Result<()> {
+        self.forward_with(ids, lengths, sink, &mut Linearize::off())
+    }
+
+    /// [`Bert::forward`] under `lin`: differentiable, with the norms, GELU and attention patterns it freezes.
+    pub fn forward_with(
+        &self,
+        ids: &Tensor,
+        lengths: &[usize],
+        sink: &mut dyn HookSink,
+        lin: &mut Linearize,
+    ) -> Result<()> {
         let (b, t) = ids.dims2()?;
         let device = ids.device();
         if t > self.cfg.n_ctx {
@@ -214,7 +226,7 @@ impl Bert {
             .word
             .forward(ids)?
             .broadcast_add(&(self.position.forward(&pos)? + self.token_type.forward(&types)?)?)?;
-        let mut x = self.ln_embed.forward(&emb)?;
+        let mut x = lin.layer_norm((0, "ln_embed"), &self.ln_embed, &emb)?;
         let (heads, hd) = (self.cfg.n_heads, self.cfg.d_model / self.cfg.n_heads);
         let stop = sink.last_layer();
         for (i, block) in self.blocks.iter().enumerate() {
@@ -229,26 +241,23 @@ impl Bert {
                     .transpose(1, 2)?
                     .contiguous()?)
             };
-            let y = attention(
+            let y = lin.attention(
+                i,
                 &split(&block.q)?,
                 &split(&block.k)?,
                 &split(&block.v)?,
-                Some(&mask),
+                &mask,
                 1.0 / (hd as f64).sqrt(),
             )?;
             let attn = block.attn_out.forward(&y)?;
             let attn = sink.offer(hook(HookPoint::AttnOut), attn)?;
-            let mid = block.ln_attn.forward(&(attn + &x)?)?;
+            let mid = lin.layer_norm((i, "ln_attn"), &block.ln_attn, &(attn + &x)?)?;
             let pre = block.inter.forward(&mid)?;
-            let post = if self.cfg.gelu_tanh {
-                pre.gelu()?
-            } else {
-                pre.gelu_erf()?
-            };
+            let post = lin.gelu((i, "gelu"), &pre, !self.cfg.gelu_tanh)?;
             let post = sink.offer(hook(HookPoint::MlpPost), post)?;
             let mlp = block.out.forward(&post)?;
             let mlp = sink.offer(hook(HookPoint::MlpOut), mlp)?;
-            x = block.ln_out.forward(&(mlp + mid)?)?;
+            x = lin.layer_norm((i, "ln_out"), &block.ln_out, &(mlp + mid)?)?;
             x = sink.offer(hook(HookPoint::ResidPost), x)?;
         }
         Ok(())

@@ -4,9 +4,10 @@ use candle_core::{Module, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 use serde::Deserialize;
 
-use crate::attention::{attention, causal_mask};
+use crate::attention::causal_mask;
 use crate::error::{LmError, Result};
 use crate::hooks::{Hook, HookPoint, HookSink};
+use crate::linearize::Linearize;
 
 /// config.json of a GPT-2 model as Hugging Face writes it (only the fields we read).
 #[derive(Debug, Clone, Deserialize)]
@@ -112,7 +113,14 @@ impl Block {
     }
 
     /// x: [b, t, d] (already normed), mask: [t, t] -> [b, t, d]
-    fn attn(&self, x: &Tensor, n_heads: usize, mask: &Tensor) -> Result<Tensor> {
+    fn attn(
+        &self,
+        x: &Tensor,
+        n_heads: usize,
+        mask: &Tensor,
+        lin: &mut Linearize,
+        layer: usize,
+    ) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
         let hd = d / n_heads;
         let qkv = self.c_attn.forward(x)?;
@@ -123,11 +131,12 @@ impl Block {
                 .transpose(1, 2)?
                 .contiguous()?)
         };
-        let y = attention(
+        let y = lin.attention(
+            layer,
             &head(0)?,
             &head(1)?,
             &head(2)?,
-            Some(mask),
+            mask,
             1.0 / (hd as f64).sqrt(),
         )?;
         Ok(self.c_proj.forward(&y)?)
@@ -188,6 +197,17 @@ impl Gpt2 {
         sink: &mut dyn HookSink,
         stop: Option<usize>,
     ) -> Result<Option<Tensor>> {
+        self.forward_with(ids, sink, stop, &mut Linearize::off())
+    }
+
+    /// [`Gpt2::forward`] under `lin`: differentiable, with the norms, GELU and attention patterns it freezes.
+    pub fn forward_with(
+        &self,
+        ids: &Tensor,
+        sink: &mut dyn HookSink,
+        stop: Option<usize>,
+        lin: &mut Linearize,
+    ) -> Result<Option<Tensor>> {
         let (_, t) = ids.dims2()?;
         let device = ids.device();
         if t > self.cfg.n_ctx {
@@ -208,10 +228,12 @@ impl Gpt2 {
             }
             let hook = |p| Hook::new(i, p);
             x = sink.offer(hook(HookPoint::ResidPre), x)?;
-            let attn = block.attn(&block.ln1.forward(&x)?, self.cfg.n_heads, &mask)?;
+            let h = lin.layer_norm((i, "ln1"), &block.ln1, &x)?;
+            let attn = block.attn(&h, self.cfg.n_heads, &mask, lin, i)?;
             let attn = sink.offer(hook(HookPoint::AttnOut), attn)?;
             x = (x + attn)?;
-            let post = block.c_fc.forward(&block.ln2.forward(&x)?)?.gelu()?;
+            let h = lin.layer_norm((i, "ln2"), &block.ln2, &x)?;
+            let post = lin.gelu((i, "gelu"), &block.c_fc.forward(&h)?, false)?;
             let post = sink.offer(hook(HookPoint::MlpPost), post)?;
             let mlp = block.mlp_proj.forward(&post)?;
             let mlp = sink.offer(hook(HookPoint::MlpOut), mlp)?;
@@ -222,7 +244,9 @@ impl Gpt2 {
             return Ok(None);
         }
         let (b, t, d) = x.dims3()?;
-        let x = self.ln_f.forward(&x)?.reshape((b * t, d))?;
+        let x = lin
+            .layer_norm((self.cfg.n_layers, "ln_f"), &self.ln_f, &x)?
+            .reshape((b * t, d))?;
         Ok(Some(x.matmul(&self.wte.embeddings().t()?)?.reshape((
             b,
             t,

@@ -3,9 +3,10 @@
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Embedding, Linear, RmsNorm, VarBuilder};
 
-use crate::attention::{attention, causal_mask};
+use crate::attention::causal_mask;
 use crate::error::Result;
 use crate::hooks::{Hook, HookPoint, HookSink};
+use crate::linearize::Linearize;
 
 pub use super::llama_config::{LlamaConfig, RawLlamaConfig, RopeScaling};
 
@@ -45,7 +46,14 @@ impl Attention {
     }
 
     /// x: [b, t, d], cos/sin: [t, hd/2], mask: [t, t] -> [b, t, d]
-    fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        rot: &Rotary,
+        mask: &Tensor,
+        lin: &mut Linearize,
+        layer: usize,
+    ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let split = |y: Tensor, h: usize| -> Result<Tensor> {
             Ok(y.reshape((b, t, h, self.head_dim))?
@@ -55,16 +63,18 @@ impl Attention {
         let q = split(self.q.forward(x)?, self.n_heads)?;
         let k = split(self.k.forward(x)?, self.n_kv_heads)?;
         let v = split(self.v.forward(x)?, self.n_kv_heads)?;
-        let rope = if self.interleaved {
-            candle_nn::rotary_emb::rope_i
-        } else {
-            candle_nn::rotary_emb::rope
-        };
-        let q = rope(&q, cos, sin)?;
-        let k = rope(&k, cos, sin)?;
-        let y = attention(&q, &k, &v, Some(mask), 1.0 / (self.head_dim as f64).sqrt())?;
+        let q = lin.rope(&q, &rot.cos, &rot.sin, self.interleaved)?;
+        let k = lin.rope(&k, &rot.cos, &rot.sin, self.interleaved)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let y = lin.attention(layer, &q, &k, &v, mask, scale)?;
         Ok(self.o.forward(&y)?)
     }
+}
+
+/// The rotary tables of one context length: [t, head_dim / 2] each.
+pub(crate) struct Rotary {
+    cos: Tensor,
+    sin: Tensor,
 }
 
 /// One decoder block: pre-norm attention and a gated SiLU MLP.
@@ -159,9 +169,22 @@ impl Llama {
         sink: &mut dyn HookSink,
         stop: Option<usize>,
     ) -> Result<Option<Tensor>> {
+        self.forward_with(ids, sink, stop, &mut Linearize::off())
+    }
+
+    /// [`Llama::forward`] under `lin`: differentiable, with the norms, the gated SiLU and the attention
+    /// patterns it freezes.
+    pub fn forward_with(
+        &self,
+        ids: &Tensor,
+        sink: &mut dyn HookSink,
+        stop: Option<usize>,
+        lin: &mut Linearize,
+    ) -> Result<Option<Tensor>> {
         let (_, t) = ids.dims2()?;
         let device = ids.device();
         let (cos, sin) = self.rotary(t, device)?;
+        let rot = Rotary { cos, sin };
         let mask = causal_mask(t, device)?;
         let mut x = self.embed.forward(ids)?;
         for (i, block) in self.blocks.iter().enumerate() {
@@ -170,13 +193,12 @@ impl Llama {
             }
             let hook = |p| Hook::new(i, p);
             x = sink.offer(hook(HookPoint::ResidPre), x)?;
-            let attn = block
-                .attn
-                .forward(&block.ln1.forward(&x)?, &cos, &sin, &mask)?;
+            let h = lin.rms_norm((i, "ln1"), &block.ln1, &x)?;
+            let attn = block.attn.forward(&h, &rot, &mask, lin, i)?;
             let attn = sink.offer(hook(HookPoint::AttnOut), attn)?;
             x = (x + attn)?;
-            let h = block.ln2.forward(&x)?;
-            let post = (candle_nn::ops::silu(&block.gate.forward(&h)?)? * block.up.forward(&h)?)?;
+            let h = lin.rms_norm((i, "ln2"), &block.ln2, &x)?;
+            let post = lin.silu_gate(i, &block.gate.forward(&h)?, &block.up.forward(&h)?)?;
             let post = sink.offer(hook(HookPoint::MlpPost), post)?;
             let mlp = block.down.forward(&post)?;
             let mlp = sink.offer(hook(HookPoint::MlpOut), mlp)?;
@@ -187,7 +209,9 @@ impl Llama {
             return Ok(None);
         }
         let (b, t, d) = x.dims3()?;
-        let x = self.norm.forward(&x)?.reshape((b * t, d))?;
+        let x = lin
+            .rms_norm((self.cfg.n_layers, "norm"), &self.norm, &x)?
+            .reshape((b * t, d))?;
         Ok(Some(x.matmul(&self.unembed.t()?)?.reshape((b, t, ()))?))
     }
 }

@@ -21,6 +21,7 @@ use crate::fast::{Packed, RowSink};
 use crate::files::ModelFiles;
 use crate::hooks::{all_hooks, Hook, HookPoint, HookSink};
 use crate::hub::ResolvedModel;
+use crate::linearize::Linearize;
 
 /// A loaded model of one of the supported architectures: the candle model (the reference forward, the
 /// head) and the same weights on the fast path.
@@ -331,6 +332,25 @@ impl Model {
             Reference::Gpt2(m) => m.forward(ids, sink, stop),
             Reference::Llama(m) => m.forward(ids, sink, stop),
             Reference::Bert(m) => m.forward(ids, lengths, sink).map(|()| None),
+        }
+    }
+
+    /// [`Model::forward_reference`] under `lin` (see [`Linearize`]): differentiable with respect to the
+    /// activations (the weights stay constants; a sink makes a hook's value a `Var`), with the rules' norm
+    /// scales, nonlinearities and attention patterns frozen, or replayed. Logits [b, t, vocab] for causal
+    /// models when the sink needs no block.
+    pub fn forward_linear(
+        &self,
+        ids: &Tensor,
+        lengths: &[usize],
+        sink: &mut dyn HookSink,
+        lin: &mut Linearize,
+    ) -> Result<Option<Tensor>> {
+        let stop = sink.last_layer();
+        match &self.reference {
+            Reference::Gpt2(m) => m.forward_with(ids, sink, stop, lin),
+            Reference::Llama(m) => m.forward_with(ids, sink, stop, lin),
+            Reference::Bert(m) => m.forward_with(ids, lengths, sink, lin).map(|()| None),
         }
     }
 

@@ -1,0 +1,247 @@
+//! The attribution graph on the tiny random GPT-2 and Llama fixtures with small random SAEs, checked as
+//! circuit-tracer checks its own: in the linearised model with every SAE hook held, doubling a node's
+//! value (a latent's a_i W_dec,i, an error vector, a token embedding) moves every latent's pre-activation
+//! and the target by exactly the link weight (zero where there is no link).
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{fixture, random_sae, rng, IDS};
+use rand::seq::SliceRandom;
+use sae_circuit::{
+    conservation, GraphConfig, HookedSae, NodeKind, NodeRef, Replacement, Target, EMBED,
+};
+use sae_lm::{Hook, HookPoint, Model};
+use sae_model::Activation;
+
+fn saes(model: &Model, hooks: &[(Hook, Activation)]) -> Vec<HookedSae> {
+    hooks
+        .iter()
+        .enumerate()
+        .map(|(i, &(hook, act))| {
+            let d = model.width(hook);
+            HookedSae {
+                hook,
+                sae: random_sae(100 + i as u64, d, 2 * d, act),
+            }
+        })
+        .collect()
+}
+
+fn gpt2_saes(model: &Model) -> Vec<HookedSae> {
+    saes(
+        model,
+        &[
+            (Hook::new(0, HookPoint::ResidPost), Activation::Relu),
+            (Hook::new(1, HookPoint::AttnOut), Activation::TopK { k: 6 }),
+            (Hook::new(1, HookPoint::MlpPost), Activation::Relu),
+        ],
+    )
+}
+
+fn llama_saes(model: &Model) -> Vec<HookedSae> {
+    saes(
+        model,
+        &[
+            (Hook::new(0, HookPoint::MlpOut), Activation::Relu),
+            (Hook::new(1, HookPoint::ResidPre), Activation::TopK { k: 8 }),
+            (Hook::new(1, HookPoint::MlpPost), Activation::Relu),
+        ],
+    )
+}
+
+/// Doubles 50 random latent / error nodes (and every token) and compares every latent pre-activation and
+/// the target with the link weights.
+fn check_interventions(name: &str, model: &Model, saes: &[HookedSae], target: Target) {
+    let mut rep = Replacement::new(model, &IDS, &target, saes).unwrap();
+    let all = GraphConfig {
+        node_threshold: 1.0,
+        edge_threshold: 1.0,
+    };
+    let graph = rep.graph(&all).unwrap();
+    let weight: HashMap<(&str, &str), f32> = graph
+        .links
+        .iter()
+        .map(|l| ((l.source.as_str(), l.target.as_str()), l.weight))
+        .collect();
+    let mut sources: Vec<_> = graph
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.kind, NodeKind::Latent | NodeKind::Error))
+        .collect();
+    sources.shuffle(&mut rng(7));
+    let errors = sources.iter().filter(|n| n.kind == NodeKind::Error).count();
+    assert!(
+        errors >= 10 && sources.len() >= 50,
+        "{name}: {} sources",
+        sources.len()
+    );
+    let mut chosen: Vec<_> = sources.iter().take(50).copied().collect();
+    // Error nodes on purpose too, and every token.
+    chosen.extend(
+        sources
+            .iter()
+            .filter(|n| n.kind == NodeKind::Error)
+            .take(10),
+    );
+    chosen.extend(graph.nodes.iter().filter(|n| n.kind == NodeKind::Token));
+    let (mut worst, mut big) = (0f32, 0usize);
+    for src in chosen {
+        let eff = rep.intervene(src.node, 1.0).unwrap();
+        let pre: Vec<Vec<Vec<f32>>> = eff.pre_acts.iter().map(|t| t.to_vec2().unwrap()).collect();
+        for n in &graph.nodes {
+            let measured = match n.node {
+                NodeRef::Latent {
+                    sae,
+                    position,
+                    latent,
+                } => pre[sae][position][latent],
+                NodeRef::Target => eff.target,
+                _ => continue,
+            };
+            let predicted = weight
+                .get(&(src.id.as_str(), n.id.as_str()))
+                .copied()
+                .unwrap_or(0.0);
+            let err = (measured - predicted).abs();
+            assert!(
+                err <= 1e-4,
+                "{name}: {} -> {}: measured {measured}, link {predicted}",
+                src.id,
+                n.id
+            );
+            worst = worst.max(err);
+            big += (predicted.abs() > 1e-3) as usize;
+        }
+    }
+    assert!(
+        big > 100,
+        "{name}: only {big} links above 1e-3: the check would be vacuous"
+    );
+    eprintln!(
+        "{name}: max abs error {worst:.2e} over {} links above 1e-3",
+        big
+    );
+}
+
+#[test]
+fn doubling_a_node_moves_downstream_nodes_by_the_link_weights_gpt2() {
+    let model = fixture("gpt2");
+    let saes = gpt2_saes(&model);
+    check_interventions("gpt2 logit", &model, &saes, Target::Logit { token: 7 });
+    check_interventions(
+        "gpt2 diff",
+        &model,
+        &saes,
+        Target::LogitDiff { a: 7, b: 30 },
+    );
+}
+
+#[test]
+fn doubling_a_node_moves_downstream_nodes_by_the_link_weights_llama() {
+    let model = fixture("llama");
+    let saes = llama_saes(&model);
+    check_interventions("llama logit", &model, &saes, Target::Logit { token: 7 });
+}
+
+#[test]
+fn node_attributions_add_up_and_pruning_keeps_the_share() {
+    let model = fixture("gpt2");
+    let saes = gpt2_saes(&model);
+    let target = Target::Logit { token: 7 };
+    let mut rep = Replacement::new(&model, &IDS, &target, &saes).unwrap();
+    let nodes = rep.all_nodes().unwrap();
+    // Tokens: LRP relevance at the embeddings.
+    let tokens: f64 = nodes
+        .iter()
+        .filter(|n| n.kind == NodeKind::Token)
+        .map(|n| n.attribution as f64)
+        .sum();
+    let c = conservation(&model, &IDS, EMBED, &target).unwrap();
+    assert!(
+        (tokens - c.relevance).abs() <= 1e-4 * c.relevance.abs().max(1.0),
+        "{tokens} vs {c:?}"
+    );
+    // At each SAE hook: latents + error + b_dec's share = gradient x input at that hook.
+    for (i, s) in saes.iter().enumerate() {
+        let at: f64 = nodes
+            .iter()
+            .filter(|n| n.hook.as_deref() == Some(&s.hook.name()))
+            .map(|n| n.attribution as f64)
+            .sum();
+        let b_dec: Vec<f32> = s.sae.b_dec.to_vec1().unwrap();
+        let r =
+            sae_circuit::relevance(&model, &IDS, s.hook, &target, sae_lm::Rules::GRADIENT).unwrap();
+        let total: f64 = r.per_position.iter().map(|&v| v as f64).sum();
+        let g: Vec<f32> = r.grad.sum(0).unwrap().to_vec1().unwrap();
+        let bias: f64 = b_dec.iter().zip(&g).map(|(b, g)| (b * g) as f64).sum();
+        assert!(
+            (at + bias - total).abs() <= 1e-4 * total.abs().max(1.0),
+            "SAE {i} at {}: {at} + {bias} vs {total}",
+            s.hook,
+        );
+    }
+    let graph = rep.graph(&GraphConfig::default()).unwrap();
+    let scored =
+        |v: &[&sae_circuit::Node]| -> f64 { v.iter().map(|n| n.attribution.abs() as f64).sum() };
+    let all: Vec<_> = nodes
+        .iter()
+        .filter(|n| matches!(n.kind, NodeKind::Latent | NodeKind::Error))
+        .collect();
+    let kept: Vec<_> = graph
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.kind, NodeKind::Latent | NodeKind::Error))
+        .collect();
+    assert!(kept.len() < all.len(), "pruning kept every node");
+    assert!(scored(&kept) >= 0.8 * scored(&all) - 1e-6);
+    assert_eq!(graph.candidate_nodes, all.len());
+    assert!(graph.links.iter().all(|l| l.weight != 0.0));
+}
+
+#[test]
+fn ablations_in_the_real_forward_follow_the_attributions() {
+    for (name, target) in [
+        ("gpt2", Target::Logit { token: 7 }),
+        ("llama", Target::LogitDiff { a: 7, b: 30 }),
+    ] {
+        let model = fixture(name);
+        let saes = if name == "gpt2" {
+            gpt2_saes(&model)
+        } else {
+            llama_saes(&model)
+        };
+        let mut rep = Replacement::new(&model, &IDS, &target, &saes).unwrap();
+        rep.skip_prefix(1);
+        let all = GraphConfig {
+            node_threshold: 1.0,
+            edge_threshold: 1.0,
+        };
+        let graph = rep.graph(&all).unwrap();
+        let check = rep.check(&graph, 10).unwrap();
+        assert_eq!(check.nodes.len(), 10);
+        // The whole graph as the circuit is the model itself.
+        assert!((check.faithfulness - 1.0).abs() < 1e-3, "{name}: {check:?}");
+        assert!((check.m_full - rep.target_value()).abs() < 1e-4, "{name}");
+        assert!(
+            (check.m_full - check.m_empty).abs() > 1e-4,
+            "{name}: ablating everything did nothing"
+        );
+        assert!(
+            check.pearson_zero > 0.5 && check.pearson_mean > 0.5,
+            "{name}: {check:?}"
+        );
+        eprintln!(
+            "{name}: r zero {:.4}, r mean {:.4}, m(M) {:.4}, m(0) {:.4}",
+            check.pearson_zero, check.pearson_mean, check.m_full, check.m_empty
+        );
+        let pruned = rep.graph(&GraphConfig::default()).unwrap();
+        let c = rep.check(&pruned, 10).unwrap();
+        assert!(c.faithfulness.is_finite() && c.circuit_nodes < check.circuit_nodes);
+        eprintln!(
+            "{name}: pruned circuit of {} nodes, faithfulness {:.4}",
+            c.circuit_nodes, c.faithfulness
+        );
+    }
+}
