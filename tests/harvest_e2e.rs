@@ -216,7 +216,9 @@ fn hooks_lists_every_hook_point() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["n_layers"], 6);
     let hooks = v["hooks"].as_array().unwrap();
-    assert_eq!(hooks.len(), 30);
-    assert_eq!(hooks[2]["name"], "blocks.0.mlp.hook_post");
-    assert_eq!(hooks[2]["width"], 1536);
+    assert_eq!(hooks.len(), 36);
+    assert_eq!(hooks[2]["name"], "blocks.0.ln2.hook_normalized");
+    assert_eq!(hooks[2]["width"], 384);
+    assert_eq!(hooks[3]["name"], "blocks.0.mlp.hook_post");
+    assert_eq!(hooks[3]["width"], 1536);
 }
