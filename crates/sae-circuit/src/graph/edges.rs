@@ -1,13 +1,12 @@
 //! Links: direct effects in the linearised model with every SAE hook cut (its value a gradient leaf), one
-//! backward pass per kept downstream node; then link pruning.
+//! backward pass per downstream latent node and one for the target.
 
 use std::collections::BTreeMap;
 
 use candle_core::{backprop::GradStore, Tensor};
 use sae_lm::Hook;
 
-use super::nodes::{keep_count, prune_nodes};
-use super::{Graph, GraphConfig, Link, Node, NodeKind, NodeRef, Replacement, EMBED};
+use super::{Link, Node, NodeRef, Replacement, EMBED};
 use crate::error::Result;
 use crate::probe::Leaf;
 use crate::relevance::run;
@@ -21,29 +20,6 @@ struct Sources<'n> {
 }
 
 impl Replacement<'_> {
-    /// The pruned graph: nodes by attribution, links among the kept nodes by direct effect.
-    pub fn graph(&mut self, cfg: &GraphConfig) -> Result<Graph> {
-        let all = self.all_nodes()?;
-        let candidate_nodes = all
-            .iter()
-            .filter(|n| matches!(n.kind, NodeKind::Latent | NodeKind::Error))
-            .count();
-        let nodes = prune_nodes(all, cfg.node_threshold);
-        let mut links = self.links(&nodes)?;
-        links.sort_by(|a, b| b.weight.abs().total_cmp(&a.weight.abs()));
-        let keep = keep_count(
-            links.iter().map(|l| l.weight.abs() as f64),
-            cfg.edge_threshold,
-        );
-        links.truncate(keep);
-        Ok(Graph {
-            nodes,
-            links,
-            target_value: self.target_value,
-            candidate_nodes,
-        })
-    }
-
     /// Every nonzero direct effect between kept nodes (sources: tokens, latents, errors; targets: latents
     /// at a later hook, and the target).
     pub(crate) fn links(&mut self, nodes: &[Node]) -> Result<Vec<Link>> {

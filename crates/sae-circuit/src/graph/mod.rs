@@ -12,10 +12,12 @@
 //! pre-activation, or on the target. Doubling a source's value in that model moves every downstream node
 //! by exactly its edge weight ([`Replacement::intervene`]).
 
+mod build;
 mod check;
 mod edges;
 mod intervene;
 mod nodes;
+mod prune;
 
 use std::collections::BTreeMap;
 
@@ -31,6 +33,7 @@ use crate::target::Target;
 
 pub use check::{pearson, Check, NodeCheck};
 pub use intervene::Effects;
+pub use prune::{influence, prune, threshold_score, Adjacency, Pruning, Role};
 
 /// Where the token embeddings are read: the residual stream entering block 0.
 pub const EMBED: Hook = Hook {
@@ -47,14 +50,18 @@ pub struct HookedSae {
     pub sae: Sae,
 }
 
-/// Pruning: nodes kept until their |attribution| adds up to `node_threshold` of the total (tokens and the
-/// target always kept), then links until their |weight| adds up to `edge_threshold`. 1.0 keeps everything.
+/// Pruning by influence on the target, as circuit-tracer prunes (see [`prune`]): the `max_nodes` latent
+/// and error nodes of largest |attribution| are the candidates; their links make the adjacency matrix;
+/// nodes are kept until they carry `node_threshold` of the total influence (tokens and the target always
+/// kept), then links until they carry `edge_threshold` of the total edge influence. 1.0 keeps everything.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GraphConfig {
-    /// Share of the total |attribution| the kept latent and error nodes carry.
+    /// Share of the total influence the kept nodes carry.
     pub node_threshold: f64,
-    /// Share of the total |weight| the kept links carry.
+    /// Share of the total edge influence the kept links carry.
     pub edge_threshold: f64,
+    /// Latent and error nodes (by |attribution|) whose links are computed: one backward pass each.
+    pub max_nodes: usize,
 }
 
 impl Default for GraphConfig {
@@ -62,6 +69,7 @@ impl Default for GraphConfig {
         GraphConfig {
             node_threshold: 0.8,
             edge_threshold: 0.98,
+            max_nodes: 1024,
         }
     }
 }
@@ -133,6 +141,8 @@ pub struct Node {
     pub activation: f32,
     /// Effect on the target: see the module docs (the target: its value).
     pub attribution: f32,
+    /// Influence on the target through every path of the graph (row-normalised |link weights|).
+    pub influence: f32,
     /// The latent's explanation from its report, when the caller has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<String>,
@@ -156,7 +166,7 @@ pub struct Link {
 /// The pruned attribution graph.
 #[derive(Debug, Clone, Serialize)]
 pub struct Graph {
-    /// The nodes kept: tokens, latents and errors by decreasing |attribution|, the target last.
+    /// The nodes kept: tokens, latents and errors by decreasing influence, the target last.
     pub nodes: Vec<Node>,
     /// The links kept, by decreasing |weight|.
     pub links: Vec<Link>,
@@ -164,6 +174,12 @@ pub struct Graph {
     pub target_value: f32,
     /// Latent and error nodes before pruning.
     pub candidate_nodes: usize,
+    /// Latent and error nodes whose links were computed (the `max_nodes` of largest |attribution|).
+    pub scored_nodes: usize,
+    /// Share of the total influence on the target the nodes kept by the node threshold carry.
+    pub node_influence_share: f64,
+    /// Share of the total edge influence the links kept by the edge threshold carry.
+    pub edge_influence_share: f64,
 }
 
 /// One SAE's clean state: what arrived at its hook, its latents and error, [t, ...] each.
