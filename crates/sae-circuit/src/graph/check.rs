@@ -105,16 +105,17 @@ impl HookSink for Edit<'_, '_> {
     }
 }
 
-/// x [t, d] -> decode(kept latents, the rest at their means) + (kept error, else its mean).
+/// x [t, d] -> decode(kept latents, the rest at their means), mapped back through x's own input
+/// normalization, + (kept error (with the skip path), else its mean).
 fn splice(sae: &sae_model::Sae, k: &Keep, x: &Tensor) -> Result<Tensor> {
     let acts = sae.encode(x)?;
-    let err = (x - sae.decode(&acts)?)?;
+    let err = (x - sae.decode_for_input(&acts, x)?)?;
     let mix = |v: &Tensor, keep: &Tensor, mean: &Tensor| -> Result<Tensor> {
         let off = keep.affine(-1.0, 1.0)?;
         Ok(((v.broadcast_mul(keep))? + off.broadcast_mul(mean)?)?)
     };
     let acts = mix(&acts, &k.latents, &k.mean_acts)?;
-    Ok((sae.decode(&acts)? + mix(&err, &k.errors, &k.mean_err)?)?)
+    Ok((sae.decode_for_input(&acts, x)? + mix(&err, &k.errors, &k.mean_err)?)?)
 }
 
 impl Replacement<'_> {
@@ -168,10 +169,7 @@ impl Replacement<'_> {
             let (sae, mean) = match n.node {
                 NodeRef::Latent { sae, latent, .. } => {
                     let mean = means[sae].0.get(latent)?;
-                    (
-                        sae,
-                        self.saes[sae].sae.w_dec.get(latent)?.broadcast_mul(&mean)?,
-                    )
+                    (sae, self.decoder_row(sae, position, latent, &mean)?)
                 }
                 NodeRef::Error { sae, .. } => (sae, means[sae].1.clone()),
                 _ => continue,

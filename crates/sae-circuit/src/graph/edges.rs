@@ -26,11 +26,20 @@ impl Replacement<'_> {
         let mut leaves = BTreeMap::from([(EMBED, Leaf::Cut)]);
         leaves.extend(self.saes.iter().map(|s| (s.hook, Leaf::Cut)));
         let pass = run(self.model, &self.ids, &self.target, &mut self.lin, leaves)?;
-        let pre = self
-            .saes
-            .iter()
-            .map(|s| Ok(s.sae.pre_acts(&pass.probe.incoming[&s.hook].get(0)?)?))
+        // With an SAE at the embeddings, the tokens are its input (their own leaf); the hook's value
+        // downstream is that SAE's nodes.
+        let embed = self.embed_sae();
+        let tokens = embed.map(|_| self.token_leaf()).transpose()?;
+        let pre = (0..self.saes.len())
+            .map(|i| {
+                let x = match (&tokens, embed == Some(i)) {
+                    (Some(v), true) => v.as_tensor().get(0)?,
+                    _ => pass.probe.incoming[&self.saes[i].hook].get(0)?,
+                };
+                self.frozen_pre_acts(i, &x)
+            })
             .collect::<Result<Vec<Tensor>>>()?;
+        let token_var = tokens.as_ref().unwrap_or(&pass.probe.vars[&EMBED]);
         let mut groups = vec![Sources {
             hook: EMBED,
             sae: None,
@@ -65,8 +74,13 @@ impl Replacement<'_> {
                 _ => continue,
             };
             let grads = scalar.backward()?;
-            for g in groups.iter().filter(|g| before.is_none_or(|b| g.hook < b)) {
-                let Some(grad) = grads_at(&grads, &pass.probe.vars[&g.hook])? else {
+            let earlier = |g: &&Sources| g.sae.is_none() || before.is_none_or(|b| g.hook < b);
+            for g in groups.iter().filter(earlier) {
+                let var = match g.sae {
+                    None => token_var,
+                    Some(_) => &pass.probe.vars[&g.hook],
+                };
+                let Some(grad) = grads_at(&grads, var)? else {
                     continue;
                 };
                 for (source, weight) in self.effects(g, &grad)? {
@@ -97,7 +111,7 @@ impl Replacement<'_> {
             Some(sae) => {
                 let st = &self.states[sae];
                 let err = dots(&st.err)?;
-                let gw: Vec<Vec<f32>> = grad.matmul(&self.saes[sae].sae.w_dec.t()?)?.to_vec2()?;
+                let gw = self.decoder_dots(sae, grad)?;
                 for n in &g.nodes {
                     let w = match n.node {
                         NodeRef::Latent {

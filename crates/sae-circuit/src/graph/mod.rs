@@ -10,11 +10,14 @@
 //! Edges are direct effects: with every hook that holds an SAE set to its value (its latents and error held,
 //! so no path runs through another node), the effect of a source node's value on a downstream latent's
 //! pre-activation, or on the target. Doubling a source's value in that model moves every downstream node
-//! by exactly its edge weight ([`Replacement::intervene`]).
+//! by exactly its edge weight ([`Replacement::intervene`]). SAE input normalization is frozen at the
+//! clean pass too, a skip connection's output belongs to the error node, and an SAE at the embeddings
+//! takes the tokens as its input (see `frozen.rs`); transcoders and hook_z SAEs are refused.
 
 mod build;
 mod check;
 mod edges;
+mod frozen;
 mod intervene;
 mod nodes;
 mod prune;
@@ -23,7 +26,7 @@ use std::collections::BTreeMap;
 
 use candle_core::{backprop::GradStore, Tensor};
 use sae_lm::{Hook, HookPoint, Linearize, Model, Rules};
-use sae_model::{InputNorm, Reshape, Sae};
+use sae_model::{Reshape, RowScale, Sae};
 use serde::Serialize;
 
 use crate::error::{CircuitError, Result};
@@ -187,7 +190,10 @@ pub struct Graph {
 pub(crate) struct HookState {
     pub x: Tensor,
     pub acts: Tensor,
+    /// x - restore(decode(acts)): the error and, with a skip connection, its x W_skip.
     pub err: Tensor,
+    /// The input normalization's row statistics in the clean pass (frozen).
+    pub scale: RowScale,
 }
 
 /// The linearised model of one prompt with SAEs spliced in (frozen at its clean pass).
@@ -224,24 +230,17 @@ fn check_sae(model: &Model, s: &HookedSae) -> Result<()> {
         hook: s.hook.name(),
         reason,
     };
-    if s.hook == EMBED {
-        return Err(unsupported(format!(
-            "{EMBED} holds the token embeddings, the graph's token nodes; use a later hook"
-        )));
-    }
     let cfg = &s.sae.cfg;
-    if cfg.is_transcoder() || s.sae.w_skip.is_some() {
+    if cfg.is_transcoder() {
         return Err(unsupported(
-            "transcoders and skip connections are not handled".into(),
+            "transcoders (input and output at different hooks) are not handled; SAEs with a skip \
+             connection are (its x W_skip is part of the error node)"
+                .into(),
         ));
     }
-    if !matches!(
-        cfg.normalize_activations,
-        InputNorm::None | InputNorm::ExpectedAverageOnlyIn
-    ) || cfg.reshape_activations != Reshape::None
-    {
+    if cfg.reshape_activations != Reshape::None {
         return Err(unsupported(
-            "input normalization and hook_z reshaping are not handled".into(),
+            "hook_z reshaping (per-head attention rows) is not handled".into(),
         ));
     }
     if cfg.d_in != model.width(s.hook) {
@@ -276,9 +275,15 @@ impl<'a> Replacement<'a> {
         let mut states = Vec::with_capacity(saes.len());
         for s in saes {
             let x = pass.probe.incoming[&s.hook].get(0)?.detach();
+            let (_, scale) = s.sae.normalize(&x)?;
             let acts = s.sae.encode(&x)?;
-            let err = (&x - s.sae.decode(&acts)?)?;
-            states.push(HookState { x, acts, err });
+            let err = (&x - s.sae.decode_for_input(&acts, &x)?)?;
+            states.push(HookState {
+                x,
+                acts,
+                err,
+                scale,
+            });
         }
         // Node attributions take the plain gradient (attribution patching: the first-order prediction of
         // an ablation in the real model); the frozen model's gradient would miss what the norms undo.
@@ -297,7 +302,7 @@ impl<'a> Replacement<'a> {
             target: target.clone(),
             saes,
             lin,
-            x0: pass.probe.vars[&EMBED].as_tensor().get(0)?,
+            x0: pass.probe.incoming[&EMBED].get(0)?.detach(),
             states,
             grad0: leaf_grad(&lrp, &pass.probe, EMBED)?,
             grads,

@@ -81,10 +81,10 @@ impl Replacement<'_> {
         for (position, a) in row_dots(&self.x0, &self.grad0)?.into_iter().enumerate() {
             out.push(self.node(NodeRef::Token { position }, norms[position], a));
         }
-        for (sae, (s, st)) in self.saes.iter().zip(&self.states).enumerate() {
+        for (sae, st) in self.states.iter().enumerate() {
             let g = &self.grads[sae];
             // a_i (g . W_dec,i) for every (position, latent).
-            let gw: Vec<Vec<f32>> = g.matmul(&s.sae.w_dec.t()?)?.to_vec2()?;
+            let gw = self.decoder_dots(sae, g)?;
             let acts: Vec<Vec<f32>> = st.acts.to_vec2()?;
             for (position, (row, grow)) in acts.iter().zip(&gw).enumerate().skip(self.skip) {
                 for (latent, (&a, &gd)) in row.iter().zip(grow).enumerate() {
