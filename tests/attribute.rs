@@ -59,7 +59,7 @@ fn check_graph(g: &serde_json::Value) {
     let ids: std::collections::HashSet<&str> =
         nodes.iter().map(|n| n["id"].as_str().unwrap()).collect();
     for n in nodes {
-        for field in ["kind", "position", "activation", "attribution"] {
+        for field in ["kind", "position", "activation", "attribution", "influence"] {
             assert!(!n[field].is_null(), "{field} missing in {n}");
         }
         let kind = n["kind"].as_str().unwrap();
@@ -119,6 +119,10 @@ fn tiny_gpt2_graph_json_and_conservation() {
     let rel = p["conservation"]["relative_error"].as_f64().unwrap();
     assert!(rel < 1e-3, "conservation {rel}");
     check_graph(&p["graph"]);
+    // Pruned by influence: the kept nodes carry >= 0.9 of it, the kept links >= 0.98 (the defaults).
+    let share = |k: &str| p["graph"][k].as_f64().unwrap();
+    assert!(share("node_influence_share") >= 0.9, "{}", p["graph"]);
+    assert!(share("edge_influence_share") >= 0.98, "{}", p["graph"]);
     // The logit-difference and loss targets run too (the loss has no conservation line).
     ok(sae_offline(&[
         "attribute",
