@@ -5,7 +5,7 @@ checks ours against them without Python; and SAEs that `sae train` wrote, loaded
 SAELens' outputs on them.
 
 Run once (not in CI), after `cargo build --release` (the reverse direction runs target/release/sae):
-    python3 scripts/make-interop-fixtures.py
+    python3 scripts/make-interop-fixtures.py [--only import,saelens,sparsify,ours]
 It creates its own virtual environment (.cache/interop-venv, ignored by git) with sae-lens and
 eai-sparsify (EleutherAI's sparsify; PyPI's `sparsify` is another project) from PyPI, then re-runs
 itself inside it. Torch runs on the CPU.
@@ -19,7 +19,8 @@ Writes into tests/fixtures/interop/:
   sparsify/<kind>/           cfg.json + sae.safetensors written by SparseCoder.save_to_disk
   sparsify/multi/<hook>/     two hookpoints in the trainer's layout, read back with load_many
   ours/<arch>/               cfg.json + sae_weights.safetensors from `sae train` (topk, batchtopk,
-                             relu-l1, jumprelu), loaded with SAELens' SAE.load_from_disk
+                             relu-l1, jumprelu, matryoshka-batchtopk saved as jumprelu), loaded with
+                             SAELens' SAE.load_from_disk
   import/                    .npy files written by numpy (f16 2-D, f32 3-D, int64 token ids) and a
                              safetensors file by torch (bf16 acts + int32 tokens) for `sae import`,
                              with their values as f32 in values.safetensors
@@ -40,7 +41,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / ".cache" / "interop-venv"
 OUT = REPO / "tests" / "fixtures" / "interop"
-PACKAGES = ["sae-lens", "eai-sparsify"]
+PACKAGES = ["sae-lens==6.54.12", "eai-sparsify==1.3.3"]  # the versions the committed fixtures came from
 D_IN, D_SAE, D_OUT, ROWS, K = 16, 32, 12, 64, 4
 
 
@@ -319,7 +320,7 @@ def ours_fixtures():
         store = Path(tmp) / "store"
         subprocess.check_call([str(binary), "synth", "--features", "48", "--dim", str(D_IN), "--firing-prob", "0.05",
                                "--samples", "20000", "--seed", "0", "--out", str(store)], stdout=subprocess.DEVNULL)
-        for arch in ["topk", "batchtopk", "relu-l1", "jumprelu"]:
+        for arch in ["topk", "batchtopk", "relu-l1", "jumprelu", "matryoshka-batchtopk"]:
             out = Path(tmp) / arch
             k = [] if arch == "relu-l1" else ["--k", str(K)]
             subprocess.check_call([str(binary), "train", "--store", str(store), "--out", str(out), "--arch", arch, *k,
@@ -375,8 +376,10 @@ def import_fixtures():
 
 
 if __name__ == "__main__":
+    # `--only ours` (etc.) remakes one group and leaves the others' files as they are.
+    groups = {"import": import_fixtures, "saelens": saelens_fixtures, "sparsify": sparsify_fixtures,
+              "ours": ours_fixtures}
+    only = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else list(groups)
     OUT.mkdir(parents=True, exist_ok=True)
-    import_fixtures()
-    saelens_fixtures()
-    sparsify_fixtures()
-    ours_fixtures()
+    for name in only:
+        groups[name]()

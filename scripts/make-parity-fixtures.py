@@ -160,6 +160,7 @@ def gpt2():
 
     def wire(rec, block, p):
         rec.post(block.attn, p + "hook_attn_out")
+        rec.post(block.ln_2, p + "ln2.hook_normalized")
         rec.post_input(block.mlp.c_proj, p + "mlp.hook_post")
         rec.post(block.mlp, p + "hook_mlp_out")
 
@@ -172,6 +173,7 @@ def llama_like(name, cls, cfg):
 
     def wire(rec, block, p):
         rec.post(block.self_attn, p + "hook_attn_out")
+        rec.post(block.post_attention_layernorm, p + "ln2.hook_normalized")
         rec.post_input(block.mlp.down_proj, p + "mlp.hook_post")
         rec.post(block.mlp, p + "hook_mlp_out")
 
@@ -187,6 +189,7 @@ def bert():
 
     def wire(rec, block, p):
         rec.post(block.attention.output.dense, p + "hook_attn_out")
+        rec.post(block.attention.output, p + "ln2.hook_normalized")  # LayerNorm(attn_out + resid): the MLP input
         rec.post(block.intermediate, p + "mlp.hook_post")
         rec.post(block.output.dense, p + "hook_mlp_out")
 

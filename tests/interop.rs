@@ -307,6 +307,23 @@ fn ours_jumprelu_read_by_saelens() {
     check_ours("jumprelu");
 }
 
+/// Matryoshka BatchTopK is saved as JumpReLU with its widths in the metadata: SAELens opens it as a
+/// JumpReLU SAE and reconstructs as we do.
+#[test]
+fn ours_matryoshka_read_by_saelens_as_jumprelu() {
+    check_ours("matryoshka-batchtopk");
+    let r = reference(&fixture("ours/matryoshka-batchtopk"));
+    assert_eq!(r.info["class"], "JumpReLUSAE");
+    let cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("ours/matryoshka-batchtopk/cfg.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        cfg.to_string().contains("matryoshka_widths"),
+        "the widths are recorded: {cfg}"
+    );
+}
+
 #[test]
 fn unsupported_saelens_architectures_name_themselves() {
     let dir = tempfile::tempdir().unwrap();

@@ -54,6 +54,9 @@ pub struct Case {
     pub limit_tokens_per_s: f64,
     /// tokens_per_s / limit_tokens_per_s.
     pub fraction_of_limit: f64,
+    /// Seconds per batch of a pass that stops after block n_layers / 2 - 1 (a hook halfway down) over the
+    /// seconds of the full pass: the forward runs only as deep as the last hooked layer.
+    pub half_depth_cost: f64,
     /// tokens/s of the plain candle forward (`--reference`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference_tokens_per_s: Option<f64>,
@@ -157,6 +160,8 @@ fn bench(
     let gemm_before = gemm_rate(batch * ctx_len, dims.d_model, mlp_cols);
     let secs = time_forward(&model, &ids, &lengths, hook, iters, false)?;
     let gemm_gflops = gemm_before.max(gemm_rate(batch * ctx_len, dims.d_model, mlp_cols));
+    let half = Hook::new((dims.n_layers / 2).max(1) - 1, HookPoint::ResidPost);
+    let half_depth_cost = time_forward(&model, &ids, &lengths, half, iters, false)? / secs;
     let reference_tokens_per_s = if args.reference {
         let s = time_forward(&model, &ids, &lengths, hook, iters, true)?;
         Some((batch * ctx_len) as f64 / s)
@@ -189,6 +194,7 @@ fn bench(
         gemm_gflops,
         limit_tokens_per_s: limit,
         fraction_of_limit: tokens_per_s / limit,
+        half_depth_cost,
         reference_tokens_per_s,
         pipeline,
     })
@@ -215,6 +221,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
              gemm {:.0} GFLOP/s -> limit {:.0} tokens/s, {:.2} of it",
             c.model, c.batch, c.ctx_len, c.layers, c.tokens_per_s, c.seconds_per_batch,
             c.flops_per_token / 1e6, c.gemm_gflops, c.limit_tokens_per_s, c.fraction_of_limit
+        );
+        println!(
+            "{:<40} to block {} of {} only: {:.2} of the full pass's time",
+            "",
+            c.layers / 2,
+            c.layers,
+            c.half_depth_cost
         );
         if let Some(r) = c.reference_tokens_per_s {
             println!(

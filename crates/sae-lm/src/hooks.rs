@@ -13,6 +13,11 @@ pub enum HookPoint {
     ResidPre,
     /// The attention sublayer's output (after its output projection): [batch, seq, d_model].
     AttnOut,
+    /// The MLP's input, the normalized residual stream it reads (GPT-2: `ln_2`'s output; Llama:
+    /// `post_attention_layernorm`'s; BERT: the attention sublayer's LayerNorm output, which in this
+    /// post-norm model is also the residual the MLP output is added to): [batch, seq, d_model]. With
+    /// `hook_mlp_out` it is the (input, target) pair of a transcoder.
+    MlpIn,
     /// The MLP's hidden activations after the nonlinearity (gated: act(gate) * up): [batch, seq, d_mlp].
     MlpPost,
     /// The MLP sublayer's output: [batch, seq, d_model].
@@ -23,9 +28,10 @@ pub enum HookPoint {
 
 impl HookPoint {
     /// Every point, in the order a block computes them.
-    pub const ALL: [HookPoint; 5] = [
+    pub const ALL: [HookPoint; 6] = [
         HookPoint::ResidPre,
         HookPoint::AttnOut,
+        HookPoint::MlpIn,
         HookPoint::MlpPost,
         HookPoint::MlpOut,
         HookPoint::ResidPost,
@@ -36,6 +42,7 @@ impl HookPoint {
         match self {
             HookPoint::ResidPre => "hook_resid_pre",
             HookPoint::AttnOut => "hook_attn_out",
+            HookPoint::MlpIn => "ln2.hook_normalized",
             HookPoint::MlpPost => "mlp.hook_post",
             HookPoint::MlpOut => "hook_mlp_out",
             HookPoint::ResidPost => "hook_resid_post",
@@ -212,6 +219,11 @@ mod tests {
         assert_eq!(
             Hook::parse("blocks.11.mlp.hook_post"),
             Some(Hook::new(11, HookPoint::MlpPost))
+        );
+        // TransformerLens' name of the MLP input (a transcoder's input hook).
+        assert_eq!(
+            Hook::parse("blocks.2.ln2.hook_normalized"),
+            Some(Hook::new(2, HookPoint::MlpIn))
         );
     }
 

@@ -66,7 +66,7 @@ fn check_tiny(name: &str, expect_logits: bool) {
     assert_eq!(n_inputs, 3);
     let inputs: Vec<Vec<u32>> = (0..n_inputs).map(|k| ids_of(&acts, k)).collect();
     let hooks = model.hooks();
-    assert_eq!(hooks.len(), 10);
+    assert_eq!(hooks.len(), 12);
 
     // Batched (right-padded) run: every hook at the real positions of every input.
     let (ids, lengths) = batch(&inputs);

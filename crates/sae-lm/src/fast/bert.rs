@@ -121,6 +121,7 @@ impl FastBert {
             drop(y);
             offer(sink, hook(HookPoint::AttnOut), &mut mid, d)?;
             b.ln_attn.apply(&mut mid, Some(&x));
+            offer(sink, hook(HookPoint::MlpIn), &mut mid, d)?;
             let mut post = b.inter.forward_unbiased(&mid, pool);
             math::gelu_inplace(&mut post, c.d_mlp, b.inter.bias(), c.gelu_tanh);
             offer(sink, hook(HookPoint::MlpPost), &mut post, c.d_mlp)?;

@@ -126,7 +126,10 @@ impl FastGpt2 {
             drop(y);
             offer(sink, hook(HookPoint::AttnOut), &mut attn, d)?;
             math::add_inplace(&mut x, &attn);
-            let mut post = b.c_fc.forward_unbiased(&b.ln2.apply(&x, pool), pool);
+            let mut h = b.ln2.apply(&x, pool);
+            offer(sink, hook(HookPoint::MlpIn), &mut h, d)?;
+            let mut post = b.c_fc.forward_unbiased(&h, pool);
+            drop(h);
             math::gelu_inplace(&mut post, c.d_mlp, b.c_fc.bias(), true);
             offer(sink, hook(HookPoint::MlpPost), &mut post, c.d_mlp)?;
             let mut mlp = b.mlp_proj.forward(&post, pool);

@@ -135,6 +135,7 @@ impl FastLlama {
             offer(sink, hook(HookPoint::AttnOut), &mut attn, d)?;
             math::add_inplace(&mut x, &attn);
             rms_norm(&mut normed, &x, &b.ln2.w, b.ln2.eps);
+            offer(sink, hook(HookPoint::MlpIn), &mut normed, d)?;
             let gu = b.gate_up.forward(&normed, pool);
             drop(normed);
             let mut post = pool.take(p.tokens() * c.d_mlp);

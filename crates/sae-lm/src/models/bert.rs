@@ -252,6 +252,7 @@ impl Bert {
             let attn = block.attn_out.forward(&y)?;
             let attn = sink.offer(hook(HookPoint::AttnOut), attn)?;
             let mid = lin.layer_norm((i, "ln_attn"), &block.ln_attn, &(attn + &x)?)?;
+            let mid = sink.offer(hook(HookPoint::MlpIn), mid)?;
             let pre = block.inter.forward(&mid)?;
             let post = lin.gelu((i, "gelu"), &pre, !self.cfg.gelu_tanh)?;
             let post = sink.offer(hook(HookPoint::MlpPost), post)?;

@@ -233,6 +233,7 @@ impl Gpt2 {
             let attn = sink.offer(hook(HookPoint::AttnOut), attn)?;
             x = (x + attn)?;
             let h = lin.layer_norm((i, "ln2"), &block.ln2, &x)?;
+            let h = sink.offer(hook(HookPoint::MlpIn), h)?;
             let post = lin.gelu((i, "gelu"), &block.c_fc.forward(&h)?, false)?;
             let post = sink.offer(hook(HookPoint::MlpPost), post)?;
             let mlp = block.mlp_proj.forward(&post)?;

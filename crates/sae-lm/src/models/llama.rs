@@ -198,6 +198,7 @@ impl Llama {
             let attn = sink.offer(hook(HookPoint::AttnOut), attn)?;
             x = (x + attn)?;
             let h = lin.rms_norm((i, "ln2"), &block.ln2, &x)?;
+            let h = sink.offer(hook(HookPoint::MlpIn), h)?;
             let post = lin.silu_gate(i, &block.gate.forward(&h)?, &block.up.forward(&h)?)?;
             let post = sink.offer(hook(HookPoint::MlpPost), post)?;
             let mlp = block.down.forward(&post)?;
