@@ -450,6 +450,65 @@ fn ablations_in_the_real_forward_follow_the_attributions() {
     }
 }
 
+/// A random transcoder from the MLP's input to its output (d_out set, b_dec not applied to the input),
+/// with a skip connection when asked.
+fn transcoder(model: &Model, seed: u64, layer: usize, skip: bool) -> HookedSae {
+    let hook = Hook::new(layer, HookPoint::MlpIn);
+    let d = model.width(hook);
+    let base = random_sae(seed, d, 2 * d, Activation::Relu);
+    let mut cfg = base.cfg.clone();
+    cfg.d_out = Some(model.width(Hook::new(layer, HookPoint::MlpOut)));
+    cfg.apply_b_dec_to_input = false;
+    let w_skip = skip.then(|| random(&mut rng(seed + 1), &[d, d], 0.2));
+    let sae = Sae::with_parts(
+        cfg, base.w_enc, base.b_enc, base.w_dec, base.b_dec, None, None, w_skip,
+    )
+    .unwrap();
+    HookedSae { hook, sae }
+}
+
+#[test]
+fn transcoders_keep_the_links_exact_and_splice_into_the_real_forward() {
+    for name in ["gpt2", "llama"] {
+        let model = fixture(name);
+        let saes = vec![
+            transcoder(&model, 400, 0, false),
+            variant_sae(
+                &model,
+                401,
+                Hook::new(0, HookPoint::ResidPost),
+                Activation::TopK { k: 6 },
+                Variant::Plain,
+            ),
+            transcoder(&model, 402, 1, true),
+        ];
+        assert_eq!(saes[2].output(), Hook::new(1, HookPoint::MlpOut));
+        check_interventions(
+            &format!("{name} transcoders"),
+            &model,
+            &saes,
+            Target::Logit { token: 7 },
+        );
+        let target = Target::Logit { token: 7 };
+        let mut rep = Replacement::new(&model, &IDS, &target, &saes).unwrap();
+        rep.skip_prefix(1);
+        let all = GraphConfig {
+            node_threshold: 1.0,
+            edge_threshold: 1.0,
+            ..GraphConfig::default()
+        };
+        let graph = rep.graph(&all).unwrap();
+        let check = rep.check(&graph, 10).unwrap();
+        assert!((check.m_full - rep.target_value()).abs() < 1e-4, "{name}");
+        assert!((check.faithfulness - 1.0).abs() < 1e-3, "{name}: {check:?}");
+        assert!((check.m_full - check.m_empty).abs() > 1e-4, "{name}");
+        eprintln!(
+            "{name} transcoders: r zero {:.4}, r mean {:.4}",
+            check.pearson_zero, check.pearson_mean
+        );
+    }
+}
+
 #[test]
 fn what_stays_unsupported_gets_one_clear_error() {
     let model = fixture("gpt2");

@@ -1,12 +1,10 @@
 //! Links: direct effects in the linearised model with every SAE hook cut (its value a gradient leaf), one
 //! backward pass per downstream latent node and one for the target.
 
-use std::collections::BTreeMap;
-
 use candle_core::{backprop::GradStore, Tensor};
 use sae_lm::Hook;
 
-use super::{Link, Node, NodeRef, Replacement, EMBED};
+use super::{hooks, Link, Node, NodeRef, Replacement, EMBED};
 use crate::error::Result;
 use crate::probe::Leaf;
 use crate::relevance::run;
@@ -23,8 +21,8 @@ impl Replacement<'_> {
     /// Every nonzero direct effect between kept nodes (sources: tokens, latents, errors; targets: latents
     /// at a later hook, and the target).
     pub(crate) fn links(&mut self, nodes: &[Node]) -> Result<Vec<Link>> {
-        let mut leaves = BTreeMap::from([(EMBED, Leaf::Cut)]);
-        leaves.extend(self.saes.iter().map(|s| (s.hook, Leaf::Cut)));
+        let mut leaves = hooks::leaves(self.saes, Leaf::Cut);
+        leaves.entry(EMBED).or_insert(Leaf::Cut);
         let pass = run(self.model, &self.ids, &self.target, &mut self.lin, leaves)?;
         // With an SAE at the embeddings, the tokens are its input (their own leaf); the hook's value
         // downstream is that SAE's nodes.
@@ -46,7 +44,7 @@ impl Replacement<'_> {
             nodes: Vec::new(),
         }];
         groups.extend(self.saes.iter().enumerate().map(|(i, s)| Sources {
-            hook: s.hook,
+            hook: s.output(),
             sae: Some(i),
             nodes: Vec::new(),
         }));

@@ -37,12 +37,12 @@ impl Replacement<'_> {
                 position,
                 latent,
             } => (
-                self.saes[sae].hook,
+                self.saes[sae].output(),
                 position,
                 self.latent_vector(sae, position, latent)?,
             ),
             NodeRef::Error { sae, position } => (
-                self.saes[sae].hook,
+                self.saes[sae].output(),
                 position,
                 self.states[sae].err.get(position)?,
             ),
@@ -93,7 +93,11 @@ impl Replacement<'_> {
             |hook: Hook, x: &Tensor| -> Result<Tensor> { Ok(with(hook, x, false)?.unsqueeze(0)?) };
         let mut leaves = BTreeMap::from([(EMBED, Leaf::Fixed(at_hook(EMBED, &self.x0)?))]);
         for (s, st) in self.saes.iter().zip(&self.states) {
-            leaves.insert(s.hook, Leaf::Fixed(at_hook(s.hook, &st.x)?));
+            let out = s.output();
+            leaves.insert(out, Leaf::Fixed(at_hook(out, &st.value)?));
+            if out != s.hook {
+                leaves.insert(s.hook, Leaf::Watch);
+            }
         }
         let tokens = with(EMBED, &self.x0, true)?;
         let pass = run(self.model, &self.ids, &self.target, &mut self.lin, leaves)?;

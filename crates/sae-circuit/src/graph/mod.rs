@@ -12,24 +12,24 @@
 //! pre-activation, or on the target. Doubling a source's value in that model moves every downstream node
 //! by exactly its edge weight ([`Replacement::intervene`]). SAE input normalization is frozen at the
 //! clean pass too, a skip connection's output belongs to the error node, and an SAE at the embeddings
-//! takes the tokens as its input (see `frozen.rs`); transcoders and hook_z SAEs are refused.
+//! takes the tokens as its input (see `frozen.rs`); a transcoder at `blocks.L.ln2.hook_normalized` replaces
+//! the MLP, its latents written at `blocks.L.hook_mlp_out` (see `hooks.rs`); hook_z SAEs are refused.
 
 mod build;
 mod check;
 mod edges;
 mod frozen;
+mod hooks;
 mod intervene;
 mod nodes;
 mod prune;
 
-use std::collections::BTreeMap;
-
 use candle_core::{backprop::GradStore, Tensor};
 use sae_lm::{Hook, HookPoint, Linearize, Model, Rules};
-use sae_model::{Reshape, RowScale, Sae};
+use sae_model::{RowScale, Sae};
 use serde::Serialize;
 
-use crate::error::{CircuitError, Result};
+use crate::error::Result;
 use crate::probe::{Leaf, Probe};
 use crate::relevance::run;
 use crate::target::Target;
@@ -185,10 +185,11 @@ pub struct Graph {
     pub edge_influence_share: f64,
 }
 
-/// One SAE's clean state: what arrived at its hook, its latents and error, [t, ...] each.
+/// One SAE's clean state: what continues from its output hook, its latents and error, [t, ...] each.
 #[derive(Debug, Clone)]
 pub(crate) struct HookState {
-    pub x: Tensor,
+    /// What continues from its output hook: x for an autoencoder, the MLP's output for a transcoder.
+    pub value: Tensor,
     pub acts: Tensor,
     /// x - restore(decode(acts)): the error and, with a skip connection, its x W_skip.
     pub err: Tensor,
@@ -208,7 +209,7 @@ pub struct Replacement<'a> {
     states: Vec<HookState>,
     /// The linearised model's gradient of the target at the embeddings (LRP: token relevance) [t, d].
     grad0: Tensor,
-    /// The plain gradient of the target at each SAE's hook, [t, width] (node attributions).
+    /// The plain gradient of the target at each SAE's output hook, [t, width] (node attributions).
     grads: Vec<Tensor>,
     target_value: f32,
     /// Leading positions (BOS) that hold no latent or error node and are never ablated.
@@ -224,35 +225,6 @@ fn leaf_grad(grads: &GradStore, probe: &Probe, hook: Hook) -> Result<Tensor> {
     })
 }
 
-/// Checks that attribution can run through this SAE at its hook.
-fn check_sae(model: &Model, s: &HookedSae) -> Result<()> {
-    let unsupported = |reason: String| CircuitError::UnsupportedSae {
-        hook: s.hook.name(),
-        reason,
-    };
-    let cfg = &s.sae.cfg;
-    if cfg.is_transcoder() {
-        return Err(unsupported(
-            "transcoders (input and output at different hooks) are not handled; SAEs with a skip \
-             connection are (its x W_skip is part of the error node)"
-                .into(),
-        ));
-    }
-    if cfg.reshape_activations != Reshape::None {
-        return Err(unsupported(
-            "hook_z reshaping (per-head attention rows) is not handled".into(),
-        ));
-    }
-    if cfg.d_in != model.width(s.hook) {
-        return Err(unsupported(format!(
-            "its width {} is not the hook's width {}",
-            cfg.d_in,
-            model.width(s.hook)
-        )));
-    }
-    Ok(())
-}
-
 impl<'a> Replacement<'a> {
     /// The clean pass: frozen values recorded, SAE latents and errors taken, total gradients of the target.
     pub fn new(
@@ -261,25 +233,21 @@ impl<'a> Replacement<'a> {
         target: &Target,
         saes: &'a [HookedSae],
     ) -> Result<Replacement<'a>> {
-        for (i, s) in saes.iter().enumerate() {
-            check_sae(model, s)?;
-            if saes[..i].iter().any(|o| o.hook == s.hook) {
-                return Err(CircuitError::Invalid(format!("two SAEs at {}", s.hook)));
-            }
-        }
+        hooks::check_saes(model, saes)?;
         let mut lin = Linearize::new(Rules::LRP);
-        let mut leaves = BTreeMap::from([(EMBED, Leaf::Cut)]);
-        leaves.extend(saes.iter().map(|s| (s.hook, Leaf::Through)));
+        let mut leaves = hooks::leaves(saes, Leaf::Through);
+        leaves.entry(EMBED).or_insert(Leaf::Cut);
         let pass = run(model, ids, target, &mut lin, leaves)?;
         let lrp = pass.m.backward()?;
         let mut states = Vec::with_capacity(saes.len());
         for s in saes {
             let x = pass.probe.incoming[&s.hook].get(0)?.detach();
+            let value = pass.probe.incoming[&s.output()].get(0)?.detach();
             let (_, scale) = s.sae.normalize(&x)?;
             let acts = s.sae.encode(&x)?;
-            let err = (&x - s.sae.decode_for_input(&acts, &x)?)?;
+            let err = (&value - s.sae.decode_for_input(&acts, &x)?)?;
             states.push(HookState {
-                x,
+                value,
                 acts,
                 err,
                 scale,
@@ -288,12 +256,12 @@ impl<'a> Replacement<'a> {
         // Node attributions take the plain gradient (attribution patching: the first-order prediction of
         // an ablation in the real model); the frozen model's gradient would miss what the norms undo.
         let mut plain = Linearize::new(Rules::GRADIENT);
-        let leaves = saes.iter().map(|s| (s.hook, Leaf::Through)).collect();
+        let leaves = hooks::leaves(saes, Leaf::Through);
         let real = run(model, ids, target, &mut plain, leaves)?;
         let real_grads = real.m.backward()?;
         let grads = saes
             .iter()
-            .map(|s| leaf_grad(&real_grads, &real.probe, s.hook))
+            .map(|s| leaf_grad(&real_grads, &real.probe, s.output()))
             .collect::<Result<_>>()?;
         lin.replay();
         Ok(Replacement {
