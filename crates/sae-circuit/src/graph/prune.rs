@@ -173,21 +173,7 @@ pub fn prune(
         .map(|i| all_nodes || fixed(i) || inf[i] >= cut)
         .collect();
     let node_share = share(&inf, |i| nodes[i]);
-    // The matrix restricted to the kept nodes; edge score = normalised weight x its target's influence.
-    let mut kept = Adjacency::new(n);
-    for (t, row) in adj.rows.iter().enumerate() {
-        for &(s, w) in row {
-            kept.rows[t].push((s, if nodes[t] && nodes[s] { w } else { 0.0 }));
-        }
-    }
-    let norm = kept.normalized();
-    let mut reach = influence(&norm, &seed)?;
-    for (r, s) in reach.iter_mut().zip(&seed) {
-        *r += s;
-    }
-    let scores: Vec<Vec<f64>> = (0..n)
-        .map(|t| norm.rows[t].iter().map(|&(_, w)| w * reach[t]).collect())
-        .collect();
+    let (kept, scores) = edge_scores(adj, &nodes, &seed)?;
     let flat: Vec<f64> = scores.iter().flatten().copied().collect();
     let edge_cut = threshold_score(&flat, edge_threshold);
     let mut edges: Vec<Vec<bool>> = scores
@@ -224,6 +210,33 @@ pub fn prune(
         node_share,
         edge_share,
     })
+}
+
+/// The matrix restricted to the kept nodes (the other entries 0), and each entry's score: its
+/// normalised weight x the influence of its target node (the seeded target counting its seed).
+fn edge_scores(
+    adj: &Adjacency,
+    nodes: &[bool],
+    seed: &[f64],
+) -> Result<(Adjacency, Vec<Vec<f64>>)> {
+    let mut kept = Adjacency::new(adj.len());
+    for (t, row) in adj.rows.iter().enumerate() {
+        for &(s, w) in row {
+            kept.rows[t].push((s, if nodes[t] && nodes[s] { w } else { 0.0 }));
+        }
+    }
+    let norm = kept.normalized();
+    let mut reach = influence(&norm, seed)?;
+    for (r, s) in reach.iter_mut().zip(seed) {
+        *r += s;
+    }
+    let scores = norm
+        .rows
+        .iter()
+        .zip(&reach)
+        .map(|(row, r)| row.iter().map(|&(_, w)| w * r).collect())
+        .collect();
+    Ok((kept, scores))
 }
 
 /// Share of the total of `v` on the indices `keep` picks (1 when the total is 0).
