@@ -29,6 +29,27 @@ fn save_sae(dir: &Path, d: usize, d_sae: usize, hook: &str) {
     sae.save(dir, None).unwrap();
 }
 
+/// A deterministic ReLU transcoder d -> d from the MLP's input of block `layer`, saved with its hook name.
+fn save_transcoder(dir: &Path, d: usize, d_sae: usize, layer: usize) {
+    let t = |n: usize, shape: (usize, usize), mul: usize, scale: f32| {
+        let v: Vec<f32> = (0..n)
+            .map(|i| ((i * mul % 2001) as f32 / 1000.0 - 1.0) * scale)
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    };
+    let mut cfg = SaeConfig::new(d, d_sae, Activation::Relu);
+    cfg.d_out = Some(d);
+    cfg.apply_b_dec_to_input = false;
+    cfg.metadata.hook_name = Some(format!("blocks.{layer}.ln2.hook_normalized"));
+    let zeros = |n| Tensor::zeros(n, DType::F32, &Device::Cpu).unwrap();
+    let (w_enc, w_dec) = (
+        t(d * d_sae, (d, d_sae), 7919, 1.0),
+        t(d * d_sae, (d_sae, d), 104_729, 0.1),
+    );
+    let sae = Sae::new(cfg, w_enc, zeros(d_sae), w_dec, zeros(d), None).unwrap();
+    sae.save(dir, None).unwrap();
+}
+
 /// The tiny GPT-2 fixture copied with a word-level tokenizer: words w0..w59, [UNK] = 60.
 fn gpt2_with_tokenizer(dir: &Path) {
     let src = common::repo().join("tests/fixtures/parity/gpt2");
@@ -59,7 +80,7 @@ fn check_graph(g: &serde_json::Value) {
     let ids: std::collections::HashSet<&str> =
         nodes.iter().map(|n| n["id"].as_str().unwrap()).collect();
     for n in nodes {
-        for field in ["kind", "position", "activation", "attribution"] {
+        for field in ["kind", "position", "activation", "attribution", "influence"] {
             assert!(!n[field].is_null(), "{field} missing in {n}");
         }
         let kind = n["kind"].as_str().unwrap();
@@ -119,6 +140,10 @@ fn tiny_gpt2_graph_json_and_conservation() {
     let rel = p["conservation"]["relative_error"].as_f64().unwrap();
     assert!(rel < 1e-3, "conservation {rel}");
     check_graph(&p["graph"]);
+    // Pruned by influence: the kept nodes carry >= 0.9 of it, the kept links >= 0.98 (the defaults).
+    let share = |k: &str| p["graph"][k].as_f64().unwrap();
+    assert!(share("node_influence_share") >= 0.9, "{}", p["graph"]);
+    assert!(share("edge_influence_share") >= 0.98, "{}", p["graph"]);
     // The logit-difference and loss targets run too (the loss has no conservation line).
     ok(sae_offline(&[
         "attribute",
@@ -325,6 +350,54 @@ fn smollm2_ablations_follow_the_attributions_with_a_trained_sae() {
         predicted.len()
     );
     assert!(r > 0.5, "r = {r}: {predicted:?} vs {measured:?}");
+}
+
+/// An SAE at the token embeddings and a transcoder in place of block 1's MLP go through the command,
+/// `--check` included: with every node kept the circuit is the model.
+#[test]
+fn tiny_gpt2_embedding_sae_and_transcoder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("gpt2");
+    gpt2_with_tokenizer(&model);
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    save_sae(&a, 16, 32, "blocks.0.hook_resid_pre");
+    save_transcoder(&b, 16, 48, 1);
+    let out = tmp.path().join("graph.json");
+    ok(sae_offline(&[
+        "attribute",
+        "--model",
+        s(&model),
+        "--prompt",
+        "w3 w17 w42 w8 w25",
+        "--target-token",
+        "w7",
+        "--sae",
+        s(&a),
+        "--sae",
+        s(&b),
+        "--check",
+        "--node-threshold",
+        "1",
+        "--edge-threshold",
+        "1",
+        "--out",
+        s(&out),
+    ]));
+    let v = graph_json(&out);
+    let g = &v["prompts"][0]["graph"];
+    check_graph(g);
+    for hook in ["blocks.0.hook_resid_pre", "blocks.1.ln2.hook_normalized"] {
+        assert!(
+            g["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["kind"] == "latent" && n["hook"] == hook),
+            "no latent at {hook}"
+        );
+    }
+    let f = v["prompts"][0]["check"]["faithfulness"].as_f64().unwrap();
+    assert!((f - 1.0).abs() < 1e-3, "faithfulness {f}");
 }
 
 /// The page renders in headless chromium: one circle per node of the JSON, the tokens shaded; with the

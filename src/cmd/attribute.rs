@@ -58,12 +58,17 @@ pub struct Args {
     /// is printed.
     #[arg(long, default_value = "lrp", value_parser = ["lrp", "attn-lrp", "gradient"])]
     rules: String,
-    /// Keep latent and error nodes until they carry this share of the total |attribution|.
+    /// Keep nodes until they carry this share of the total influence on the target (circuit-tracer's
+    /// pruning; tokens and the target always kept).
     #[arg(long, default_value_t = 0.8)]
     node_threshold: f64,
-    /// Keep links until they carry this share of the total |weight|.
+    /// Then keep links until they carry this share of the total edge influence.
     #[arg(long, default_value_t = 0.98)]
     edge_threshold: f64,
+    /// Latent and error nodes (largest |attribution| first) whose links are computed, one backward
+    /// pass each, before pruning.
+    #[arg(long, default_value_t = 1024)]
+    max_nodes: usize,
     /// Check the graph in the real forward pass: the top nodes zero- and mean-ablated one at a time
     /// (measured vs predicted change), and the circuit's faithfulness (everything else mean-ablated).
     #[arg(long, requires = "sae")]
@@ -198,6 +203,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let cfg = GraphConfig {
         node_threshold: a.node_threshold,
         edge_threshold: a.edge_threshold,
+        max_nodes: a.max_nodes,
     };
     let mut results = Vec::with_capacity(prompts.len());
     let mut reports = HashMap::new();
@@ -323,15 +329,18 @@ fn print_result(r: &PromptResult, rules: &str) {
     if let Some(g) = &r.graph {
         let kept: Vec<_> = g.nodes.iter().filter(|n| n.hook.is_some()).collect();
         println!(
-            "  graph: {} of {} latent/error nodes kept, {} links; top nodes by attribution:",
+            "  graph: {} of {} latent/error nodes kept by influence (share {:.3}; links {}, share {:.3}); \
+             top nodes by influence:",
             kept.len(),
             g.candidate_nodes,
-            g.links.len()
+            g.node_influence_share,
+            g.links.len(),
+            g.edge_influence_share
         );
         for n in kept.iter().take(10) {
             println!(
-                "    {:>10.4}  {}  (activation {:.3})",
-                n.attribution, n.id, n.activation
+                "    {:>8.4}  {}  (attribution {:.4}, activation {:.3})",
+                n.influence, n.id, n.attribution, n.activation
             );
         }
     }

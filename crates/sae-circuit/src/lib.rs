@@ -15,8 +15,8 @@ mod target;
 
 pub use error::{CircuitError, Result};
 pub use graph::{
-    pearson, Check, Effects, Graph, GraphConfig, HookedSae, Link, Node, NodeCheck, NodeKind,
-    NodeRef, Replacement, EMBED,
+    influence, pearson, prune, threshold_score, Adjacency, Check, Effects, Graph, GraphConfig,
+    HookedSae, Link, Node, NodeCheck, NodeKind, NodeRef, Pruning, Replacement, Role, EMBED,
 };
 pub use relevance::{check_input, conservation, relevance, Conservation, Relevance};
 pub use target::Target;

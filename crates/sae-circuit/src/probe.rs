@@ -17,6 +17,8 @@ pub(crate) enum Leaf {
     Cut,
     /// This fixed value (an intervention); nothing to differentiate.
     Fixed(Tensor),
+    /// Recorded in `incoming`, continued unchanged (a transcoder's input).
+    Watch,
 }
 
 /// The sink: leaves at some hooks, the values that arrived there, the target's activation.
@@ -80,6 +82,7 @@ impl HookSink for Probe {
                         Some(y)
                     }
                     Leaf::Fixed(value) => Some(value.clone()),
+                    Leaf::Watch => None,
                 }
             }
         };

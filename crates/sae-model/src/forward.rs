@@ -83,6 +83,28 @@ impl Sae {
         })
     }
 
+    /// x: [n, d_in] normalized with row statistics taken before (`scale` from [`Sae::normalize`] of
+    /// other rows, e.g. a clean pass): affine in x, the normalization frozen.
+    pub fn normalize_with(&self, x: &Tensor, scale: &RowScale) -> Result<Tensor, SaeError> {
+        self.check_width(x)?;
+        Ok(match scale {
+            RowScale::Identity => x.clone(),
+            RowScale::LayerNorm { mean, std } => x
+                .broadcast_sub(mean)?
+                .broadcast_div(&(std + LAYER_NORM_EPS)?)?,
+            RowScale::Rescale { coeff } => x.broadcast_mul(coeff)?,
+        })
+    }
+
+    /// [`Sae::pre_acts`] with the input normalization frozen at `scale` (see [`Sae::normalize_with`]).
+    pub fn pre_acts_with(&self, x: &Tensor, scale: &RowScale) -> Result<Tensor, SaeError> {
+        let sae_in = self.sae_in(&self.normalize_with(x, scale)?)?;
+        Ok(match &self.gate {
+            Some(g) => sae_in.matmul(&g.w_mag)?.broadcast_add(&g.b_mag)?,
+            None => sae_in.matmul(&self.w_enc)?.broadcast_add(&self.b_enc)?,
+        })
+    }
+
     /// Maps a decoder output back through the statistics `scale` took (autoencoders only).
     pub fn restore(&self, y: &Tensor, scale: &RowScale) -> Result<Tensor, SaeError> {
         if self.cfg.is_transcoder() {

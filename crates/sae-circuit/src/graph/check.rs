@@ -6,6 +6,8 @@
 //! is far larger than the rest, is left out and never ablated). The nodes are the latents active in the clean
 //! pass and the errors; a latent off in the clean pass is no node and keeps its live value.
 
+use std::collections::BTreeMap;
+
 use candle_core::{Device, Tensor};
 use sae_lm::{Hook, HookSink};
 use serde::Serialize;
@@ -73,17 +75,21 @@ struct Keep {
 }
 
 /// The real forward's sink: adds a delta at one (hook, position), or splices every SAE in with the nodes
-/// outside the circuit mean-ablated.
+/// outside the circuit mean-ablated (a transcoder's input recorded on the way, its output replaced).
 enum Edit<'r, 'a> {
     Delta(Hook, Tensor),
-    Circuit(&'r Replacement<'a>, Vec<Keep>),
+    Circuit(&'r Replacement<'a>, Vec<Keep>, BTreeMap<Hook, Tensor>),
+}
+
+fn circuit<'r, 'a>(r: &'r Replacement<'a>, keep: Vec<Keep>) -> Edit<'r, 'a> {
+    Edit::Circuit(r, keep, BTreeMap::new())
 }
 
 impl HookSink for Edit<'_, '_> {
     fn wants(&self, hook: Hook) -> bool {
         match self {
             Edit::Delta(h, _) => *h == hook,
-            Edit::Circuit(r, _) => r.saes.iter().any(|s| s.hook == hook),
+            Edit::Circuit(r, ..) => r.saes.iter().any(|s| s.hook == hook || s.output() == hook),
         }
     }
     fn last_layer(&self) -> Option<usize> {
@@ -95,9 +101,19 @@ impl HookSink for Edit<'_, '_> {
     fn edit(&mut self, hook: Hook, x: &Tensor) -> sae_lm::Result<Option<Tensor>> {
         match self {
             Edit::Delta(_, d) => Ok(Some(x.broadcast_add(d)?)),
-            Edit::Circuit(r, keep) => {
-                let i = r.saes.iter().position(|s| s.hook == hook).unwrap_or(0);
-                let spliced = splice(&r.saes[i].sae, &keep[i], &x.get(0)?)
+            Edit::Circuit(r, keep, inputs) => {
+                let Some(i) = r.saes.iter().position(|s| s.output() == hook) else {
+                    // A transcoder's input: kept for its output hook.
+                    inputs.insert(hook, x.get(0)?);
+                    return Ok(None);
+                };
+                let s = &r.saes[i];
+                let y = x.get(0)?;
+                let input = match inputs.get(&s.hook) {
+                    Some(v) if s.hook != hook => v.clone(),
+                    _ => y.clone(),
+                };
+                let spliced = splice(&s.sae, &keep[i], &input, &y)
                     .map_err(|e| sae_lm::LmError::Invalid(e.to_string()))?;
                 Ok(Some(spliced.unsqueeze(0)?))
             }
@@ -105,16 +121,18 @@ impl HookSink for Edit<'_, '_> {
     }
 }
 
-/// x [t, d] -> decode(kept latents, the rest at their means) + (kept error, else its mean).
-fn splice(sae: &sae_model::Sae, k: &Keep, x: &Tensor) -> Result<Tensor> {
+/// x [t, d_in] (and y [t, d_out], what arrived at the output hook: x itself for an autoencoder) ->
+/// decode(kept latents, the rest at their means), mapped back through x's own input normalization,
+/// + (kept error (with the skip path), else its mean).
+fn splice(sae: &sae_model::Sae, k: &Keep, x: &Tensor, y: &Tensor) -> Result<Tensor> {
     let acts = sae.encode(x)?;
-    let err = (x - sae.decode(&acts)?)?;
+    let err = (y - sae.decode_for_input(&acts, x)?)?;
     let mix = |v: &Tensor, keep: &Tensor, mean: &Tensor| -> Result<Tensor> {
         let off = keep.affine(-1.0, 1.0)?;
         Ok(((v.broadcast_mul(keep))? + off.broadcast_mul(mean)?)?)
     };
     let acts = mix(&acts, &k.latents, &k.mean_acts)?;
-    Ok((sae.decode(&acts)? + mix(&err, &k.errors, &k.mean_err)?)?)
+    Ok((sae.decode_for_input(&acts, x)? + mix(&err, &k.errors, &k.mean_err)?)?)
 }
 
 impl Replacement<'_> {
@@ -154,7 +172,7 @@ impl Replacement<'_> {
             ));
         }
         let means = self.means(skip)?;
-        let mut base = Edit::Circuit(self, self.keep(&means, skip, |_| true)?);
+        let mut base = circuit(self, self.keep(&means, skip, |_| true)?);
         let m_full = self.measure(&mut base)?;
         let mut nodes = Vec::new();
         let mut top: Vec<_> = graph
@@ -168,10 +186,7 @@ impl Replacement<'_> {
             let (sae, mean) = match n.node {
                 NodeRef::Latent { sae, latent, .. } => {
                     let mean = means[sae].0.get(latent)?;
-                    (
-                        sae,
-                        self.saes[sae].sae.w_dec.get(latent)?.broadcast_mul(&mean)?,
-                    )
+                    (sae, self.decoder_row(sae, position, latent, &mean)?)
                 }
                 NodeRef::Error { sae, .. } => (sae, means[sae].1.clone()),
                 _ => continue,
@@ -197,12 +212,9 @@ impl Replacement<'_> {
         let pearson_zero = pearson(&col(|c| c.predicted_zero), &col(|c| c.measured_zero));
         let pearson_mean = pearson(&col(|c| c.predicted_mean), &col(|c| c.measured_mean));
         let kept: std::collections::HashSet<NodeRef> = graph.nodes.iter().map(|n| n.node).collect();
-        let m_empty = self.measure(&mut Edit::Circuit(
-            self,
-            self.keep(&means, skip, |_| false)?,
-        ))?;
-        let mut circuit = Edit::Circuit(self, self.keep(&means, skip, |r| kept.contains(&r))?);
-        let m_circuit = self.measure(&mut circuit)?;
+        let m_empty = self.measure(&mut circuit(self, self.keep(&means, skip, |_| false)?))?;
+        let mut only = circuit(self, self.keep(&means, skip, |r| kept.contains(&r))?);
+        let m_circuit = self.measure(&mut only)?;
         Ok(Check {
             nodes,
             pearson_zero,

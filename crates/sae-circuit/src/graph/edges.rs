@@ -1,13 +1,10 @@
 //! Links: direct effects in the linearised model with every SAE hook cut (its value a gradient leaf), one
-//! backward pass per kept downstream node; then link pruning.
-
-use std::collections::BTreeMap;
+//! backward pass per downstream latent node and one for the target.
 
 use candle_core::{backprop::GradStore, Tensor};
 use sae_lm::Hook;
 
-use super::nodes::{keep_count, prune_nodes};
-use super::{Graph, GraphConfig, Link, Node, NodeKind, NodeRef, Replacement, EMBED};
+use super::{hooks, Link, Node, NodeRef, Replacement, EMBED};
 use crate::error::Result;
 use crate::probe::Leaf;
 use crate::relevance::run;
@@ -21,47 +18,33 @@ struct Sources<'n> {
 }
 
 impl Replacement<'_> {
-    /// The pruned graph: nodes by attribution, links among the kept nodes by direct effect.
-    pub fn graph(&mut self, cfg: &GraphConfig) -> Result<Graph> {
-        let all = self.all_nodes()?;
-        let candidate_nodes = all
-            .iter()
-            .filter(|n| matches!(n.kind, NodeKind::Latent | NodeKind::Error))
-            .count();
-        let nodes = prune_nodes(all, cfg.node_threshold);
-        let mut links = self.links(&nodes)?;
-        links.sort_by(|a, b| b.weight.abs().total_cmp(&a.weight.abs()));
-        let keep = keep_count(
-            links.iter().map(|l| l.weight.abs() as f64),
-            cfg.edge_threshold,
-        );
-        links.truncate(keep);
-        Ok(Graph {
-            nodes,
-            links,
-            target_value: self.target_value,
-            candidate_nodes,
-        })
-    }
-
     /// Every nonzero direct effect between kept nodes (sources: tokens, latents, errors; targets: latents
     /// at a later hook, and the target).
     pub(crate) fn links(&mut self, nodes: &[Node]) -> Result<Vec<Link>> {
-        let mut leaves = BTreeMap::from([(EMBED, Leaf::Cut)]);
-        leaves.extend(self.saes.iter().map(|s| (s.hook, Leaf::Cut)));
+        let mut leaves = hooks::leaves(self.saes, Leaf::Cut);
+        leaves.entry(EMBED).or_insert(Leaf::Cut);
         let pass = run(self.model, &self.ids, &self.target, &mut self.lin, leaves)?;
-        let pre = self
-            .saes
-            .iter()
-            .map(|s| Ok(s.sae.pre_acts(&pass.probe.incoming[&s.hook].get(0)?)?))
+        // With an SAE at the embeddings, the tokens are its input (their own leaf); the hook's value
+        // downstream is that SAE's nodes.
+        let embed = self.embed_sae();
+        let tokens = embed.map(|_| self.token_leaf()).transpose()?;
+        let pre = (0..self.saes.len())
+            .map(|i| {
+                let x = match (&tokens, embed == Some(i)) {
+                    (Some(v), true) => v.as_tensor().get(0)?,
+                    _ => pass.probe.incoming[&self.saes[i].hook].get(0)?,
+                };
+                self.frozen_pre_acts(i, &x)
+            })
             .collect::<Result<Vec<Tensor>>>()?;
+        let token_var = tokens.as_ref().unwrap_or(&pass.probe.vars[&EMBED]);
         let mut groups = vec![Sources {
             hook: EMBED,
             sae: None,
             nodes: Vec::new(),
         }];
         groups.extend(self.saes.iter().enumerate().map(|(i, s)| Sources {
-            hook: s.hook,
+            hook: s.output(),
             sae: Some(i),
             nodes: Vec::new(),
         }));
@@ -89,8 +72,13 @@ impl Replacement<'_> {
                 _ => continue,
             };
             let grads = scalar.backward()?;
-            for g in groups.iter().filter(|g| before.is_none_or(|b| g.hook < b)) {
-                let Some(grad) = grads_at(&grads, &pass.probe.vars[&g.hook])? else {
+            let earlier = |g: &&Sources| g.sae.is_none() || before.is_none_or(|b| g.hook < b);
+            for g in groups.iter().filter(earlier) {
+                let var = match g.sae {
+                    None => token_var,
+                    Some(_) => &pass.probe.vars[&g.hook],
+                };
+                let Some(grad) = grads_at(&grads, var)? else {
                     continue;
                 };
                 for (source, weight) in self.effects(g, &grad)? {
@@ -121,7 +109,7 @@ impl Replacement<'_> {
             Some(sae) => {
                 let st = &self.states[sae];
                 let err = dots(&st.err)?;
-                let gw: Vec<Vec<f32>> = grad.matmul(&self.saes[sae].sae.w_dec.t()?)?.to_vec2()?;
+                let gw = self.decoder_dots(sae, grad)?;
                 for n in &g.nodes {
                     let w = match n.node {
                         NodeRef::Latent {

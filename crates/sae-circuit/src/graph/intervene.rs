@@ -36,13 +36,13 @@ impl Replacement<'_> {
                 sae,
                 position,
                 latent,
-            } => {
-                let a = self.states[sae].acts.get(position)?.get(latent)?;
-                let d = self.saes[sae].sae.w_dec.get(latent)?;
-                (self.saes[sae].hook, position, d.broadcast_mul(&a)?)
-            }
+            } => (
+                self.saes[sae].output(),
+                position,
+                self.latent_vector(sae, position, latent)?,
+            ),
             NodeRef::Error { sae, position } => (
-                self.saes[sae].hook,
+                self.saes[sae].output(),
                 position,
                 self.states[sae].err.get(position)?,
             ),
@@ -59,7 +59,14 @@ impl Replacement<'_> {
     pub fn intervene(&mut self, r: NodeRef, scale: f64) -> Result<Effects> {
         let (hook, position, v) = self.node_vector(r)?;
         let base = self.held(None)?;
-        let moved = self.held(Some((hook, position, (v * scale)?)))?;
+        let delta = Delta {
+            hook,
+            position,
+            v: (v * scale)?,
+            // With an SAE at the embeddings, a token's value is that SAE's input, not the hook's.
+            input: matches!(r, NodeRef::Token { .. }) && self.embed_sae().is_some(),
+        };
+        let moved = self.held(Some(delta))?;
         let pre_acts = moved
             .pre_acts
             .iter()
@@ -72,30 +79,51 @@ impl Replacement<'_> {
         })
     }
 
-    /// One pass with every leaf fixed at its clean value, plus `delta` (hook, position, vector).
-    fn held(&mut self, delta: Option<(Hook, usize, Tensor)>) -> Result<Held> {
-        let with = |hook: Hook, x: &Tensor| -> Result<Tensor> {
-            let x = match &delta {
-                Some((h, p, v)) if *h == hook => (x + one_row(x.dims2()?, *p, v)?)?,
+    /// One pass with every leaf fixed at its clean value, plus `delta`.
+    fn held(&mut self, delta: Option<Delta>) -> Result<Held> {
+        let with = |hook: Hook, x: &Tensor, input: bool| -> Result<Tensor> {
+            Ok(match &delta {
+                Some(d) if d.hook == hook && d.input == input => {
+                    (x + one_row(x.dims2()?, d.position, &d.v)?)?
+                }
                 _ => x.clone(),
-            };
-            Ok(x.unsqueeze(0)?)
+            })
         };
-        let mut leaves = BTreeMap::from([(EMBED, Leaf::Fixed(with(EMBED, &self.x0)?))]);
+        let at_hook =
+            |hook: Hook, x: &Tensor| -> Result<Tensor> { Ok(with(hook, x, false)?.unsqueeze(0)?) };
+        let mut leaves = BTreeMap::from([(EMBED, Leaf::Fixed(at_hook(EMBED, &self.x0)?))]);
         for (s, st) in self.saes.iter().zip(&self.states) {
-            leaves.insert(s.hook, Leaf::Fixed(with(s.hook, &st.x)?));
+            let out = s.output();
+            leaves.insert(out, Leaf::Fixed(at_hook(out, &st.value)?));
+            if out != s.hook {
+                leaves.insert(s.hook, Leaf::Watch);
+            }
         }
+        let tokens = with(EMBED, &self.x0, true)?;
         let pass = run(self.model, &self.ids, &self.target, &mut self.lin, leaves)?;
-        let pre_acts = self
-            .saes
-            .iter()
-            .map(|s| Ok(s.sae.pre_acts(&pass.probe.incoming[&s.hook].get(0)?)?))
+        let pre_acts = (0..self.saes.len())
+            .map(|i| {
+                let x = match self.saes[i].hook == EMBED {
+                    true => tokens.clone(),
+                    false => pass.probe.incoming[&self.saes[i].hook].get(0)?,
+                };
+                self.frozen_pre_acts(i, &x)
+            })
             .collect::<Result<_>>()?;
         Ok(Held {
             target: pass.m.to_scalar()?,
             pre_acts,
         })
     }
+}
+
+/// A value added at one (hook, position): to what continues from the hook, or to the input of the
+/// SAE reading the token embeddings (`input`).
+struct Delta {
+    hook: Hook,
+    position: usize,
+    v: Tensor,
+    input: bool,
 }
 
 /// [t, d] zeros with row `p` = v.

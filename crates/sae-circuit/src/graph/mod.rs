@@ -10,27 +10,33 @@
 //! Edges are direct effects: with every hook that holds an SAE set to its value (its latents and error held,
 //! so no path runs through another node), the effect of a source node's value on a downstream latent's
 //! pre-activation, or on the target. Doubling a source's value in that model moves every downstream node
-//! by exactly its edge weight ([`Replacement::intervene`]).
+//! by exactly its edge weight ([`Replacement::intervene`]). SAE input normalization is frozen at the
+//! clean pass too, a skip connection's output belongs to the error node, and an SAE at the embeddings
+//! takes the tokens as its input (see `frozen.rs`); a transcoder at `blocks.L.ln2.hook_normalized` replaces
+//! the MLP, its latents written at `blocks.L.hook_mlp_out` (see `hooks.rs`); hook_z SAEs are refused.
 
+mod build;
 mod check;
 mod edges;
+mod frozen;
+mod hooks;
 mod intervene;
 mod nodes;
-
-use std::collections::BTreeMap;
+mod prune;
 
 use candle_core::{backprop::GradStore, Tensor};
 use sae_lm::{Hook, HookPoint, Linearize, Model, Rules};
-use sae_model::{InputNorm, Reshape, Sae};
+use sae_model::{RowScale, Sae};
 use serde::Serialize;
 
-use crate::error::{CircuitError, Result};
+use crate::error::Result;
 use crate::probe::{Leaf, Probe};
 use crate::relevance::run;
 use crate::target::Target;
 
 pub use check::{pearson, Check, NodeCheck};
 pub use intervene::Effects;
+pub use prune::{influence, prune, threshold_score, Adjacency, Pruning, Role};
 
 /// Where the token embeddings are read: the residual stream entering block 0.
 pub const EMBED: Hook = Hook {
@@ -47,14 +53,18 @@ pub struct HookedSae {
     pub sae: Sae,
 }
 
-/// Pruning: nodes kept until their |attribution| adds up to `node_threshold` of the total (tokens and the
-/// target always kept), then links until their |weight| adds up to `edge_threshold`. 1.0 keeps everything.
+/// Pruning by influence on the target, as circuit-tracer prunes (see [`prune`]): the `max_nodes` latent
+/// and error nodes of largest |attribution| are the candidates; their links make the adjacency matrix;
+/// nodes are kept until they carry `node_threshold` of the total influence (tokens and the target always
+/// kept), then links until they carry `edge_threshold` of the total edge influence. 1.0 keeps everything.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GraphConfig {
-    /// Share of the total |attribution| the kept latent and error nodes carry.
+    /// Share of the total influence the kept nodes carry.
     pub node_threshold: f64,
-    /// Share of the total |weight| the kept links carry.
+    /// Share of the total edge influence the kept links carry.
     pub edge_threshold: f64,
+    /// Latent and error nodes (by |attribution|) whose links are computed: one backward pass each.
+    pub max_nodes: usize,
 }
 
 impl Default for GraphConfig {
@@ -62,6 +72,7 @@ impl Default for GraphConfig {
         GraphConfig {
             node_threshold: 0.8,
             edge_threshold: 0.98,
+            max_nodes: 1024,
         }
     }
 }
@@ -133,6 +144,8 @@ pub struct Node {
     pub activation: f32,
     /// Effect on the target: see the module docs (the target: its value).
     pub attribution: f32,
+    /// Influence on the target through every path of the graph (row-normalised |link weights|).
+    pub influence: f32,
     /// The latent's explanation from its report, when the caller has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<String>,
@@ -156,7 +169,7 @@ pub struct Link {
 /// The pruned attribution graph.
 #[derive(Debug, Clone, Serialize)]
 pub struct Graph {
-    /// The nodes kept: tokens, latents and errors by decreasing |attribution|, the target last.
+    /// The nodes kept: tokens, latents and errors by decreasing influence, the target last.
     pub nodes: Vec<Node>,
     /// The links kept, by decreasing |weight|.
     pub links: Vec<Link>,
@@ -164,14 +177,24 @@ pub struct Graph {
     pub target_value: f32,
     /// Latent and error nodes before pruning.
     pub candidate_nodes: usize,
+    /// Latent and error nodes whose links were computed (the `max_nodes` of largest |attribution|).
+    pub scored_nodes: usize,
+    /// Share of the total influence on the target the nodes kept by the node threshold carry.
+    pub node_influence_share: f64,
+    /// Share of the total edge influence the links kept by the edge threshold carry.
+    pub edge_influence_share: f64,
 }
 
-/// One SAE's clean state: what arrived at its hook, its latents and error, [t, ...] each.
+/// One SAE's clean state: what continues from its output hook, its latents and error, [t, ...] each.
 #[derive(Debug, Clone)]
 pub(crate) struct HookState {
-    pub x: Tensor,
+    /// What continues from its output hook: x for an autoencoder, the MLP's output for a transcoder.
+    pub value: Tensor,
     pub acts: Tensor,
+    /// x - restore(decode(acts)): the error and, with a skip connection, its x W_skip.
     pub err: Tensor,
+    /// The input normalization's row statistics in the clean pass (frozen).
+    pub scale: RowScale,
 }
 
 /// The linearised model of one prompt with SAEs spliced in (frozen at its clean pass).
@@ -186,7 +209,7 @@ pub struct Replacement<'a> {
     states: Vec<HookState>,
     /// The linearised model's gradient of the target at the embeddings (LRP: token relevance) [t, d].
     grad0: Tensor,
-    /// The plain gradient of the target at each SAE's hook, [t, width] (node attributions).
+    /// The plain gradient of the target at each SAE's output hook, [t, width] (node attributions).
     grads: Vec<Tensor>,
     target_value: f32,
     /// Leading positions (BOS) that hold no latent or error node and are never ablated.
@@ -202,42 +225,6 @@ fn leaf_grad(grads: &GradStore, probe: &Probe, hook: Hook) -> Result<Tensor> {
     })
 }
 
-/// Checks that attribution can run through this SAE at its hook.
-fn check_sae(model: &Model, s: &HookedSae) -> Result<()> {
-    let unsupported = |reason: String| CircuitError::UnsupportedSae {
-        hook: s.hook.name(),
-        reason,
-    };
-    if s.hook == EMBED {
-        return Err(unsupported(format!(
-            "{EMBED} holds the token embeddings, the graph's token nodes; use a later hook"
-        )));
-    }
-    let cfg = &s.sae.cfg;
-    if cfg.is_transcoder() || s.sae.w_skip.is_some() {
-        return Err(unsupported(
-            "transcoders and skip connections are not handled".into(),
-        ));
-    }
-    if !matches!(
-        cfg.normalize_activations,
-        InputNorm::None | InputNorm::ExpectedAverageOnlyIn
-    ) || cfg.reshape_activations != Reshape::None
-    {
-        return Err(unsupported(
-            "input normalization and hook_z reshaping are not handled".into(),
-        ));
-    }
-    if cfg.d_in != model.width(s.hook) {
-        return Err(unsupported(format!(
-            "its width {} is not the hook's width {}",
-            cfg.d_in,
-            model.width(s.hook)
-        )));
-    }
-    Ok(())
-}
-
 impl<'a> Replacement<'a> {
     /// The clean pass: frozen values recorded, SAE latents and errors taken, total gradients of the target.
     pub fn new(
@@ -246,33 +233,35 @@ impl<'a> Replacement<'a> {
         target: &Target,
         saes: &'a [HookedSae],
     ) -> Result<Replacement<'a>> {
-        for (i, s) in saes.iter().enumerate() {
-            check_sae(model, s)?;
-            if saes[..i].iter().any(|o| o.hook == s.hook) {
-                return Err(CircuitError::Invalid(format!("two SAEs at {}", s.hook)));
-            }
-        }
+        hooks::check_saes(model, saes)?;
         let mut lin = Linearize::new(Rules::LRP);
-        let mut leaves = BTreeMap::from([(EMBED, Leaf::Cut)]);
-        leaves.extend(saes.iter().map(|s| (s.hook, Leaf::Through)));
+        let mut leaves = hooks::leaves(saes, Leaf::Through);
+        leaves.entry(EMBED).or_insert(Leaf::Cut);
         let pass = run(model, ids, target, &mut lin, leaves)?;
         let lrp = pass.m.backward()?;
         let mut states = Vec::with_capacity(saes.len());
         for s in saes {
             let x = pass.probe.incoming[&s.hook].get(0)?.detach();
+            let value = pass.probe.incoming[&s.output()].get(0)?.detach();
+            let (_, scale) = s.sae.normalize(&x)?;
             let acts = s.sae.encode(&x)?;
-            let err = (&x - s.sae.decode(&acts)?)?;
-            states.push(HookState { x, acts, err });
+            let err = (&value - s.sae.decode_for_input(&acts, &x)?)?;
+            states.push(HookState {
+                value,
+                acts,
+                err,
+                scale,
+            });
         }
         // Node attributions take the plain gradient (attribution patching: the first-order prediction of
         // an ablation in the real model); the frozen model's gradient would miss what the norms undo.
         let mut plain = Linearize::new(Rules::GRADIENT);
-        let leaves = saes.iter().map(|s| (s.hook, Leaf::Through)).collect();
+        let leaves = hooks::leaves(saes, Leaf::Through);
         let real = run(model, ids, target, &mut plain, leaves)?;
         let real_grads = real.m.backward()?;
         let grads = saes
             .iter()
-            .map(|s| leaf_grad(&real_grads, &real.probe, s.hook))
+            .map(|s| leaf_grad(&real_grads, &real.probe, s.output()))
             .collect::<Result<_>>()?;
         lin.replay();
         Ok(Replacement {
@@ -281,7 +270,7 @@ impl<'a> Replacement<'a> {
             target: target.clone(),
             saes,
             lin,
-            x0: pass.probe.vars[&EMBED].as_tensor().get(0)?,
+            x0: pass.probe.incoming[&EMBED].get(0)?.detach(),
             states,
             grad0: leaf_grad(&lrp, &pass.probe, EMBED)?,
             grads,

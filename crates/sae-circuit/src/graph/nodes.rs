@@ -67,6 +67,7 @@ impl Replacement<'_> {
             token,
             activation,
             attribution,
+            influence: 0.0,
             explanation: None,
             node: r,
         }
@@ -80,10 +81,10 @@ impl Replacement<'_> {
         for (position, a) in row_dots(&self.x0, &self.grad0)?.into_iter().enumerate() {
             out.push(self.node(NodeRef::Token { position }, norms[position], a));
         }
-        for (sae, (s, st)) in self.saes.iter().zip(&self.states).enumerate() {
+        for (sae, st) in self.states.iter().enumerate() {
             let g = &self.grads[sae];
             // a_i (g . W_dec,i) for every (position, latent).
-            let gw: Vec<Vec<f32>> = g.matmul(&s.sae.w_dec.t()?)?.to_vec2()?;
+            let gw = self.decoder_dots(sae, g)?;
             let acts: Vec<Vec<f32>> = st.acts.to_vec2()?;
             for (position, (row, grow)) in acts.iter().zip(&gw).enumerate().skip(self.skip) {
                 for (latent, (&a, &gd)) in row.iter().zip(grow).enumerate() {
@@ -112,49 +113,15 @@ impl Replacement<'_> {
     }
 }
 
-/// Keeps tokens and the target, and the latent and error nodes of largest |attribution| until they carry
-/// `threshold` of the total; kept latents and errors come sorted by decreasing |attribution|.
-pub(crate) fn prune_nodes(nodes: Vec<Node>, threshold: f64) -> Vec<Node> {
+/// Keeps tokens and the target, and the `max` latent and error nodes of largest |attribution| (the
+/// candidates of the graph, sorted by decreasing |attribution|).
+pub(crate) fn candidates(nodes: Vec<Node>, max: usize) -> Vec<Node> {
     let (fixed, mut scored): (Vec<Node>, Vec<Node>) = nodes
         .into_iter()
         .partition(|n| matches!(n.kind, NodeKind::Token | NodeKind::Target));
     scored.sort_by(|a, b| b.attribution.abs().total_cmp(&a.attribution.abs()));
-    let keep = keep_count(scored.iter().map(|n| n.attribution.abs() as f64), threshold);
-    scored.truncate(keep);
+    scored.truncate(max);
     let (tokens, target): (Vec<Node>, Vec<Node>) =
         fixed.into_iter().partition(|n| n.kind == NodeKind::Token);
     tokens.into_iter().chain(scored).chain(target).collect()
-}
-
-/// How many of these magnitudes (sorted decreasing) it takes to reach `threshold` of their sum; all of
-/// them when threshold >= 1.
-pub(crate) fn keep_count(sorted: impl Iterator<Item = f64> + Clone, threshold: f64) -> usize {
-    let n = sorted.clone().count();
-    if threshold >= 1.0 {
-        return n;
-    }
-    let total: f64 = sorted.clone().sum();
-    let mut acc = 0.0;
-    for (i, v) in sorted.enumerate() {
-        if acc >= threshold * total {
-            return i;
-        }
-        acc += v;
-    }
-    n
-}
-
-#[cfg(test)]
-mod tests {
-    use super::keep_count;
-
-    #[test]
-    fn keep_count_stops_at_the_share() {
-        let v = [5.0, 3.0, 1.0, 1.0];
-        assert_eq!(keep_count(v.iter().copied(), 0.5), 1);
-        assert_eq!(keep_count(v.iter().copied(), 0.8), 2);
-        assert_eq!(keep_count(v.iter().copied(), 0.81), 3);
-        assert_eq!(keep_count(v.iter().copied(), 1.0), 4);
-        assert_eq!(keep_count(v.iter().copied(), 0.0), 0);
-    }
 }

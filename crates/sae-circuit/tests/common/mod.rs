@@ -3,11 +3,14 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+use sae_circuit::{GraphConfig, HookedSae, NodeKind, NodeRef, Replacement, Target};
 use sae_lm::{resolve_model, Model, ModelSpec};
 use sae_model::{Activation, Sae, SaeConfig};
 
@@ -48,4 +51,79 @@ pub fn random_sae(seed: u64, d_in: usize, d_sae: usize, activation: Activation) 
 /// A seeded rng.
 pub fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
+}
+
+/// Doubles 50 random latent / error nodes (and every token) and compares every latent pre-activation and
+/// the target with the link weights.
+pub fn check_interventions(name: &str, model: &Model, saes: &[HookedSae], target: Target) {
+    let mut rep = Replacement::new(model, &IDS, &target, saes).unwrap();
+    let all = GraphConfig {
+        node_threshold: 1.0,
+        edge_threshold: 1.0,
+        ..GraphConfig::default()
+    };
+    let graph = rep.graph(&all).unwrap();
+    let weight: HashMap<(&str, &str), f32> = graph
+        .links
+        .iter()
+        .map(|l| ((l.source.as_str(), l.target.as_str()), l.weight))
+        .collect();
+    let mut sources: Vec<_> = graph
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.kind, NodeKind::Latent | NodeKind::Error))
+        .collect();
+    sources.shuffle(&mut rng(7));
+    let errors = sources.iter().filter(|n| n.kind == NodeKind::Error).count();
+    assert!(
+        errors >= 10 && sources.len() >= 50,
+        "{name}: {} sources",
+        sources.len()
+    );
+    let mut chosen: Vec<_> = sources.iter().take(50).copied().collect();
+    // Error nodes on purpose too, and every token.
+    chosen.extend(
+        sources
+            .iter()
+            .filter(|n| n.kind == NodeKind::Error)
+            .take(10),
+    );
+    chosen.extend(graph.nodes.iter().filter(|n| n.kind == NodeKind::Token));
+    let (mut worst, mut big) = (0f32, 0usize);
+    for src in chosen {
+        let eff = rep.intervene(src.node, 1.0).unwrap();
+        let pre: Vec<Vec<Vec<f32>>> = eff.pre_acts.iter().map(|t| t.to_vec2().unwrap()).collect();
+        for n in &graph.nodes {
+            let measured = match n.node {
+                NodeRef::Latent {
+                    sae,
+                    position,
+                    latent,
+                } => pre[sae][position][latent],
+                NodeRef::Target => eff.target,
+                _ => continue,
+            };
+            let predicted = weight
+                .get(&(src.id.as_str(), n.id.as_str()))
+                .copied()
+                .unwrap_or(0.0);
+            let err = (measured - predicted).abs();
+            assert!(
+                err <= 1e-4,
+                "{name}: {} -> {}: measured {measured}, link {predicted}",
+                src.id,
+                n.id
+            );
+            worst = worst.max(err);
+            big += (predicted.abs() > 1e-3) as usize;
+        }
+    }
+    assert!(
+        big > 100,
+        "{name}: only {big} links above 1e-3: the check would be vacuous"
+    );
+    eprintln!(
+        "{name}: max abs error {worst:.2e} over {} links above 1e-3",
+        big
+    );
 }
