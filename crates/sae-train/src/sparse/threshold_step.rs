@@ -248,7 +248,10 @@ fn latent_gradients(ws: &mut Workspace, p: &Params, window: bool, grads: &mut Gr
         &ws.by_latent,
         &ws.g,
         &ws.xc,
-        p.d_in,
+        passes::Widths {
+            src: p.d_in,
+            xc: p.d_in,
+        },
         &mut grads.w_dec,
         &mut grads.w_enc_t,
         &mut grads.b_enc,
