@@ -56,20 +56,21 @@ pub(crate) fn norm_scale(sample: &[f32], d: usize, normalize: bool) -> f32 {
 
 /// Checks that `cfg` can train a transcoder or, without a target, that it asks for no skip
 /// connection. Transcoders train as BatchTopK (saved as SAELens' jumprelu_transcoder with the
-/// global threshold): SAELens has no TopK transcoder class, and the ReLU-L1 / JumpReLU steps do
-/// not take a target yet.
+/// global threshold), ReLU-L1 (transcoder) or JumpReLU (jumprelu_transcoder); SAELens has no
+/// TopK or Matryoshka transcoder class to save one as.
 pub(crate) fn check(cfg: &TrainConfig, res: &Resolved) -> Result<()> {
     match (res.d_out, &cfg.arch) {
         (None, _) if cfg.skip => Err(TrainError::Invalid(
             "a skip connection (--skip) belongs to a transcoder: give --target-store".into(),
         )),
-        (None, _) | (Some(_), ArchConfig::BatchTopK { .. }) => Ok(()),
-        (Some(_), ArchConfig::TopK { .. }) => Err(TrainError::Invalid(
-            "transcoders train with --arch batchtopk: SAELens has no TopK transcoder to save one as"
-                .into(),
-        )),
+        (None, _)
+        | (Some(_), ArchConfig::BatchTopK { .. })
+        | (Some(_), ArchConfig::ReluL1 { .. })
+        | (Some(_), ArchConfig::JumpRelu { .. }) => Ok(()),
         (Some(_), other) => Err(TrainError::Invalid(format!(
-            "transcoders train with --arch batchtopk, not {}",
+            "transcoders train with --arch batchtopk, relu-l1 or jumprelu, not {}: SAELens has no \
+             {} transcoder to save one as",
+            other.name(),
             other.name()
         ))),
     }

@@ -2,13 +2,16 @@
 //! optional skip connection W_skip) agree with the candle-autograd reference: the sparse TopK /
 //! BatchTopK step's loss and every gradient, W_skip's included, to 1e-5 relative, with d_out below,
 //! above and equal to d_in, k = 1 .. d_sae, and some / all / no dead latents; the reference itself
-//! agrees with finite differences of the loss on b_dec and W_skip.
+//! agrees with finite differences of the loss on b_dec and W_skip. ReLU-L1 and JumpReLU
+//! transcoders (the dense GEMM step, which the threshold step hands them to) agree to 1e-4, as the
+//! autoencoders' dense step does (tests/grad_agree.rs).
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sae_train::autograd::AutogradStep;
+use sae_train::dense_step::DenseStep;
 use sae_train::params::TranscoderInit;
-use sae_train::sparse::{AuxPath, SparseTopKStep};
+use sae_train::sparse::{AuxPath, DensityPath, SparseThresholdStep, SparseTopKStep};
 use sae_train::{ArchConfig, Grads, Params, Step, StepContext, StepOutput};
 
 /// Shape of one problem.
@@ -63,21 +66,26 @@ fn run(step: &mut dyn Step, x: &[f32], p: &Params, ctx: &StepContext<'_>) -> (St
 }
 
 fn assert_agree(r: &(StepOutput, Params), f: &(StepOutput, Params), what: &str) {
+    assert_agree_to(r, f, 1e-5, what);
+}
+
+fn assert_agree_to(r: &(StepOutput, Params), f: &(StepOutput, Params), tol: f32, what: &str) {
     let rel = |a: f64, b: f64| (a - b).abs() / a.abs().max(1e-3);
+    let t = tol as f64;
     assert!(
-        rel(r.0.loss, f.0.loss) < 1e-5,
+        rel(r.0.loss, f.0.loss) < t,
         "{what}: loss {} vs {}",
         r.0.loss,
         f.0.loss
     );
     assert!(
-        rel(r.0.aux, f.0.aux) < 1e-5,
+        rel(r.0.aux, f.0.aux) < t,
         "{what}: aux {} vs {}",
         r.0.aux,
         f.0.aux
     );
     assert!(
-        rel(r.0.fvu, f.0.fvu) < 1e-5,
+        rel(r.0.fvu, f.0.fvu) < t,
         "{what}: fvu {} vs {}",
         r.0.fvu,
         f.0.fvu
@@ -88,7 +96,7 @@ fn assert_agree(r: &(StepOutput, Params), f: &(StepOutput, Params), what: &str) 
     assert_eq!(rb.len(), fb.len(), "{what}: the same parameters");
     for ((name, a), (_, b)) in rb.into_iter().zip(fb) {
         let d = max_rel_diff(a, b);
-        assert!(d < 1e-5, "{what}: {name}: relative difference {d}");
+        assert!(d < tol, "{what}: {name}: relative difference {d}");
     }
 }
 
@@ -231,5 +239,73 @@ fn transcoder_reference_matches_finite_differences() {
             (fd - an).abs() < 2e-3 * an.abs().max(0.05),
             "b_dec[{i}]: fd {fd} vs {an}"
         );
+    }
+}
+
+/// ReLU-L1 and JumpReLU transcoders (about half the entries firing; JumpReLU thresholds spread so
+/// that some entries sit inside the kernel window): the dense step, directly and through the
+/// threshold step on every path, against autograd.
+#[test]
+fn threshold_transcoders_match_autograd() {
+    let relu = ArchConfig::ReluL1 {
+        l1_coef: 0.3,
+        l1_warmup_frac: 0.0,
+    };
+    let jump = |pre_act_ste| ArchConfig::JumpRelu {
+        bandwidth: 0.05,
+        init_threshold: 0.1,
+        l0_coef: 0.2,
+        l0_warmup_frac: 0.0,
+        target_l0: Some(8.0),
+        pre_act_ste,
+    };
+    let s = Shape {
+        d_in: 19,
+        d_out: 11,
+        d_sae: 40,
+        rows: 50,
+    };
+    for (arch, thr) in [(relu, false), (jump(false), true), (jump(true), true)] {
+        for skip in [false, true] {
+            let (mut p, x, y) = problem(s, skip, 21);
+            if thr {
+                p.log_threshold = Some(
+                    (0..s.d_sae)
+                        .map(|j| (0.05 + 0.01 * (j % 7) as f32).ln())
+                        .collect(),
+                );
+            }
+            let dead = vec![false; s.d_sae];
+            let ctx = StepContext {
+                dead: &dead,
+                sparsity_coef: 0.4,
+                target: Some(&y),
+            };
+            let what = format!("{} skip {skip}", arch.name());
+            let mut reference_step = AutogradStep {
+                arch: arch.clone(),
+                k_aux: 0,
+            };
+            let reference = run(&mut reference_step, &x, &p, &ctx);
+            assert!(
+                reference.0.l0 > 1.0,
+                "{what}: latents fire ({})",
+                reference.0.l0
+            );
+            let dense = run(&mut DenseStep { arch: arch.clone() }, &x, &p, &ctx);
+            assert_agree_to(&reference, &dense, 1e-4, &format!("{what} dense"));
+            for path in [DensityPath::Sparse, DensityPath::Dense, DensityPath::Auto] {
+                let mut step = SparseThresholdStep::new(arch.clone()).with_path(path);
+                let fast = run(&mut step, &x, &p, &ctx);
+                assert_agree_to(&reference, &fast, 1e-4, &format!("{what} {path:?}"));
+            }
+            if thr {
+                let g = reference.1.log_threshold.as_ref().unwrap();
+                assert!(
+                    g.iter().any(|v| *v != 0.0),
+                    "{what}: the STE kernel is exercised"
+                );
+            }
+        }
     }
 }
