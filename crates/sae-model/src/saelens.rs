@@ -25,7 +25,8 @@ pub const SPARSITY_FILE: &str = "sparsity.safetensors";
 /// normalization and `reshape_activations` as they are; 1 (unrecorded): standard / topk / jumprelu.
 pub const FORMAT_VERSION: u32 = 2;
 
-/// Key of a transcoder's output hook: top-level in `cfg.json`, in `metadata.extra` in memory.
+/// Key of a transcoder's output hook: in `metadata` (SAELens 6 reads `cfg.metadata.hook_name_out`;
+/// some 6.x versions wrote it at the top level of `cfg.json`, which the loader also reads).
 pub(crate) const HOOK_NAME_OUT: &str = "hook_name_out";
 
 /// `cfg.json` as we write it: the SAELens >= 6 layout.
@@ -43,22 +44,8 @@ struct CfgOut<'a> {
     reshape_activations: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     k: Option<usize>,
-    /// A transcoder's output hook and its layer (SAELens' `TranscoderConfig` fields).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    hook_name_out: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    hook_layer_out: Option<usize>,
     sae_format_version: u32,
     metadata: &'a SaeMetadata,
-}
-
-/// The block index of a TransformerLens hook name (`blocks.3.hook_mlp_out` -> 3).
-fn hook_layer(hook: &str) -> Option<usize> {
-    hook.strip_prefix("blocks.")?
-        .split('.')
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// Writes `bytes` to `path` atomically, as a typed [`SaeError`].
@@ -115,12 +102,6 @@ pub fn save(sae: &Sae, dir: &Path, log10_density: Option<&[f32]>) -> Result<(), 
         let t = Tensor::from_slice(density, d_sae, &candle_core::Device::Cpu)?;
         write_atomic(&path, &serialize_f32(&[("sparsity", &t)], &path)?)?;
     }
-    // A transcoder's output hook goes to the top level, where SAELens reads it.
-    let mut metadata = sae.cfg.metadata.clone();
-    let hook_name_out = match metadata.extra.remove(HOOK_NAME_OUT) {
-        Some(serde_json::Value::String(h)) if sae.cfg.is_transcoder() => Some(h),
-        _ => None,
-    };
     let path = dir.join(WEIGHTS_FILE);
     let tensors = named_tensors(sae)?;
     let refs: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
@@ -139,10 +120,8 @@ pub fn save(sae: &Sae, dir: &Path, log10_density: Option<&[f32]>) -> Result<(), 
             Activation::TopK { k } => Some(k),
             _ => None,
         },
-        hook_layer_out: hook_name_out.as_deref().and_then(hook_layer),
-        hook_name_out,
         sae_format_version: FORMAT_VERSION,
-        metadata: &metadata,
+        metadata: &sae.cfg.metadata,
     };
     let path = dir.join(CFG_FILE);
     let text = serde_json::to_string_pretty(&cfg).map_err(|e| SaeError::BadConfig {

@@ -1,6 +1,6 @@
 //! A trained (skip) transcoder saved in the SAELens layout: cfg.json names it
-//! `jumprelu_transcoder` / `jumprelu_skip_transcoder` with d_out, hook_name / hook_name_out and no
-//! b_dec subtraction; our loader reads it back with identical encode and forward; and the folded
+//! `jumprelu_transcoder` / `jumprelu_skip_transcoder` with d_out, metadata.hook_name /
+//! metadata.hook_name_out and no b_dec subtraction; our loader reads it back with identical encode and forward; and the folded
 //! weights act on raw rows exactly as the trained parameters act on scaled ones
 //! (y_hat = (f(c x W_enc + b_enc) W_dec + b_dec + c x W_skip) / c_out, computed here by hand).
 
@@ -128,8 +128,8 @@ fn transcoders_save_as_saelens_and_load_back_identical() {
         assert_eq!(cfg["d_in"], D_IN);
         assert_eq!(cfg["d_out"], D_OUT);
         assert_eq!(cfg["apply_b_dec_to_input"], false);
-        assert_eq!(cfg["hook_name_out"], "blocks.3.hook_mlp_out");
-        assert_eq!(cfg["hook_layer_out"], 3);
+        // SAELens 6 reads the output hook from the metadata (cfg.metadata.hook_name_out).
+        assert_eq!(cfg["metadata"]["hook_name_out"], "blocks.3.hook_mlp_out");
         assert_eq!(cfg["metadata"]["hook_name"], "blocks.3.ln2.hook_normalized");
 
         let back = Sae::load(dir.path()).unwrap();
