@@ -57,6 +57,7 @@ pub fn run(store_dir: &Path, steps: u64, json: bool) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&out);
     let spec = RunSpec {
         store: store_dir.to_path_buf(),
+        target: None,
         out: out.clone(),
         cfg: cfg.clone(),
         resume: false,

@@ -18,7 +18,7 @@ pub struct Args {
     sae: PathBuf,
     /// For a transcoder: the store of the hook it predicts (row-aligned with --store, as the
     /// stores of one harvest are); its output is scored against these rows.
-    #[arg(long, requires = "store")]
+    #[arg(long, requires = "store", alias = "target-store")]
     target: Option<PathBuf>,
     /// Activation store folder.
     #[arg(long, required_unless_present = "model", conflicts_with = "model")]
@@ -26,7 +26,7 @@ pub struct Args {
     #[command(flatten)]
     spliced: super::eval_spliced::SplicedArgs,
     /// Ground-truth features (safetensors, `features` [n, d_in]); defaults to the store's
-    /// ground_truth.safetensors when present.
+    /// ground_truth.safetensors when present (a transcoder's: the target store's, [n, d_out]).
     #[arg(long)]
     ground_truth: Option<PathBuf>,
     /// Print one JSON object: mse, fvu, l0, dead_frac, dense_frac, l2_ratio (with mmcs and
@@ -60,7 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let ground_truth = match args.ground_truth {
         Some(p) => Some(p),
-        None => Some(store.ground_truth_path()).filter(|p| p.exists()),
+        None => Some(target.as_ref().unwrap_or(&store).ground_truth_path()).filter(|p| p.exists()),
     };
     let report = evaluate_report(&sae, &store, target.as_ref(), ground_truth.as_deref())
         .with_context(|| {

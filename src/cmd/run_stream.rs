@@ -62,6 +62,8 @@ impl<'s, 'e: 's> Sources<'s> for LiveSources<'_, 's, 'e> {
     fn info(&mut self, spec: &RunSpec) -> sae_train::Result<DataInfo> {
         let store = Store::open(&spec.store)?;
         Ok(DataInfo {
+            d_out: None,
+            hook_out: None,
             d: store.d(),
             source: store.manifest().source.clone(),
             path: format!("stream (held-out rows in {})", spec.store.display()),

@@ -95,6 +95,13 @@ pub struct Args {
     /// Compute gradients with candle autograd (the slow reference) instead of the hand-derived backward.
     #[arg(long)]
     autograd: bool,
+    /// Train a transcoder: predict this store's rows (e.g. `blocks.3.hook_mlp_out`) from the rows
+    /// of --store (e.g. `blocks.3.ln2.hook_normalized`); the two must be row-aligned (one harvest).
+    #[arg(long)]
+    target_store: Option<PathBuf>,
+    /// With --target-store: add a linear skip connection W_skip (a skip transcoder).
+    #[arg(long, requires = "target_store")]
+    skip: bool,
 }
 
 /// The config file (or the defaults) with the flags on top, in every sweep entry.
@@ -152,6 +159,9 @@ fn apply_flags(args: &Args, cfg: &mut TrainConfig) -> anyhow::Result<()> {
         ($($f:ident),*) => { $(if let Some(v) = args.$f { cfg.$f = v; })* };
     }
     set!(steps, batch, lr, seed, checkpoint_every, shuffle_buffer_mib);
+    if args.skip {
+        cfg.skip = true;
+    }
     Ok(())
 }
 
@@ -223,6 +233,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let specs = sae_train::plan(&stores, per_store, &args.out, &sweep, args.resume, backend)
         .with_context(|| format!("cannot lay out the SAEs in {}", args.out.display()))?;
+    if let Some(t) = &args.target_store {
+        if specs.len() > 1 || per_store || sweep.is_sweep() {
+            anyhow::bail!(
+                "--target-store trains one transcoder: give one input store and no [[sweep]] entries"
+            );
+        }
+        let mut spec = specs.into_iter().next().context("no transcoder to train")?;
+        spec.target = Some(t.clone());
+        return run_one(&args, spec);
+    }
     if specs.len() > 1 || per_store || sweep.is_sweep() {
         return run_many(&args, &specs);
     }

@@ -160,7 +160,8 @@ impl<'a> Evaluator<'a> {
         &self.firing
     }
 
-    /// The metrics, with ground-truth recovery when `features` [n_true, d_in] is given.
+    /// The metrics, with ground-truth recovery when `features` [n_true, d_out] is given (the
+    /// decoder rows against them; d_out = d_in for an autoencoder).
     pub fn finish(&self, features: Option<&Tensor>) -> Result<EvalMetrics, SaeError> {
         let (mmcs_v, recovered) = match features {
             Some(t) => {
@@ -203,8 +204,8 @@ pub fn load_ground_truth(path: &Path, d_in: usize) -> Result<Tensor, SaeError> {
 }
 
 /// Evaluates `sae` on the held-out split of `store`, one shard and one batch at a time.
-/// `ground_truth`: a safetensors file with `features` [n_true, d_in] for mmcs / recovered_frac.
-/// A transcoder needs [`evaluate_with_target`].
+/// `ground_truth`: a safetensors file with `features` [n_true, d_in] for mmcs / recovered_frac
+/// (for a transcoder, [`evaluate_with_target`]: [n_true, d_out], the output directions).
 pub fn evaluate(
     sae: &Sae,
     store: &Store,
@@ -277,7 +278,8 @@ pub fn evaluate_report(
 ) -> Result<EvalReport, SaeError> {
     check_stores(sae, store, target)?;
     let features = match ground_truth {
-        Some(p) => Some(load_ground_truth(p, sae.d_in())?),
+        // A transcoder's decoder rows live in the output space: its truth is the target's.
+        Some(p) => Some(load_ground_truth(p, sae.d_out())?),
         None => None,
     };
     let mut ev = Evaluator::new(sae);

@@ -25,6 +25,10 @@ pub const SPARSITY_FILE: &str = "sparsity.safetensors";
 /// normalization and `reshape_activations` as they are; 1 (unrecorded): standard / topk / jumprelu.
 pub const FORMAT_VERSION: u32 = 2;
 
+/// Key of a transcoder's output hook: in `metadata` (SAELens 6 reads `cfg.metadata.hook_name_out`;
+/// some 6.x versions wrote it at the top level of `cfg.json`, which the loader also reads).
+pub(crate) const HOOK_NAME_OUT: &str = "hook_name_out";
+
 /// `cfg.json` as we write it: the SAELens >= 6 layout.
 #[derive(Serialize)]
 struct CfgOut<'a> {

@@ -152,6 +152,12 @@ fn parse_modern(obj: &CfgObject) -> Result<LensCfg, SaeError> {
         }
         None => SaeMetadata::default(),
     };
+    if let Some(Value::String(h)) = obj.get(crate::saelens::HOOK_NAME_OUT) {
+        metadata
+            .extra
+            .entry(crate::saelens::HOOK_NAME_OUT.into())
+            .or_insert_with(|| Value::String(h.clone()));
+    }
     if metadata.trained_arch.is_none() {
         // SAELens records the training class of SAEs it saves in another inference form
         // (batchtopk and matryoshka_batchtopk as jumprelu).

@@ -73,11 +73,14 @@ mod tests {
         Params {
             d_in: 1,
             d_sae: 1,
+            d_out: 1,
+            transcoder: false,
             w_enc: vec![vals[0]],
             b_enc: vec![vals[1]],
             w_dec: vec![vals[2]],
             b_dec: vec![vals[3]],
             log_threshold: None,
+            w_skip: None,
         }
     }
 

@@ -2,6 +2,8 @@
 //! candle's autograd. Masks (which latents fire) come from [`crate::select`] and enter as constants.
 //!
 //! Shapes: x [B, d_in]; z = (x - b_dec) W_enc + b_enc [B, d_sae]; f [B, d_sae]; x_hat = f W_dec + b_dec.
+//! A transcoder: z = x W_enc + b_enc; y_hat = f W_dec + b_dec (+ x W_skip) [B, d_out] against the
+//! target y of the context.
 
 use candle_core::{Device, Tensor, Var};
 
@@ -26,6 +28,7 @@ struct Vars {
     w_dec: Var,
     b_dec: Var,
     log_threshold: Option<Var>,
+    w_skip: Option<Var>,
 }
 
 fn vars(p: &Params) -> Result<Vars> {
@@ -33,10 +36,14 @@ fn vars(p: &Params) -> Result<Vars> {
     Ok(Vars {
         w_enc: Var::from_slice(&p.w_enc, (p.d_in, p.d_sae), &dev)?,
         b_enc: Var::from_slice(&p.b_enc, p.d_sae, &dev)?,
-        w_dec: Var::from_slice(&p.w_dec, (p.d_sae, p.d_in), &dev)?,
-        b_dec: Var::from_slice(&p.b_dec, p.d_in, &dev)?,
+        w_dec: Var::from_slice(&p.w_dec, (p.d_sae, p.d_out), &dev)?,
+        b_dec: Var::from_slice(&p.b_dec, p.d_out, &dev)?,
         log_threshold: match &p.log_threshold {
             Some(t) => Some(Var::from_slice(t, p.d_sae, &dev)?),
+            None => None,
+        },
+        w_skip: match &p.w_skip {
+            Some(t) => Some(Var::from_slice(t, (p.d_in, p.d_out), &dev)?),
             None => None,
         },
     })
@@ -73,16 +80,21 @@ impl Step for AutogradStep {
         grads_out: &mut Grads,
     ) -> Result<StepOutput> {
         let dev = Device::Cpu;
-        let (d_in, d_sae) = (p.d_in, p.d_sae);
+        let (d_in, d_sae, d_out) = (p.d_in, p.d_sae, p.d_out);
         let b = x.len() / d_in;
         let v = vars(p)?;
         let xt = Tensor::from_slice(x, (b, d_in), &dev)?;
-        let xc = xt.broadcast_sub(v.b_dec.as_tensor())?;
+        let y = ctx.target.unwrap_or(x);
+        let yt = Tensor::from_slice(y, (b, d_out), &dev)?;
+        let xc = match p.transcoder {
+            true => xt.clone(),
+            false => xt.broadcast_sub(v.b_dec.as_tensor())?,
+        };
         let z = xc
             .matmul(v.w_enc.as_tensor())?
             .broadcast_add(v.b_enc.as_tensor())?;
         let zv = flat(&z)?;
-        let var_x = total_variance(x, d_in).max(1e-30);
+        let var_x = total_variance(y, d_out).max(1e-30);
         let mut min_kept = None;
         let (f, mask, penalty) = match &self.arch {
             ArchConfig::TopK { .. }
@@ -157,10 +169,17 @@ impl Step for AutogradStep {
                 (f, mask, Some(pen))
             }
         };
-        let x_hat = f
+        let mut x_hat = f
             .matmul(v.w_dec.as_tensor())?
             .broadcast_add(v.b_dec.as_tensor())?;
-        let err = xt.sub(&x_hat)?;
+        let skip = match &v.w_skip {
+            Some(w) => Some(xt.matmul(w.as_tensor())?),
+            None => None,
+        };
+        if let Some(s) = &skip {
+            x_hat = (x_hat + s)?;
+        }
+        let err = yt.sub(&x_hat)?;
         let sse = err.sqr()?.sum_all()?;
         let sse_v = sse.to_scalar::<f32>()? as f64;
         let (recon, mut loss, mut aux) = match &self.arch {
@@ -182,11 +201,14 @@ impl Step for AutogradStep {
             // Each inner prefix reconstructs on its own: f[:, :w] W_dec[:w] + b_dec.
             let pre = Prefixes::new(group_fractions, group_weights.as_deref(), d_sae)?;
             for (&w, &wt) in pre.widths.iter().zip(&pre.weights) {
-                let xh = f
+                let mut xh = f
                     .narrow(1, 0, w)?
                     .matmul(&v.w_dec.as_tensor().narrow(0, 0, w)?)?
                     .broadcast_add(v.b_dec.as_tensor())?;
-                let l = (xt.sub(&xh)?.sqr()?.sum_all()? * (wt / var_x))?;
+                if let Some(s) = &skip {
+                    xh = (xh + s)?;
+                }
+                let l = (yt.sub(&xh)?.sqr()?.sum_all()? * (wt / var_x))?;
                 loss = (loss + l)?;
             }
         }
@@ -199,7 +221,7 @@ impl Step for AutogradStep {
             if am.iter().any(|m| *m != 0.0) {
                 let e = err.detach();
                 let ev = flat(&e)?;
-                let var_e = total_variance(&ev, d_in).max(1e-30);
+                let var_e = total_variance(&ev, d_out).max(1e-30);
                 let amt = Tensor::from_slice(&am, (b, d_sae), &dev)?;
                 let e_hat = z.mul(&amt)?.matmul(v.w_dec.as_tensor())?;
                 let aux_t = ((e - e_hat)?.sqr()?.sum_all()? / var_e)?;
@@ -214,12 +236,18 @@ impl Step for AutogradStep {
         let grads = Params {
             d_in,
             d_sae,
+            d_out,
+            transcoder: p.transcoder,
             w_enc: grad_of(&g, &v.w_enc, p.w_enc.len())?,
             b_enc: grad_of(&g, &v.b_enc, d_sae)?,
             w_dec: grad_of(&g, &v.w_dec, p.w_dec.len())?,
-            b_dec: grad_of(&g, &v.b_dec, d_in)?,
+            b_dec: grad_of(&g, &v.b_dec, d_out)?,
             log_threshold: match &v.log_threshold {
                 Some(t) => Some(grad_of(&g, t, d_sae)?),
+                None => None,
+            },
+            w_skip: match &v.w_skip {
+                Some(t) => Some(grad_of(&g, t, d_in * d_out)?),
                 None => None,
             },
         };

@@ -38,6 +38,11 @@ struct Meta {
     density_rows: u64,
     d_in: usize,
     d_sae: usize,
+    /// Transcoders: the output width and the target's scale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    d_out: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target_scale_bits: Option<u32>,
     config: TrainConfig,
 }
 
@@ -97,6 +102,8 @@ pub fn save(out: &Path, cfg: &TrainConfig, state: &TrainState) -> Result<()> {
         density_rows: state.dead.rows,
         d_in: p.d_in,
         d_sae: p.d_sae,
+        d_out: p.transcoder.then_some(p.d_out),
+        target_scale_bits: p.transcoder.then(|| state.target_scale.to_bits()),
         config: cfg.clone(),
     };
     let meta_json = serde_json::to_string(&meta).map_err(|e| bad(&path, e.to_string()))?;
@@ -157,7 +164,11 @@ pub fn load(out: &Path, cfg: &TrainConfig, res: &Resolved) -> Result<TrainState>
             format!("unsupported format {} v{}", meta.format, meta.version),
         ));
     }
-    if !same_run(&meta.config, cfg) || meta.d_in != res.d_in || meta.d_sae != res.d_sae {
+    if !same_run(&meta.config, cfg)
+        || meta.d_in != res.d_in
+        || meta.d_sae != res.d_sae
+        || meta.d_out != res.d_out
+    {
         return Err(bad(
             &path,
             "it belongs to a run with different settings; resume with the same config and flags",
@@ -189,11 +200,14 @@ pub fn load(out: &Path, cfg: &TrainConfig, res: &Resolved) -> Result<TrainState>
         let mut p = Params {
             d_in,
             d_sae,
+            d_out: res.d_out.unwrap_or(d_in),
+            transcoder: res.d_out.is_some(),
             w_enc: vec![],
             b_enc: vec![],
             w_dec: vec![],
             b_dec: vec![],
             log_threshold: with_thr.then(Vec::new),
+            w_skip: (res.d_out.is_some() && cfg.skip).then(Vec::new),
         };
         let shapes: Vec<(&str, usize)> = p
             .buffers()
@@ -224,6 +238,7 @@ pub fn load(out: &Path, cfg: &TrainConfig, res: &Resolved) -> Result<TrainState>
         dead,
         step: meta.step,
         scale: f32::from_bits(meta.scale_bits),
+        target_scale: f32::from_bits(meta.target_scale_bits.unwrap_or(meta.scale_bits)),
         threshold: f32::from_bits(meta.threshold_bits),
     })
 }

@@ -270,6 +270,9 @@ pub struct TrainConfig {
     pub geomedian_iters: usize,
     /// Scale inputs by a constant so that E||x|| = sqrt(d_in) (folded into the saved weights).
     pub normalize_inputs: bool,
+    /// Transcoders: add a skip connection W_skip [d_in, d_out], zero at the start (`--skip`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub skip: bool,
     /// Append a line to metrics.jsonl every this many steps.
     pub log_every: u64,
     /// Write a checkpoint every this many steps (0: none before the end).
@@ -296,6 +299,7 @@ impl Default for TrainConfig {
             init_sample_rows: defaults::INIT_SAMPLE_ROWS,
             geomedian_iters: defaults::GEOMEDIAN_ITERS,
             normalize_inputs: true,
+            skip: false,
             log_every: defaults::LOG_EVERY,
             checkpoint_every: defaults::CHECKPOINT_EVERY,
         }
@@ -409,6 +413,7 @@ impl TrainConfig {
         Ok(Resolved {
             d_in,
             d_sae,
+            d_out: None,
             k_aux,
             dead_tokens,
         })
@@ -434,6 +439,8 @@ pub struct Resolved {
     pub d_in: usize,
     /// Dictionary size.
     pub d_sae: usize,
+    /// A transcoder's output width (the target store's d); None for an autoencoder.
+    pub d_out: Option<usize>,
     /// AuxK latents (0 when the architecture has no AuxK).
     pub k_aux: usize,
     /// Dead-latent window in tokens.

@@ -80,6 +80,9 @@ impl DenseStep {
             }),
             None => f.iter_mut().for_each(|v| *v = v.max(0.0)),
         }
+        // The reconstruction target (a transcoder's y, width d_out) and the decoder's width.
+        let (y, d_x) = (ctx.target.unwrap_or(x), d_in);
+        let d_in = p.d_out;
         let mut x_hat: Vec<f32> = Vec::with_capacity(b * d_in);
         for _ in 0..b {
             x_hat.extend_from_slice(&p.b_dec);
@@ -90,7 +93,15 @@ impl DenseStep {
             Mat::new(&p.w_dec, d_sae, d_in),
             true,
         );
-        let e: Vec<f32> = x.iter().zip(&x_hat).map(|(a, c)| a - c).collect();
+        if let Some(w) = &p.w_skip {
+            matmul_into(
+                &mut x_hat,
+                Mat::new(x, b, d_x),
+                Mat::new(w, d_x, d_in),
+                true,
+            );
+        }
+        let e: Vec<f32> = y.iter().zip(&x_hat).map(|(a, c)| a - c).collect();
         let sse: f64 = e.iter().map(|v| (*v as f64).powi(2)).sum();
         let g: Vec<f32> = e.iter().map(|v| -2.0 * v / bf).collect();
         let mut df = vec![0f32; b * d_sae];
@@ -198,16 +209,20 @@ impl DenseStep {
         matmul_into(
             &mut grads.w_enc_t,
             Mat::t(&dz, b, d_sae),
-            Mat::new(xc, b, d_in),
+            Mat::new(xc, b, d_x),
             false,
         );
+        if let Some(gs) = grads.w_skip.as_mut() {
+            matmul_into(gs, Mat::t(x, b, d_x), Mat::new(&g, b, d_in), false);
+        }
         for r in dz.chunks(d_sae) {
             grads.b_enc.iter_mut().zip(r).for_each(|(a, v)| *a += v);
         }
         for gr in g.chunks(d_in) {
             grads.b_dec.iter_mut().zip(gr).for_each(|(a, v)| *a += v);
         }
-        for i in 0..d_in {
+        // b_dec also enters an autoencoder's encoder (negated); a transcoder's input is uncentred.
+        for i in 0..d_in * (!p.transcoder) as usize {
             let w = &p.w_enc[i * d_sae..(i + 1) * d_sae];
             grads.b_dec[i] -= w.iter().zip(&grads.b_enc).map(|(a, c)| a * c).sum::<f32>();
         }
@@ -216,7 +231,7 @@ impl DenseStep {
             loss: recon + penalty,
             recon,
             aux: penalty,
-            fvu: sse / total_variance(x, d_in).max(1e-30),
+            fvu: sse / total_variance(y, d_in).max(1e-30),
             l0,
             fired,
             min_kept: None,

@@ -70,14 +70,22 @@ impl Trainer {
                 .insert("matryoshka_widths".into(), serde_json::json!(pre.widths));
         }
         let mut cfg = SaeConfig::new(p.d_in, d_sae, activation);
+        if p.transcoder {
+            cfg.d_out = Some(p.d_out);
+            cfg.apply_b_dec_to_input = false;
+            meta.extra.insert(
+                "target_scale_folded".into(),
+                serde_json::json!(self.state.target_scale),
+            );
+        }
         cfg.metadata = meta;
-        let w = p.to_tensors(self.state.scale)?;
+        let w = p.to_tensors(self.state.scale, self.state.target_scale)?;
         let threshold = match threshold {
             Some(t) => Some(Tensor::from_vec(t, d_sae, &Device::Cpu)?),
             None => None,
         };
-        Ok(Sae::new(
-            cfg, w.w_enc, w.b_enc, w.w_dec, w.b_dec, threshold,
+        Ok(Sae::with_parts(
+            cfg, w.w_enc, w.b_enc, w.w_dec, w.b_dec, threshold, None, w.w_skip,
         )?)
     }
 }

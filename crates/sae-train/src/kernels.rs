@@ -112,14 +112,18 @@ pub fn matmul_ref(dst: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
     }
 }
 
-/// xc = x - b_dec [B, d_in] and z = xc W_enc + b_enc [B, d_sae] for x: [B, d_in].
+/// xc = x - b_dec [B, d_in] (a transcoder: xc = x) and z = xc W_enc + b_enc [B, d_sae] for
+/// x: [B, d_in].
 pub fn pre_acts(x: &[f32], p: &crate::params::Params) -> (Vec<f32>, Vec<f32>) {
     let (d_in, d_sae) = (p.d_in, p.d_sae);
     let b = x.len() / d_in;
-    let xc: Vec<f32> = x
-        .chunks(d_in)
-        .flat_map(|r| r.iter().zip(&p.b_dec).map(|(a, c)| a - c))
-        .collect();
+    let xc: Vec<f32> = match p.transcoder {
+        true => x.to_vec(),
+        false => x
+            .chunks(d_in)
+            .flat_map(|r| r.iter().zip(&p.b_dec).map(|(a, c)| a - c))
+            .collect(),
+    };
     let mut z: Vec<f32> = Vec::with_capacity(b * d_sae);
     for _ in 0..b {
         z.extend_from_slice(&p.b_enc);

@@ -15,6 +15,7 @@ pub mod kernels;
 mod member;
 pub mod multi;
 pub mod optim;
+mod pair;
 pub mod params;
 pub mod run;
 pub mod schedule;
@@ -24,6 +25,7 @@ pub mod sparse;
 pub mod step;
 pub mod sweep;
 pub mod trainer;
+mod transcoder;
 mod vecops;
 
 pub use config::{ArchConfig, ArchKind, Prefixes, Resolved, TrainConfig};
@@ -31,6 +33,7 @@ pub use error::{Result, TrainError};
 pub use multi::{
     train_from, train_many, MemberStart, MultiObserver, MultiOptions, MultiSummary, StreamSummary,
 };
+pub use pair::check_aligned;
 pub use params::Params;
 pub use run::{train, Observer, RunSpec, RunSummary};
 pub use source::{BatchSource, DataInfo, Sources, StoreSources};

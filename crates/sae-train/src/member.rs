@@ -15,6 +15,7 @@ use crate::export::metadata;
 use crate::run::{RunSpec, CONFIG_FILE, METRICS_FILE};
 use crate::source::{BatchSource, DataInfo};
 use crate::trainer::{StepMetrics, Trainer};
+use crate::transcoder::resolve_for;
 
 /// Seed offset of the sample used for initialisation (independent of the training stream).
 const INIT_SEED_XOR: u64 = 0x1417_5EED;
@@ -89,10 +90,10 @@ pub(crate) struct Member {
 impl Member {
     /// Locks `spec.out`, checks it, and starts the run there (initialised from a sample of `source`)
     /// or resumes it.
-    pub fn open(spec: &RunSpec, d: usize, source: &mut dyn BatchSource) -> Result<Member> {
+    pub fn open(spec: &RunSpec, info: &DataInfo, source: &mut dyn BatchSource) -> Result<Member> {
         let out = &spec.out;
         let cfg = &spec.cfg;
-        let res = cfg.resolve(d)?;
+        let res = resolve_for(cfg, info)?;
         let lock = OutputLock::acquire(out, LOCK_COMMAND)?;
         check_out_folder(out, spec.resume)?;
         sae_store::atomic_write(&out.join(CONFIG_FILE), cfg.to_toml().as_bytes())?;
@@ -168,7 +169,12 @@ impl Member {
     /// Saves the SAE (SAELens folder) and removes the checkpoint; the lock goes with `self`.
     pub fn finish(self, data: &DataInfo) -> Result<()> {
         let out = &self.spec.out;
-        let sae = self.trainer.to_sae(metadata(&data.source, &data.path))?;
+        let mut meta = metadata(&data.source, &data.path);
+        if let Some(h) = &data.hook_out {
+            meta.extra
+                .insert("hook_name_out".into(), serde_json::json!(h));
+        }
+        let sae = self.trainer.to_sae(meta)?;
         sae.save(out, Some(&self.trainer.state.dead.log10_density()))?;
         let ckdir = out.join(CHECKPOINT_DIR);
         if ckdir.exists() {

@@ -19,6 +19,7 @@ use crate::member::{finished, Member};
 use crate::run::{RunSpec, RunSummary};
 use crate::source::{BatchSource, DataInfo, Sources, StoreSources};
 use crate::trainer::StepMetrics;
+use crate::transcoder::resolve_for;
 
 /// How [`train_many`] treats its members.
 #[derive(Clone, Copy, Debug, Default)]
@@ -105,11 +106,15 @@ fn in_member(multi: bool, out: &Path) -> impl FnOnce(TrainError) -> TrainError +
 }
 
 /// Which stream a spec draws: two specs with the same key see the same batches.
-fn stream_key(spec: &RunSpec, d: usize) -> (PathBuf, u64, usize, usize) {
-    let dir = std::fs::canonicalize(&spec.store).unwrap_or_else(|_| spec.store.clone());
+fn stream_key(spec: &RunSpec, d: usize) -> StreamKey {
+    let canon = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
     let cfg = &spec.cfg;
-    (dir, cfg.seed, cfg.batch, cfg.shuffle_buffer_rows(d))
+    let data = (canon(&spec.store), spec.target.as_ref().map(canon));
+    (data, cfg.seed, cfg.batch, cfg.shuffle_buffer_rows(d))
 }
+
+/// (input store, target store), seed, batch, buffer rows.
+type StreamKey = ((PathBuf, Option<PathBuf>), u64, usize, usize);
 
 /// The members opened, what each starts from, and their streams.
 struct Opened<'a> {
@@ -152,8 +157,8 @@ fn open_all<'a>(
     opts: &MultiOptions,
 ) -> Result<Opened<'a>> {
     let multi = specs.len() > 1;
-    let mut infos: HashMap<PathBuf, DataInfo> = HashMap::new();
-    let mut keys: Vec<(PathBuf, u64, usize, usize)> = Vec::new();
+    let mut infos: HashMap<(PathBuf, Option<PathBuf>), DataInfo> = HashMap::new();
+    let mut keys: Vec<StreamKey> = Vec::new();
     let mut o = Opened {
         members: Vec::with_capacity(specs.len()),
         starts: Vec::with_capacity(specs.len()),
@@ -165,17 +170,18 @@ fn open_all<'a>(
             return Err(TrainError::Invalid(msg));
         }
         let ctx = || in_member(multi, &spec.out);
-        if !infos.contains_key(&spec.store) {
+        let data = (spec.store.clone(), spec.target.clone());
+        if !infos.contains_key(&data) {
             let info = sources.info(spec).map_err(ctx())?;
-            infos.insert(spec.store.clone(), info);
+            infos.insert(data.clone(), info);
         }
-        let info = &infos[&spec.store];
+        let info = &infos[&data];
         let start = MemberStart {
             out: spec.out.clone(),
             store: spec.store.clone(),
             total: spec.cfg.steps,
             start: spec.cfg.steps,
-            res: spec.cfg.resolve(info.d).map_err(ctx())?,
+            res: resolve_for(&spec.cfg, info).map_err(ctx())?,
             skipped: true,
         };
         if opts.skip_finished && spec.resume && finished(&spec.out) {
@@ -203,8 +209,7 @@ fn open_all<'a>(
         for &i in &st.members {
             let spec = &specs[i];
             let data = st.data.as_deref_mut().expect("a new stream has its source");
-            let member =
-                Member::open(spec, st.info.d, data).map_err(in_member(multi, &spec.out))?;
+            let member = Member::open(spec, &st.info, data).map_err(in_member(multi, &spec.out))?;
             (o.starts[i].start, o.starts[i].skipped) = (member.position(), false);
             st.pos = st.pos.min(member.position());
             o.members[i] = Some(member);

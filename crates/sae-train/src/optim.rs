@@ -133,15 +133,15 @@ const DEC_ROWS: usize = 64;
 pub fn update(params: &mut Params, grads: &Grads, adam: &mut Adam, lr: f64, unit_decoder: bool) {
     adam.t += 1;
     let c = Consts::new(adam, lr);
-    let (d_in, d_sae) = (params.d_in, params.d_sae);
+    let (d_in, d_sae, d_out) = (params.d_in, params.d_sae, params.d_out);
     let (m, v) = (&mut adam.m, &mut adam.v);
     params
         .w_dec
-        .par_chunks_mut(DEC_ROWS * d_in)
-        .zip(m.w_dec.par_chunks_mut(DEC_ROWS * d_in))
-        .zip(v.w_dec.par_chunks_mut(DEC_ROWS * d_in))
-        .zip(grads.w_dec.par_chunks(DEC_ROWS * d_in))
-        .for_each(|(((w, m), v), g)| decoder_block(w, m, v, g, d_in, unit_decoder, c));
+        .par_chunks_mut(DEC_ROWS * d_out)
+        .zip(m.w_dec.par_chunks_mut(DEC_ROWS * d_out))
+        .zip(v.w_dec.par_chunks_mut(DEC_ROWS * d_out))
+        .zip(grads.w_dec.par_chunks(DEC_ROWS * d_out))
+        .for_each(|(((w, m), v), g)| decoder_block(w, m, v, g, d_out, unit_decoder, c));
     params
         .w_enc
         .par_chunks_mut(ENC_ROWS * d_sae)
@@ -172,6 +172,20 @@ pub fn update(params: &mut Params, grads: &Grads, adam: &mut Adam, lr: f64, unit
         grads.log_threshold.as_ref(),
     ) {
         adam_plain(p, mt, vt, g, c);
+    }
+    if let (Some(p), Some(mt), Some(vt), Some(g)) = (
+        params.w_skip.as_mut(),
+        m.w_skip.as_mut(),
+        v.w_skip.as_mut(),
+        grads.w_skip.as_ref(),
+    ) {
+        // Row blocks of W_skip in parallel (each element's update is independent).
+        let n = ENC_ROWS * d_out;
+        p.par_chunks_mut(n)
+            .zip(mt.par_chunks_mut(n))
+            .zip(vt.par_chunks_mut(n))
+            .zip(g.par_chunks(n))
+            .for_each(|(((p, m), v), g)| adam_plain(p, m, v, g, c));
     }
 }
 

@@ -20,6 +20,8 @@ pub const CONFIG_FILE: &str = "train_config.toml";
 pub struct RunSpec {
     /// Activation store folder.
     pub store: PathBuf,
+    /// A transcoder's target store (row-aligned with `store`); None for an autoencoder.
+    pub target: Option<PathBuf>,
     /// Output SAE folder.
     pub out: PathBuf,
     /// Settings.

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use sae_store::{ShuffleOptions, ShuffledBatches, Source, Split, Store};
 
 use crate::error::Result;
+use crate::pair::{check_aligned, PairedBatches};
 use crate::run::RunSpec;
 
 /// One endless stream of training batches, a pure function of its rows and its options.
@@ -32,8 +33,12 @@ pub trait BatchSource {
 /// What a member trains on.
 #[derive(Clone, Debug)]
 pub struct DataInfo {
-    /// Row width.
+    /// Row width (d_in + d_out for a transcoder, whose rows are `[x | y]`).
     pub d: usize,
+    /// A transcoder's output width (its target store's d); None for an autoencoder.
+    pub d_out: Option<usize>,
+    /// A transcoder's output hook (the target store's), when its provenance names one.
+    pub hook_out: Option<String>,
     /// What produced the rows (the saved SAE's provenance).
     pub source: Source,
     /// Where they are, as the saved SAE records it (`dataset_path`).
@@ -49,32 +54,69 @@ pub trait Sources<'a> {
 }
 
 /// Sources that read each spec's activation store (its train split).
+/// (A transcoder's target stores are checked row-aligned with their input store once.)
 #[derive(Default)]
 pub struct StoreSources {
     stores: HashMap<PathBuf, Store>,
+    aligned: Vec<(PathBuf, PathBuf)>,
 }
 
 impl StoreSources {
-    fn store(&mut self, spec: &RunSpec) -> Result<&Store> {
-        if !self.stores.contains_key(&spec.store) {
-            let store = Store::open(&spec.store)?;
-            self.stores.insert(spec.store.clone(), store);
+    fn open_store(&mut self, path: &PathBuf) -> Result<&Store> {
+        if !self.stores.contains_key(path) {
+            let store = Store::open(path)?;
+            self.stores.insert(path.clone(), store);
         }
-        Ok(&self.stores[&spec.store])
+        Ok(&self.stores[path])
+    }
+
+    fn store(&mut self, spec: &RunSpec) -> Result<&Store> {
+        self.open_store(&spec.store)
+    }
+
+    /// A transcoder's target store, checked row-aligned with its input store.
+    fn target(&mut self, spec: &RunSpec, target: &PathBuf) -> Result<Store> {
+        let x = self.store(spec)?.clone();
+        let y = self.open_store(target)?.clone();
+        let pair = (spec.store.clone(), target.clone());
+        if !self.aligned.contains(&pair) {
+            check_aligned(&x, &y)?;
+            self.aligned.push(pair);
+        }
+        Ok(y)
     }
 }
 
 impl Sources<'static> for StoreSources {
     fn info(&mut self, spec: &RunSpec) -> Result<DataInfo> {
+        let (d_out, hook_out) = match &spec.target {
+            Some(t) => {
+                let y = self.target(spec, t)?;
+                let hook = match &y.manifest().source {
+                    Source::Harvest(h) => Some(h.hook.clone()),
+                    Source::Import(i) => i.hook.clone(),
+                    Source::Synthetic(_) => None,
+                };
+                (Some(y.d()), hook)
+            }
+            None => (None, None),
+        };
         let store = self.store(spec)?;
         Ok(DataInfo {
-            d: store.d(),
+            d: store.d() + d_out.unwrap_or(0),
+            d_out,
+            hook_out,
             source: store.manifest().source.clone(),
             path: spec.store.to_string_lossy().to_string(),
         })
     }
 
     fn open(&mut self, spec: &RunSpec, opts: ShuffleOptions) -> Result<Box<dyn BatchSource>> {
+        if let Some(t) = &spec.target {
+            let y = self.target(spec, t)?;
+            let x = self.store(spec)?.clone();
+            return Ok(Box::new(PairedBatches::new(x, y, opts)));
+        }
         let store = self.store(spec)?.clone();
         Ok(Box::new(StoreBatches {
             data: store.shuffled(Split::Train, opts),

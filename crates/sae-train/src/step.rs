@@ -14,6 +14,9 @@ pub struct StepContext<'a> {
     pub dead: &'a [bool],
     /// Current sparsity coefficient (ReLU-L1 lambda after warm-up, JumpReLU L0 coefficient).
     pub sparsity_coef: f64,
+    /// A transcoder's target rows y [batch, d_out] (scaled), row-aligned with x; None for an
+    /// autoencoder, whose target is x itself.
+    pub target: Option<&'a [f32]>,
 }
 
 /// Loss parts, gradients and firing statistics of one batch.
@@ -45,16 +48,20 @@ pub struct Grads {
     pub d_in: usize,
     /// Dictionary size.
     pub d_sae: usize,
+    /// Output width.
+    pub d_out: usize,
     /// dW_enc^T: [d_sae, d_in].
     pub w_enc_t: Vec<f32>,
     /// db_enc: [d_sae].
     pub b_enc: Vec<f32>,
-    /// dW_dec: [d_sae, d_in].
+    /// dW_dec: [d_sae, d_out].
     pub w_dec: Vec<f32>,
-    /// db_dec: [d_in].
+    /// db_dec: [d_out].
     pub b_dec: Vec<f32>,
     /// d log_threshold: [d_sae] (JumpReLU only).
     pub log_threshold: Option<Vec<f32>>,
+    /// dW_skip: [d_in, d_out] (skip transcoders only).
+    pub w_skip: Option<Vec<f32>>,
 }
 
 impl Grads {
@@ -63,25 +70,31 @@ impl Grads {
         Grads {
             d_in: p.d_in,
             d_sae: p.d_sae,
+            d_out: p.d_out,
             w_enc_t: vec![0.0; p.d_in * p.d_sae],
             b_enc: vec![0.0; p.d_sae],
-            w_dec: vec![0.0; p.d_in * p.d_sae],
-            b_dec: vec![0.0; p.d_in],
+            w_dec: vec![0.0; p.d_out * p.d_sae],
+            b_dec: vec![0.0; p.d_out],
             log_threshold: p.log_threshold.as_ref().map(|t| vec![0.0; t.len()]),
+            w_skip: p.w_skip.as_ref().map(|t| vec![0.0; t.len()]),
         }
     }
 
-    /// The gradients in the layout of [`Params`] (W_enc as [d_in, d_sae]).
-    pub fn to_params(&self) -> Params {
+    /// The gradients in the layout of [`Params`] (W_enc as [d_in, d_sae]); `transcoder` as in the
+    /// parameters they belong to.
+    pub fn to_params(&self, transcoder: bool) -> Params {
         let (d_in, d_sae) = (self.d_in, self.d_sae);
         Params {
             d_in,
             d_sae,
+            d_out: self.d_out,
+            transcoder,
             w_enc: transpose(&self.w_enc_t, d_sae, d_in),
             b_enc: self.b_enc.clone(),
             w_dec: self.w_dec.clone(),
             b_dec: self.b_dec.clone(),
             log_threshold: self.log_threshold.clone(),
+            w_skip: self.w_skip.clone(),
         }
     }
 
@@ -91,11 +104,13 @@ impl Grads {
         Grads {
             d_in,
             d_sae,
+            d_out: g.d_out,
             w_enc_t: transpose(&g.w_enc, d_in, d_sae),
             b_enc: g.b_enc.clone(),
             w_dec: g.w_dec.clone(),
             b_dec: g.b_dec.clone(),
             log_threshold: g.log_threshold.clone(),
+            w_skip: g.w_skip.clone(),
         }
     }
 }

@@ -212,6 +212,7 @@ pub fn plan(
         for (o, cfg) in runs {
             specs.push(RunSpec {
                 store: store.clone(),
+                target: None,
                 out: o,
                 cfg: cfg.clone(),
                 resume,

@@ -9,10 +9,11 @@ use crate::dead::DeadTracker;
 use crate::error::{Result, TrainError};
 use crate::geomedian::geometric_median;
 use crate::optim::update;
-use crate::params::Params;
+use crate::params::{Params, TranscoderInit};
 use crate::schedule::{lr_at, warmup_coef};
 use crate::sparse::{SparseThresholdStep, SparseTopKStep};
 use crate::step::{Grads, Step, StepContext};
+use crate::transcoder::{check, norm_scale, split_rows};
 
 /// Everything that changes during training (what a checkpoint holds).
 #[derive(Clone, Debug, PartialEq)]
@@ -27,6 +28,8 @@ pub struct TrainState {
     pub step: u64,
     /// Input scale c (the model sees c * x).
     pub scale: f32,
+    /// A transcoder's target scale (it predicts c_out * y); equal to `scale` for an autoencoder.
+    pub target_scale: f32,
     /// BatchTopK inference threshold (EMA of the smallest kept activation; 0 before the first step).
     pub threshold: f32,
 }
@@ -76,34 +79,37 @@ pub struct Trainer {
     step_impl: Box<dyn Step + Send>,
     /// Gradient buffers, allocated once and overwritten by every step.
     grads: Grads,
+    /// A transcoder's batch split into its input and target rows.
+    xy: (Vec<f32>, Vec<f32>),
 }
 
 impl Trainer {
-    /// Initialises a fresh run from `sample` ([n, d_in] raw rows): input scale c with
-    /// E||c x|| = sqrt(d_in), b_dec = geometric median of the scaled sample, random unit decoder rows,
-    /// W_enc = W_dec^T, b_enc = 0.
+    /// Initialises a fresh run from `sample` ([n, d_in] raw rows; `[x | y]` rows for a transcoder):
+    /// input scale c with E||c x|| = sqrt(d_in), b_dec = geometric median of the scaled sample
+    /// (a transcoder: of its scaled targets, each side scaled on its own), random unit decoder
+    /// rows, W_enc = W_dec^T (a transcoder: random unit encoder columns), b_enc = 0.
     pub fn new(cfg: TrainConfig, res: Resolved, sample: &[f32], backend: Backend) -> Result<Self> {
+        check(&cfg, &res)?;
         let d = res.d_in;
-        let n = sample.len() / d;
+        let n = sample.len() / (d + res.d_out.unwrap_or(0));
         if n == 0 {
             return Err(TrainError::Invalid("no rows to initialise from".into()));
         }
-        let scale = if cfg.normalize_inputs {
-            let mean_norm = sample
-                .chunks(d)
-                .map(|r| r.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt())
-                .sum::<f64>()
-                / n as f64;
-            if mean_norm > 0.0 {
-                ((d as f64).sqrt() / mean_norm) as f32
-            } else {
-                1.0
+        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        let (x, y, d_out) = match res.d_out {
+            Some(d_out) => {
+                split_rows(sample, d, d_out, &mut xs, &mut ys);
+                (&xs[..], &ys[..], d_out)
             }
-        } else {
-            1.0
+            None => (sample, sample, d),
         };
-        let scaled: Vec<f32> = sample.iter().map(|v| v * scale).collect();
-        let b_dec = geometric_median(&scaled, d, cfg.geomedian_iters);
+        let scale = norm_scale(x, d, cfg.normalize_inputs);
+        let target_scale = match res.d_out {
+            Some(_) => norm_scale(y, d_out, cfg.normalize_inputs),
+            None => scale,
+        };
+        let scaled: Vec<f32> = y.iter().map(|v| v * target_scale).collect();
+        let b_dec = geometric_median(&scaled, d_out, cfg.geomedian_iters);
         let (dec_norm, log_thr) = match &cfg.arch {
             // Anthropic: decoder columns start at norm 0.1 and are free afterwards.
             ArchConfig::ReluL1 { .. } => (0.1, None),
@@ -112,7 +118,17 @@ impl Trainer {
             }
             _ => (1.0, None),
         };
-        let params = Params::init(d, res.d_sae, b_dec, dec_norm, log_thr, cfg.seed);
+        let params = match res.d_out {
+            Some(_) => {
+                let init = TranscoderInit {
+                    dec_norm,
+                    log_threshold: log_thr,
+                    skip: cfg.skip,
+                };
+                Params::init_transcoder(d, res.d_sae, b_dec, init, cfg.seed)
+            }
+            None => Params::init(d, res.d_sae, b_dec, dec_norm, log_thr, cfg.seed),
+        };
         let adam = Adam::new(adam_cfg(&cfg), &params);
         let state = TrainState {
             params,
@@ -120,6 +136,7 @@ impl Trainer {
             dead: DeadTracker::new(res.d_sae, res.dead_tokens),
             step: 0,
             scale,
+            target_scale,
             threshold: 0.0,
         };
         Ok(Self::from_state(cfg, res, state, backend))
@@ -149,6 +166,7 @@ impl Trainer {
             state,
             step_impl,
             grads,
+            xy: (Vec::new(), Vec::new()),
         }
     }
 
@@ -158,17 +176,31 @@ impl Trainer {
         self.cfg.steps.saturating_sub(window_steps)
     }
 
-    /// Runs one optimisation step on `batch` ([batch, d_in] raw rows; scaled in place).
+    /// Runs one optimisation step on `batch` ([batch, d_in] raw rows, `[x | y]` rows for a
+    /// transcoder; scaled in place).
     pub fn step(&mut self, batch: &mut [f32]) -> Result<StepMetrics> {
-        let rows = (batch.len() / self.res.d_in) as u64;
+        let rows = (batch.len() / (self.res.d_in + self.res.d_out.unwrap_or(0))) as u64;
         let s = self.state.step;
         if s == self.density_start() {
             self.state.dead.reset_density();
         }
         let c = self.state.scale;
-        if c != 1.0 {
-            batch.iter_mut().for_each(|v| *v *= c);
-        }
+        let (xb, yb) = &mut self.xy;
+        let (x, target): (&[f32], Option<&[f32]>) = match self.res.d_out {
+            Some(d_out) => {
+                split_rows(batch, self.res.d_in, d_out, xb, yb);
+                let ct = self.state.target_scale;
+                xb.iter_mut().for_each(|v| *v *= c);
+                yb.iter_mut().for_each(|v| *v *= ct);
+                (xb, Some(yb))
+            }
+            None => {
+                if c != 1.0 {
+                    batch.iter_mut().for_each(|v| *v *= c);
+                }
+                (batch, None)
+            }
+        };
         let sparsity_coef = match &self.cfg.arch {
             ArchConfig::ReluL1 {
                 l1_coef,
@@ -185,10 +217,11 @@ impl Trainer {
         let ctx = StepContext {
             dead: &dead,
             sparsity_coef,
+            target,
         };
         let out = self
             .step_impl
-            .run(batch, &self.state.params, &ctx, &mut self.grads)?;
+            .run(x, &self.state.params, &ctx, &mut self.grads)?;
         if !out.loss.is_finite() {
             return Err(TrainError::Diverged {
                 step: s + 1,

@@ -37,7 +37,7 @@ fn run(step: &mut dyn Step, x: &[f32], p: &Params, ctx: &StepContext<'_>) -> (St
     g.w_dec.iter_mut().for_each(|v| *v = f32::NAN);
     g.w_enc_t.iter_mut().for_each(|v| *v = 7.0);
     let out = step.run(x, p, ctx, &mut g).unwrap();
-    (out, g.to_params())
+    (out, g.to_params(p.transcoder))
 }
 
 fn assert_agree(
@@ -76,6 +76,7 @@ fn compare_sparse(arch: ArchConfig, shape: (usize, usize, usize), dead: &[bool],
     let ctx = StepContext {
         dead,
         sparsity_coef: 0.0,
+        target: None,
     };
     let what = format!(
         "{} {shape:?} dead {}",
@@ -157,6 +158,7 @@ fn relu_l1_gradient_matches_finite_differences() {
     let ctx = StepContext {
         dead: &[false; 10],
         sparsity_coef: 0.5,
+        target: None,
     };
     let (_, grads) = run(&mut step, &x, &p, &ctx);
     for j in [0usize, 3, 7] {
@@ -202,6 +204,7 @@ fn compare_threshold(arch: ArchConfig, coef: f64, with_threshold: bool, firing: 
     let ctx = StepContext {
         dead: &dead,
         sparsity_coef: coef,
+        target: None,
     };
     let what = format!("{} firing {firing}", arch.name());
     let reference = run(

@@ -211,6 +211,7 @@ pub fn run_probe(
     };
     let spec = RunSpec {
         store: store_dir.clone(),
+        target: None,
         out: sae_dir.clone(),
         cfg: tc,
         resume: false,

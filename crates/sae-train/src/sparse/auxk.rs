@@ -96,9 +96,9 @@ pub struct DenseAuxIo<'a> {
     pub aux: &'a RowSets,
     /// Dead latents (global indices, increasing).
     pub dead: &'a [u32],
-    /// Decoder [d_sae, d_in].
+    /// Decoder [d_sae, d_out].
     pub w_dec: &'a [f32],
-    /// Centred inputs [B, d_in].
+    /// Encoder inputs [B, d_in] (centred for an autoencoder).
     pub xc: &'a [f32],
     /// In: the error e [B, d_in]; out: h = hscale (e - e_hat).
     pub e_h: &'a mut [f32],
@@ -111,8 +111,10 @@ pub struct DenseAuxIo<'a> {
 }
 
 impl DenseAux {
-    /// Runs the block with h = hscale (e - e_hat); returns sum_r ||e_r - e_hat_r||^2.
-    pub fn run(&mut self, io: DenseAuxIo<'_>, d_in: usize, hscale: f32) -> f64 {
+    /// Runs the block with h = hscale (e - e_hat); returns sum_r ||e_r - e_hat_r||^2. `d_in` is the
+    /// width of e and of the decoder rows, `d_x` that of the encoder's input rows `xc` (they differ
+    /// for a transcoder).
+    pub fn run(&mut self, io: DenseAuxIo<'_>, d_in: usize, d_x: usize, hscale: f32) -> f64 {
         let (nd, b) = (io.dead.len(), io.aux.rows());
         let d_sae = io.w_dec.len() / d_in;
         if nd == 0 || b == 0 {
@@ -171,13 +173,14 @@ impl DenseAux {
         self.dw.resize(nd * d_in, 0.0);
         matmul_into(&mut self.dw, Mat::t(&self.z, b, nd), h, false);
         self.scatter_add(io.dead, d_in, io.dw_dec);
+        self.dw.resize(nd * d_x, 0.0);
         matmul_into(
             &mut self.dw,
             Mat::t(&self.dz, b, nd),
-            Mat::new(io.xc, b, d_in),
+            Mat::new(io.xc, b, d_x),
             false,
         );
-        self.scatter_add(io.dead, d_in, io.dw_enc_t);
+        self.scatter_add(io.dead, d_x, io.dw_enc_t);
         sse
     }
 

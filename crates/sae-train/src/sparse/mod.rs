@@ -68,6 +68,8 @@ struct Workspace {
     /// Matryoshka: the active entries of the inner groups and their extra dz.
     inner: RowSets,
     idz: Vec<f32>,
+    /// Skip transcoder: the target minus the skip path, y - x W_skip [B, d_out].
+    ys: Vec<f32>,
 }
 
 impl SparseTopKStep {
@@ -209,10 +211,40 @@ fn encode(x: &[f32], p: &Params, xc: &mut Vec<f32>, z: &mut Vec<f32>) -> f64 {
     var_x
 }
 
+/// A transcoder's encoder (its input is not centred): z = x W_enc. Returns the total variance of
+/// the target y, and writes y - x W_skip into `ys` for a skip transcoder.
+fn encode_transcoder(x: &[f32], y: &[f32], p: &Params, z: &mut Vec<f32>, ys: &mut Vec<f32>) -> f64 {
+    let (d_in, d_sae, d_out) = (p.d_in, p.d_sae, p.d_out);
+    let b = x.len() / d_in;
+    ensure(z, b * d_sae);
+    matmul_into(
+        z,
+        Mat::new(x, b, d_in),
+        Mat::new(&p.w_enc, d_in, d_sae),
+        false,
+    );
+    if let Some(w) = &p.w_skip {
+        ensure(ys, b * d_out);
+        matmul_into(ys, Mat::new(x, b, d_in), Mat::new(w, d_in, d_out), false);
+        ys.par_iter_mut()
+            .zip(y.par_iter())
+            .for_each(|(s, t)| *s = t - *s);
+    }
+    crate::step::total_variance(y, d_out).max(1e-30)
+}
+
 /// db_dec = sum_r g_r - W_enc db_enc (b_dec enters the decoder and, negated, the encoder), with
-/// sum_r g_r = gscale sum_r e_r.
+/// sum_r g_r = gscale sum_r e_r. A transcoder's b_dec enters the decoder only.
 fn b_dec_grad(p: &Params, e_sum: &[f64], gscale: f32, grads: &mut Grads) {
     let d_sae = p.d_sae;
+    if p.transcoder {
+        grads
+            .b_dec
+            .iter_mut()
+            .zip(e_sum)
+            .for_each(|(o, e)| *o = (gscale as f64 * e) as f32);
+        return;
+    }
     let db_enc = &grads.b_enc;
     grads.b_dec.par_iter_mut().enumerate().for_each(|(i, o)| {
         let w = &p.w_enc[i * d_sae..(i + 1) * d_sae];
@@ -233,11 +265,24 @@ impl Step for SparseTopKStep {
         ctx: &StepContext<'_>,
         grads: &mut Grads,
     ) -> Result<StepOutput> {
-        let (d_in, d_sae) = (p.d_in, p.d_sae);
+        let (d_in, d_sae, d_out) = (p.d_in, p.d_sae, p.d_out);
         let b = x.len() / d_in;
-        let var_x = encode(x, p, &mut self.ws.xc, &mut self.ws.z);
+        let y = ctx.target.unwrap_or(x);
+        let var_x = match p.transcoder {
+            true => encode_transcoder(x, y, p, &mut self.ws.z, &mut self.ws.ys),
+            false => encode(x, p, &mut self.ws.xc, &mut self.ws.z),
+        };
         let (auxk_coef, min_kept) = self.select(p, ctx, b)?;
+        if p.transcoder && self.prefixes.is_some() {
+            return Err(TrainError::Invalid(
+                "matryoshka-batchtopk transcoders are not supported".into(),
+            ));
+        }
         let ws = &mut self.ws;
+        // The encoder's input rows and the rows the decoder reconstructs.
+        let xc: &[f32] = if p.transcoder { x } else { &ws.xc };
+        let y_rec: &[f32] = if p.w_skip.is_some() { &ws.ys } else { y };
+        let d_in = d_out;
         let with_aux = ws.aux.nnz() > 0;
         let path = self.aux_path.resolve(ws.dead.len(), ws.aux.nnz(), b);
         let sparse_aux = with_aux && path == AuxPath::Sparse;
@@ -249,7 +294,7 @@ impl Step for SparseTopKStep {
         let (g_rows, rest) = ws.gd.split_at_mut(b * d_in);
         let (diff_rows, u_rows) = rest.split_at_mut(b * d_in);
         let inp = RowInputs {
-            x,
+            x: y_rec,
             w_dec: &p.w_dec,
             b_dec: &p.b_dec,
             act: &ws.act,
@@ -331,8 +376,11 @@ impl Step for SparseTopKStep {
         passes::latent_pass(
             &ws.by_latent,
             &ws.gd,
-            &ws.xc,
-            d_in,
+            xc,
+            passes::Widths {
+                src: d_out,
+                xc: p.d_in,
+            },
             &mut grads.w_dec,
             &mut grads.w_enc_t,
             &mut grads.b_enc,
@@ -344,18 +392,23 @@ impl Step for SparseTopKStep {
                 aux: &ws.aux,
                 dead: &ws.dead,
                 w_dec: &p.w_dec,
-                xc: &ws.xc,
+                xc,
                 e_h: &mut ws.gd[b * d_in..2 * b * d_in],
                 dw_dec: &mut grads.w_dec,
                 dw_enc_t: &mut grads.w_enc_t,
                 db_enc: &mut grads.b_enc,
             };
-            ws.dense_aux.run(io, d_in, hscale)
+            ws.dense_aux.run(io, d_out, p.d_in, hscale)
         } else {
             0.0
         };
         let aux = if with_aux { aux_sse / var_e } else { 0.0 };
         b_dec_grad(p, e_grad.as_deref().unwrap_or(&sums.e_sum), gscale, grads);
+        if let Some(gs) = grads.w_skip.as_mut() {
+            // dW_skip = x^T g (the g rows are the first B rows of gd).
+            let g = Mat::new(&ws.gd[..b * d_out], b, d_out);
+            matmul_into(gs, Mat::t(x, b, p.d_in), g, false);
+        }
         let l0 = ws.act.nnz() as f64 / b as f64;
         Ok(StepOutput {
             loss: recon + prefix_loss + auxk_coef * aux,

@@ -245,12 +245,13 @@ const LATENT_BLOCK: usize = 16;
 simd_dispatch! {
     /// Gradients of latents `j0..` (one block): rows of `dw_dec` / `dw_enc_t` and `db_enc`.
     fn latent_block(
-        bl: &ByLatent, j0: usize, src: &[f32], xc: &[f32], d: usize,
+        bl: &ByLatent, j0: usize, src: &[f32], xc: &[f32], w: Widths,
         dw_dec: &mut [f32], dw_enc_t: &mut [f32], db_enc: &mut [f32],
     ) {
+        let (d, dx) = (w.src, w.xc);
         for (i, ((gw, ge), gb)) in dw_dec
             .chunks_exact_mut(d)
-            .zip(dw_enc_t.chunks_exact_mut(d))
+            .zip(dw_enc_t.chunks_exact_mut(dx))
             .zip(db_enc.iter_mut())
             .enumerate()
         {
@@ -262,7 +263,7 @@ simd_dispatch! {
             let mut quads = ents.chunks_exact(4);
             for q in &mut quads {
                 let s4 = std::array::from_fn(|i| &src[q[i].src as usize * d..][..d]);
-                let x4 = std::array::from_fn(|i| &xc[q[i].row as usize * d..][..d]);
+                let x4 = std::array::from_fn(|i| &xc[q[i].row as usize * dx..][..dx]);
                 axpy4(gw, std::array::from_fn(|i| q[i].coef), s4);
                 axpy4(ge, std::array::from_fn(|i| q[i].dz), x4);
                 b += (q[0].dz + q[1].dz) + (q[2].dz + q[3].dz);
@@ -270,8 +271,8 @@ simd_dispatch! {
             for e in quads.remainder() {
                 let s = e.src as usize * d;
                 axpy(gw, e.coef, &src[s..s + d]);
-                let r = e.row as usize * d;
-                axpy(ge, e.dz, &xc[r..r + d]);
+                let r = e.row as usize * dx;
+                axpy(ge, e.dz, &xc[r..r + dx]);
                 b += e.dz;
             }
             *gb = b;
@@ -279,22 +280,32 @@ simd_dispatch! {
     }
 }
 
-/// Fills dW_dec [d_sae, d_in], dW_enc^T [d_sae, d_in] and db_enc from the transposed entries;
-/// `src` holds the upstream rows that `Entry::src` indexes, `xc` the centred inputs.
+/// Row widths of the latent pass: the upstream rows (= decoder rows, d_out) and the encoder's
+/// input rows (d_in); equal for an autoencoder.
+#[derive(Clone, Copy, Debug)]
+pub struct Widths {
+    /// Width of the upstream rows and of dW_dec's rows.
+    pub src: usize,
+    /// Width of the `xc` rows and of dW_enc^T's rows.
+    pub xc: usize,
+}
+
+/// Fills dW_dec [d_sae, d_out], dW_enc^T [d_sae, d_in] and db_enc from the transposed entries;
+/// `src` holds the upstream rows that `Entry::src` indexes, `xc` the encoder's inputs.
 pub fn latent_pass(
     bl: &ByLatent,
     src: &[f32],
     xc: &[f32],
-    d: usize,
+    w: Widths,
     dw_dec: &mut [f32],
     dw_enc_t: &mut [f32],
     db_enc: &mut [f32],
 ) {
     let lb = LATENT_BLOCK;
     dw_dec
-        .par_chunks_mut(lb * d)
-        .zip(dw_enc_t.par_chunks_mut(lb * d))
+        .par_chunks_mut(lb * w.src)
+        .zip(dw_enc_t.par_chunks_mut(lb * w.xc))
         .zip(db_enc.par_chunks_mut(lb))
         .enumerate()
-        .for_each(|(b, ((gw, ge), gb))| latent_block(bl, b * lb, src, xc, d, gw, ge, gb));
+        .for_each(|(b, ((gw, ge), gb))| latent_block(bl, b * lb, src, xc, w, gw, ge, gb));
 }

@@ -95,6 +95,11 @@ impl Step for SparseThresholdStep {
         ctx: &StepContext<'_>,
         grads: &mut Grads,
     ) -> Result<StepOutput> {
+        if p.transcoder {
+            // Transcoders take the dense GEMM step (the sparse passes assume d_out = d_in).
+            let (xc, z) = crate::kernels::pre_acts(x, p);
+            return self.dense.run_on(x, &xc, z, p, ctx, grads);
+        }
         let (d_in, d_sae) = (p.d_in, p.d_sae);
         let b = x.len() / d_in;
         let (theta, eps) = self.thresholds(p)?;
@@ -248,7 +253,10 @@ fn latent_gradients(ws: &mut Workspace, p: &Params, window: bool, grads: &mut Gr
         &ws.by_latent,
         &ws.g,
         &ws.xc,
-        p.d_in,
+        passes::Widths {
+            src: p.d_in,
+            xc: p.d_in,
+        },
         &mut grads.w_dec,
         &mut grads.w_enc_t,
         &mut grads.b_enc,
