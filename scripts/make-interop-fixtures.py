@@ -336,6 +336,14 @@ def ours_fixtures():
             info = saelens_reference(folder, rows)
             info["sae_format_version"] = cfg.get("sae_format_version")
             info["written_by"] = "sae train --arch " + arch
+            # A harvest's SAE names its hook: SAELens keeps our metadata (a copy with one set).
+            with tempfile.TemporaryDirectory() as t:
+                copy = Path(t) / arch
+                shutil.copytree(folder, copy)
+                cfg2 = json.loads(json.dumps(cfg))
+                cfg2["metadata"]["hook_name"] = "blocks.3.hook_resid_post"
+                (copy / "cfg.json").write_text(json.dumps(cfg2))
+                info["hook_read"] = SAE.load_from_disk(str(copy), dtype="float32").cfg.metadata.hook_name
             write_reference(folder, torch_load(folder / "reference.safetensors"), info)
             print(f"ours/{arch}: SAELens {info['class']} fvu {info['fvu']:.4f} l0 {info['l0']:.2f}")
     finally:

@@ -65,20 +65,16 @@ def reference(folder, x, y, written_by):
         "written_by": written_by,
     }
     # The synthetic stores name no hooks: check on a copy that SAELens reads the output hook where
-    # our writer puts it for a harvest's stores (metadata.hook_name_out). SAELens 6.54 takes a
-    # cfg.json without metadata.sae_lens_version for the pre-6.0 layout and rebuilds the metadata
-    # from top-level keys, dropping ours: recorded as written (hook_out_read) and with the version
-    # marker added (hook_out_read_marked).
-    for key, marker in [("hook_out_read", False), ("hook_out_read_marked", True)]:
-        with tempfile.TemporaryDirectory() as t:
-            copy = Path(t) / "tc"
-            shutil.copytree(folder, copy)
-            cfg2 = json.loads(json.dumps(cfg))
-            cfg2["metadata"]["hook_name_out"] = "blocks.3.hook_mlp_out"
-            if marker:
-                cfg2["metadata"]["sae_lens_version"] = "6.0.0"
-            (copy / "cfg.json").write_text(json.dumps(cfg2))
-            info[key] = SAE.load_from_disk(str(copy), dtype="float32").cfg.metadata.hook_name_out
+    # our writer puts it for a harvest's stores (metadata.hook_name_out). SAELens 6.54 keeps our
+    # metadata only because it carries a sae_lens_version (without one it takes the cfg.json for the
+    # pre-6.0 layout and drops it).
+    with tempfile.TemporaryDirectory() as t:
+        copy = Path(t) / "tc"
+        shutil.copytree(folder, copy)
+        cfg2 = json.loads(json.dumps(cfg))
+        cfg2["metadata"]["hook_name_out"] = "blocks.3.hook_mlp_out"
+        (copy / "cfg.json").write_text(json.dumps(cfg2))
+        info["hook_out_read"] = SAE.load_from_disk(str(copy), dtype="float32").cfg.metadata.hook_name_out
     tensors = {"x": x, "y": y, "acts": acts, "decode": dec, "out": out}
     save_file({k: v.detach().float().contiguous() for k, v in tensors.items()}, str(folder / "reference.safetensors"))
     (folder / "reference.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")

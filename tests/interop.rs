@@ -274,6 +274,13 @@ fn check_ours(arch: &str) {
         sae_model::saelens::FORMAT_VERSION,
         "the fixture was made with another format version: rerun scripts/make-interop-fixtures.py"
     );
+    // SAELens keeps the metadata we write (the hook name, on a copy with one set).
+    assert_eq!(
+        r.info["hook_read"],
+        serde_json::json!("blocks.3.hook_resid_post"),
+        "{rel}: {}",
+        r.info
+    );
     // The folder we committed is what our writer writes today.
     let sae = Sae::load(&fixture(&rel)).unwrap();
     let dir = tempfile::tempdir().unwrap();

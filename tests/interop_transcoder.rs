@@ -77,10 +77,10 @@ fn check(name: &str, class: &str, skip: bool) {
         "the fixture was made with another format version: rerun the script"
     );
     // SAELens reads the output hook where our writer puts it (metadata.hook_name_out, checked on
-    // a copy with one set) once the metadata carries a sae_lens_version >= 6: without it SAELens
-    // 6.54 reads our cfg.json as the pre-6.0 layout and drops the metadata (hook_out_read null).
+    // a copy with one set): our metadata carries sae_lens_version, without which SAELens 6.54 reads
+    // the cfg.json as the pre-6.0 layout and drops the metadata.
     assert_eq!(
-        info["hook_out_read_marked"],
+        info["hook_out_read"],
         serde_json::json!("blocks.3.hook_mlp_out"),
         "{info}"
     );

@@ -21,9 +21,16 @@ pub const WEIGHTS_FILE: &str = "sae_weights.safetensors";
 pub const SPARSITY_FILE: &str = "sparsity.safetensors";
 
 /// Version of the folder layout we write, recorded in `cfg.json` as `sae_format_version`
-/// (SAELens ignores the key). 2: transcoders (`d_out`, `W_skip`), gated SAEs, the input
+/// (SAELens ignores the key). 3: `metadata.sae_lens_version` marks the SAELens 6 layout (see
+/// [`SAELENS_LAYOUT_VERSION`]); 2: transcoders (`d_out`, `W_skip`), gated SAEs, the input
 /// normalization and `reshape_activations` as they are; 1 (unrecorded): standard / topk / jumprelu.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
+
+/// `metadata.sae_lens_version` of a folder we write when it carries none: SAELens 6 takes a `cfg.json`
+/// without it for the pre-6.0 flat layout and rebuilds the metadata from top-level keys, dropping
+/// our `hook_name`, `model_name` and a transcoder's `hook_name_out`. "6.0.0" names the first SAELens
+/// version of the layout we write (an SAE loaded from SAELens keeps its own version).
+pub const SAELENS_LAYOUT_VERSION: &str = "6.0.0";
 
 /// Key of a transcoder's output hook: in `metadata` (SAELens 6 reads `cfg.metadata.hook_name_out`;
 /// some 6.x versions wrote it at the top level of `cfg.json`, which the loader also reads).
@@ -106,6 +113,11 @@ pub fn save(sae: &Sae, dir: &Path, log10_density: Option<&[f32]>) -> Result<(), 
     let tensors = named_tensors(sae)?;
     let refs: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
     write_atomic(&path, &serialize_f32(&refs, &path)?)?;
+    let mut metadata = sae.cfg.metadata.clone();
+    metadata
+        .extra
+        .entry("sae_lens_version".into())
+        .or_insert_with(|| SAELENS_LAYOUT_VERSION.into());
     let cfg = CfgOut {
         architecture,
         d_in: sae.cfg.d_in,
@@ -121,7 +133,7 @@ pub fn save(sae: &Sae, dir: &Path, log10_density: Option<&[f32]>) -> Result<(), 
             _ => None,
         },
         sae_format_version: FORMAT_VERSION,
-        metadata: &sae.cfg.metadata,
+        metadata: &metadata,
     };
     let path = dir.join(CFG_FILE);
     let text = serde_json::to_string_pretty(&cfg).map_err(|e| SaeError::BadConfig {

@@ -36,7 +36,13 @@ fn check_roundtrip(activation: Activation) {
     let density: Vec<f32> = (0..6).map(|i| -(i as f32)).collect();
     original.save(&out, Some(&density)).unwrap();
     let loaded = Sae::load(&out).unwrap();
-    assert_eq!(loaded.cfg, original.cfg);
+    // The saved metadata gains the SAELens layout marker (without it SAELens drops the metadata).
+    let mut want = original.cfg.clone();
+    want.metadata.extra.insert(
+        "sae_lens_version".into(),
+        sae_model::saelens::SAELENS_LAYOUT_VERSION.into(),
+    );
+    assert_eq!(loaded.cfg, want);
     let x = Tensor::from_vec(ramp(3 * 4, 2.0, 0.5), (3, 4), &Device::Cpu).unwrap();
     let f0 = original.encode(&x).unwrap().to_vec2::<f32>().unwrap();
     let f1 = loaded.encode(&x).unwrap().to_vec2::<f32>().unwrap();

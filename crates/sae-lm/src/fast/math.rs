@@ -170,7 +170,10 @@ pub fn gelu_inplace(xs: &mut [f32], d: usize, bias: Option<&[f32]>, tanh: bool) 
             &zeros
         }
     };
-    assert!(b.len() == d && xs.len().is_multiple_of(d.max(1)), "gelu: shapes");
+    assert!(
+        b.len() == d && xs.len().is_multiple_of(d.max(1)),
+        "gelu: shapes"
+    );
     let rows = (CHUNK / d.max(1)).max(1);
     xs.par_chunks_mut(rows * d)
         .for_each(|c| gelu_bias_rows(c, b, tanh));
