@@ -127,12 +127,13 @@ pub fn sub_into(out: &mut [f32], a: &[f32], b: &[f32]) {
 
 /// Bit l set where z[l] + b[l] > lo[l], for 16 lanes; callers visit the set bits only. One
 /// vector add, compare and mask move where the CPU has AVX-512 or AVX2 (LLVM does not find that
-/// form from the plain loop, which stays as the baseline).
+/// form from the plain loop, which stays as the baseline). Callers make the [`Isa`] once outside
+/// their loops: asking [`level`] here was a function call (and a `vzeroupper`) every 16 values.
 #[inline(always)]
-pub fn mask16(z: &[f32], b: &[f32], lo: &[f32]) -> u32 {
+pub fn mask16(isa: Isa, z: &[f32], b: &[f32], lo: &[f32]) -> u32 {
     let (z, b, lo) = (&z[..16], &b[..16], &lo[..16]);
     #[cfg(target_arch = "x86_64")]
-    match level() {
+    match isa.0 {
         // SAFETY: the CPU has the features; each slice holds 16 values.
         Level::V4 => return unsafe { x86::mask16_v4(z.as_ptr(), b.as_ptr(), lo.as_ptr()) },
         Level::V3 => return unsafe { x86::mask16_v3(z.as_ptr(), b.as_ptr(), lo.as_ptr()) },
@@ -153,8 +154,37 @@ fn mask16_plain(z: &[f32], b: &[f32], lo: &[f32]) -> u32 {
 
 /// Bit l set where z[l] + b[l] > lo, for 16 lanes (one bound for all of them).
 #[inline(always)]
-pub fn mask16_above(z: &[f32], b: &[f32], lo: f32) -> u32 {
-    mask16(z, b, &[lo; 16])
+pub fn mask16_above(isa: Isa, z: &[f32], b: &[f32], lo: f32) -> u32 {
+    mask16(isa, z, b, &[lo; 16])
+}
+
+/// The instruction-set level of this CPU, read once and carried into hot loops. Only
+/// [`Isa::detect`] (and [`Isa::base`]) make one, so a vector form never runs on a CPU without it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Isa(Level);
+
+impl Isa {
+    /// The best level this CPU supports.
+    #[inline]
+    pub fn detect() -> Isa {
+        Isa(level())
+    }
+
+    /// The baseline, valid everywhere (the plain forms).
+    #[cfg(test)]
+    fn base() -> Isa {
+        Isa(Level::Base)
+    }
+
+    /// Every level this CPU supports, best first (tests run each).
+    #[cfg(test)]
+    fn supported() -> Vec<Isa> {
+        match level() {
+            Level::V4 => vec![Isa(Level::V4), Isa(Level::V3), Isa(Level::Base)],
+            Level::V3 => vec![Isa(Level::V3), Isa(Level::Base)],
+            Level::Base => vec![Isa(Level::Base)],
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -205,7 +235,9 @@ mod tests {
     }
 
     simd_dispatch! {
-        fn dispatched_mask(z: &[f32], b: &[f32], lo: &[f32]) -> u32 { mask16(z, b, lo) }
+        fn dispatched_mask(z: &[f32], b: &[f32], lo: &[f32]) -> u32 {
+            mask16(Isa::detect(), z, b, lo)
+        }
     }
 
     #[test]
@@ -234,9 +266,12 @@ mod tests {
                     want |= 1 << l;
                 }
             }
-            assert_eq!(mask16(&z, &b, &lo), want, "case {t}");
+            for isa in Isa::supported() {
+                assert_eq!(mask16(isa, &z, &b, &lo), want, "case {t} {isa:?}");
+                let one = mask16(Isa::base(), &z, &b, &[lo[3]; 16]);
+                assert_eq!(mask16_above(isa, &z, &b, lo[3]), one, "case {t} {isa:?}");
+            }
             assert_eq!(dispatched_mask(&z, &b, &lo), want, "case {t}");
-            assert_eq!(mask16_above(&z, &b, lo[3]), mask16(&z, &b, &[lo[3]; 16]));
         }
     }
 

@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 
 use super::select::{RowSets, ROW_BLOCK};
-use crate::vecops::{mask16_above, simd_dispatch};
+use crate::vecops::{mask16_above, simd_dispatch, Isa};
 
 /// Histogram bins: every positive finite f32 has bits < 0x7f80_0000, so bits >> 16 < 0x7f80.
 const BINS: usize = 0x8000;
@@ -35,13 +35,14 @@ simd_dispatch! {
         // The largest float below lo (lo > 0): v > below  <=>  v >= lo. For lo = 0 only positive
         // values are candidates (BatchTopK keeps positive values).
         let below = if lo > 0.0 { f32::from_bits(lo.to_bits() - 1) } else { 0.0 };
+        let isa = Isa::detect();
         for (r, zr) in z.chunks_exact(d).enumerate() {
             let row_base = (base + r * d) as u64;
             let blocks = d / W;
             for b in 0..blocks {
                 let zc = &zr[b * W..(b + 1) * W];
                 let bc = &bias[b * W..(b + 1) * W];
-                let mut m = mask16_above(zc, bc, below);
+                let mut m = mask16_above(isa, zc, bc, below);
                 while m != 0 {
                     let l = m.trailing_zeros() as usize;
                     m &= m - 1;

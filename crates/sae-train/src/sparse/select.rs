@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use crate::vecops::{mask16_above, simd_dispatch};
+use crate::vecops::{mask16_above, simd_dispatch, Isa};
 
 /// Active latents of every row in CSR form: row r owns `idx[off[r]..off[r+1]]`, values `val[..]`.
 #[derive(Clone, Debug, Default)]
@@ -104,6 +104,7 @@ fn topk_row(z: &[f32], bias: &[f32], k: usize, best: &mut Best) {
     }
     const W: usize = 16;
     let n = z.len().min(bias.len());
+    let isa = Isa::detect();
     let mut thr = 0f32;
     let mut evict = 0usize;
     let mut offer = |best: &mut Best, v: f32, j: usize, thr: &mut f32| {
@@ -123,7 +124,7 @@ fn topk_row(z: &[f32], bias: &[f32], k: usize, best: &mut Best) {
     for b in 0..blocks {
         let zc = &z[b * W..(b + 1) * W];
         let bc = &bias[b * W..(b + 1) * W];
-        let mut m = mask16_above(zc, bc, thr);
+        let mut m = mask16_above(isa, zc, bc, thr);
         while m != 0 {
             let l = m.trailing_zeros() as usize;
             m &= m - 1;
@@ -157,12 +158,13 @@ fn topk_row_above(
 ) -> Option<f32> {
     const W: usize = 16;
     cand.clear();
+    let isa = Isa::detect();
     let n = z.len().min(bias.len());
     let key = |v: f32, j: usize| ((v.to_bits() as u64) << 32) | (u32::MAX - j as u32) as u64;
     let blocks = n / W;
     for b in 0..blocks {
         let (zc, bc) = (&z[b * W..][..W], &bias[b * W..][..W]);
-        let mut m = mask16_above(zc, bc, lo);
+        let mut m = mask16_above(isa, zc, bc, lo);
         while m != 0 {
             let l = m.trailing_zeros() as usize;
             m &= m - 1;

@@ -7,7 +7,7 @@
 use rayon::prelude::*;
 
 use super::select::{RowSets, ROW_BLOCK};
-use crate::vecops::{mask16, simd_dispatch};
+use crate::vecops::{mask16, simd_dispatch, Isa};
 
 /// The threshold rule of a row scan.
 #[derive(Clone, Copy, Debug)]
@@ -39,6 +39,7 @@ simd_dispatch! {
         const W: usize = 16;
         let d = bias.len();
         let lower = rule.lower;
+        let isa = Isa::detect();
         for zr in z.chunks_exact(d) {
             let (n0, w0) = (part.idx.len(), part.widx.len());
             let visit = |j: usize, v: f32, part: &mut Part| match rule.theta {
@@ -60,7 +61,7 @@ simd_dispatch! {
             let blocks = d / W;
             for b in 0..blocks {
                 let (zc, bc, lc) = (&zr[b * W..][..W], &bias[b * W..][..W], &lower[b * W..][..W]);
-                let mut m = mask16(zc, bc, lc);
+                let mut m = mask16(isa, zc, bc, lc);
                 while m != 0 {
                     let l = m.trailing_zeros() as usize;
                     m &= m - 1;
