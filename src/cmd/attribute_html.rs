@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use sae_circuit::{Graph, NodeKind};
+use sae_report::escape_html as esc;
 
 /// Column width and row height of the graph, in px.
 const COL: f64 = 96.0;
@@ -18,22 +19,6 @@ pub struct Section<'a> {
     pub relevance: &'a [f32],
     pub target: String,
     pub graph: Option<&'a Graph>,
-}
-
-/// Escapes text for HTML element content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Blue for positive, red for negative, alpha by |v| / max.

@@ -88,5 +88,6 @@ pub use side::{read_heldout_eval, read_side_files, SideFiles, HELDOUT_EVAL_FILE}
 pub use spliced::{read_spliced_eval, Figure, SplicedEval, SPLICED_EVAL_FILE};
 pub use stream::encode_rows;
 pub use summary::{is_scored, quantile, scored_f1, spearman, summarize, GroupSummary};
+pub use svg::esc as escape_html;
 pub use svg::{esc, Axis, Line, LinePlot, YScale};
 pub use window::UnitBatch;
