@@ -87,13 +87,19 @@ pub fn relevance(
     rules: Rules,
 ) -> Result<Relevance> {
     let mut lin = Linearize::new(rules);
-    let pass = run(
-        model,
-        ids,
-        target,
-        &mut lin,
-        BTreeMap::from([(hook, Leaf::Cut)]),
-    )?;
+    cut_pass(model, ids, hook, target, &mut lin)
+}
+
+/// The forward with `hook` cut into a leaf, and the backward of the target to it, under `lin` (which
+/// records the frozen values, so a caller can replay them).
+fn cut_pass(
+    model: &Model,
+    ids: &[u32],
+    hook: Hook,
+    target: &Target,
+    lin: &mut Linearize,
+) -> Result<Relevance> {
+    let pass = run(model, ids, target, lin, BTreeMap::from([(hook, Leaf::Cut)]))?;
     let grads = pass.m.backward()?;
     let var = &pass.probe.vars[&hook];
     let activation = var.as_tensor().get(0)?;
@@ -144,21 +150,10 @@ pub fn conservation(
         ));
     }
     let mut lin = Linearize::new(Rules::LRP);
-    let pass = run(
-        model,
-        ids,
-        target,
-        &mut lin,
-        BTreeMap::from([(hook, Leaf::Cut)]),
-    )?;
-    let grads = pass.m.backward()?;
-    let var = &pass.probe.vars[&hook];
-    let relevance = match grads.get(var.as_tensor()) {
-        Some(g) => (var.as_tensor() * g)?.sum_all()?.to_scalar::<f32>()? as f64,
-        None => 0.0,
-    };
+    let lrp = cut_pass(model, ids, hook, target, &mut lin)?;
+    let relevance = lrp.per_position.iter().map(|&r| r as f64).sum();
     lin.replay();
-    let zero = var.as_tensor().zeros_like()?;
+    let zero = lrp.activation.unsqueeze(0)?.zeros_like()?;
     let bias = run(
         model,
         ids,
@@ -168,7 +163,7 @@ pub fn conservation(
     )?;
     Ok(Conservation {
         relevance,
-        target: pass.m.to_scalar::<f32>()? as f64,
+        target: lrp.target as f64,
         bias: bias.m.to_scalar::<f32>()? as f64,
     })
 }
