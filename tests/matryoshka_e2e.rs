@@ -9,32 +9,6 @@ use std::path::Path;
 
 use common::{ok, s as p, sae};
 
-/// 256 features in 64 dims firing with probability 0.01, 300k rows (45k held out); with
-/// `hierarchy`, the first 16 features are parents of 4 children each (`--parents 16 --children 4`).
-fn synth(dir: &Path, hierarchy: bool) {
-    let mut args = vec![
-        "synth",
-        "--features",
-        "256",
-        "--dim",
-        "64",
-        "--firing-prob",
-        "0.01",
-        "--samples",
-        "300000",
-        "--eval-frac",
-        "0.15",
-        "--seed",
-        "1",
-        "--out",
-        p(dir),
-    ];
-    if hierarchy {
-        args.extend_from_slice(&["--parents", "16", "--children", "4"]);
-    }
-    ok(sae(&args));
-}
-
 /// Trains a 512-latent SAE for 1000 steps of 1024 rows at peak lr 8e-3 (the BatchTopK e2e
 /// settings of tests/train_e2e.rs) and returns `sae eval --json`.
 fn train_eval(store: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
@@ -78,7 +52,7 @@ fn num(v: &serde_json::Value, key: &str) -> f64 {
 fn matryoshka_recovers_the_features_and_its_prefixes_reconstruct() {
     let tmp = tempfile::tempdir().unwrap();
     let (store, out) = (tmp.path().join("store"), tmp.path().join("sae"));
-    synth(&store, false);
+    common::synth_benchmark(&store, &[]);
     // Inner prefixes weighted 0.05 (configs/matryoshka-batchtopk.toml; measured mmcs 0.993,
     // recovered 0.988): with equal weights the inner prefixes (32 and 128 latents for 256 equally
     // frequent features) learn mixtures of features and mmcs stays near 0.81 (0.986 / 0.977 at 0.1).
@@ -115,7 +89,8 @@ fn matryoshka_recovers_the_features_and_its_prefixes_reconstruct() {
 fn matryoshka_absorbs_less_than_batchtopk() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
-    synth(&store, true);
+    // The first 16 features are parents of 4 children each.
+    common::synth_benchmark(&store, &["--parents", "16", "--children", "4"]);
     // k = 2 under the true L0 (3.2): the budget makes a child's latent that carries its parent's
     // direction worth it (measured: batchtopk 0.45, topk 0.52, matryoshka 0.04).
     let btk = train_eval(

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Output;
 
 use common::{s as p, sae};
@@ -18,36 +17,13 @@ fn ok(o: &Output, what: &str) {
     );
 }
 
-/// 256 features in 64 dims, each firing with probability 0.01 (2.56 per row on average),
-/// 300k rows of which 45k are held out.
-fn synth(dir: &Path) {
-    let o = sae(&[
-        "synth",
-        "--features",
-        "256",
-        "--dim",
-        "64",
-        "--firing-prob",
-        "0.01",
-        "--samples",
-        "300000",
-        "--eval-frac",
-        "0.15",
-        "--seed",
-        "1",
-        "--out",
-        p(dir),
-    ]);
-    ok(&o, "sae synth");
-}
-
 /// Trains a 512-latent SAE for `steps` steps at peak learning rate `lr` and returns
 /// `sae eval --json`. A smaller problem and fewer steps than the README's runs: the tests use a
 /// higher peak lr than the default 2e-3.
 fn train_eval(arch: &str, steps: &str, lr: &str, extra: &[&str]) -> serde_json::Value {
     let tmp = tempfile::tempdir().unwrap();
     let (store, out) = (tmp.path().join("store"), tmp.path().join("sae"));
-    synth(&store);
+    common::synth_benchmark(&store, &[]);
     let mut args = vec![
         "train",
         "--store",

@@ -118,3 +118,28 @@ pub fn kill_when(cfg: &Path, out: &Path, limit_s: u64, ready: impl Fn() -> bool)
 pub fn read(p: PathBuf) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
+
+/// The tests' synthetic benchmark store: 256 features in 64 dims, each firing with probability 0.01
+/// (2.56 per row on average), 300k rows of which 45k are held out, seed 1; `extra` flags appended
+/// (e.g. `--parents 16 --children 4` for hierarchical features).
+pub fn synth_benchmark(dir: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "synth",
+        "--features",
+        "256",
+        "--dim",
+        "64",
+        "--firing-prob",
+        "0.01",
+        "--samples",
+        "300000",
+        "--eval-frac",
+        "0.15",
+        "--seed",
+        "1",
+        "--out",
+        s(dir),
+    ];
+    args.extend_from_slice(extra);
+    ok(sae(&args));
+}
