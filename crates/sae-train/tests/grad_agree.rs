@@ -2,11 +2,14 @@
 //! step (with AuxK on some, all or no dead latents, k from 1 to d_sae, several shapes) to 1e-5
 //! relative, the dense ReLU-L1 / JumpReLU step to 1e-4; and autograd agrees with finite differences.
 
+mod common;
+
+use common::{assert_agree, batchtopk, run, topk};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sae_train::autograd::AutogradStep;
 use sae_train::sparse::{AuxPath, DensityPath, SparseThresholdStep, SparseTopKStep};
-use sae_train::{ArchConfig, Grads, Params, Step, StepContext, StepOutput};
+use sae_train::{ArchConfig, Params, StepContext};
 
 fn random_problem(d_in: usize, d_sae: usize, rows: usize, seed: u64) -> (Params, Vec<f32>) {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -23,50 +26,6 @@ fn random_problem(d_in: usize, d_sae: usize, rows: usize, seed: u64) -> (Params,
         .map(|_| rng.random_range(-1.0..1.0))
         .collect();
     (p, x)
-}
-
-fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
-    let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
-}
-
-/// Runs a step and returns its output with the gradients in the layout of [`Params`].
-fn run(step: &mut dyn Step, x: &[f32], p: &Params, ctx: &StepContext<'_>) -> (StepOutput, Params) {
-    let mut g = Grads::zeros_for(p);
-    // Garbage in the buffer: a step must overwrite every gradient, not accumulate into it.
-    g.w_dec.iter_mut().for_each(|v| *v = f32::NAN);
-    g.w_enc_t.iter_mut().for_each(|v| *v = 7.0);
-    let out = step.run(x, p, ctx, &mut g).unwrap();
-    (out, g.to_params(p.transcoder))
-}
-
-fn assert_agree(
-    reference: &(StepOutput, Params),
-    fast: &(StepOutput, Params),
-    tol: f32,
-    what: &str,
-) {
-    let (r, f) = (&reference.0, &fast.0);
-    let rel = |a: f64, b: f64| (a - b).abs() / a.abs().max(1e-3);
-    assert!(
-        rel(r.loss, f.loss) < tol as f64,
-        "{what}: loss {} vs {}",
-        r.loss,
-        f.loss
-    );
-    assert!(
-        rel(r.aux, f.aux) < tol as f64,
-        "{what}: aux {} vs {}",
-        r.aux,
-        f.aux
-    );
-    assert_eq!(r.fired, f.fired, "{what}: fired");
-    assert_eq!(r.l0, f.l0, "{what}: l0");
-    assert_eq!(r.min_kept, f.min_kept, "{what}: min_kept");
-    for ((name, a), (_, b)) in reference.1.buffers().into_iter().zip(fast.1.buffers()) {
-        let d = max_rel_diff(a, b);
-        assert!(d < tol, "{what}: {name}: relative difference {d}");
-    }
 }
 
 /// Sparse TopK-family step against candle autograd on one random problem.
@@ -104,23 +63,6 @@ fn compare_sparse(arch: ArchConfig, shape: (usize, usize, usize), dead: &[bool],
         // A second step on the same workspace gives the same result (buffers are reused).
         let again = run(&mut step, &x, &p, &ctx);
         assert_eq!(fast.1, again.1, "{what} {path:?}: reused workspace");
-    }
-}
-
-fn topk(k: usize) -> ArchConfig {
-    ArchConfig::TopK {
-        k,
-        auxk_coef: 1.0 / 32.0,
-        k_aux: None,
-    }
-}
-
-fn batchtopk(k: usize) -> ArchConfig {
-    ArchConfig::BatchTopK {
-        k,
-        auxk_coef: 1.0 / 32.0,
-        k_aux: None,
-        threshold_ema: 0.99,
     }
 }
 

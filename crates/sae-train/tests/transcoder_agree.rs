@@ -6,13 +6,16 @@
 //! transcoders (the dense GEMM step, which the threshold step hands them to) agree to 1e-4, as the
 //! autoencoders' dense step does (tests/grad_agree.rs).
 
+mod common;
+
+use common::{assert_agree, batchtopk, run, topk};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sae_train::autograd::AutogradStep;
 use sae_train::dense_step::DenseStep;
 use sae_train::params::TranscoderInit;
 use sae_train::sparse::{AuxPath, DensityPath, SparseThresholdStep, SparseTopKStep};
-use sae_train::{ArchConfig, Grads, Params, Step, StepContext, StepOutput};
+use sae_train::{ArchConfig, Params, StepContext};
 
 /// Shape of one problem.
 #[derive(Clone, Copy, Debug)]
@@ -48,75 +51,6 @@ fn problem(s: Shape, skip: bool, seed: u64) -> (Params, Vec<f32>, Vec<f32>) {
     (p, x, y)
 }
 
-fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
-    let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
-}
-
-fn run(step: &mut dyn Step, x: &[f32], p: &Params, ctx: &StepContext<'_>) -> (StepOutput, Params) {
-    let mut g = Grads::zeros_for(p);
-    // Garbage in the buffers: a step must overwrite every gradient.
-    g.w_dec.iter_mut().for_each(|v| *v = f32::NAN);
-    g.b_dec.iter_mut().for_each(|v| *v = f32::NAN);
-    if let Some(w) = g.w_skip.as_mut() {
-        w.iter_mut().for_each(|v| *v = f32::NAN);
-    }
-    let out = step.run(x, p, ctx, &mut g).unwrap();
-    (out, g.to_params(true))
-}
-
-fn assert_agree(r: &(StepOutput, Params), f: &(StepOutput, Params), what: &str) {
-    assert_agree_to(r, f, 1e-5, what);
-}
-
-fn assert_agree_to(r: &(StepOutput, Params), f: &(StepOutput, Params), tol: f32, what: &str) {
-    let rel = |a: f64, b: f64| (a - b).abs() / a.abs().max(1e-3);
-    let t = tol as f64;
-    assert!(
-        rel(r.0.loss, f.0.loss) < t,
-        "{what}: loss {} vs {}",
-        r.0.loss,
-        f.0.loss
-    );
-    assert!(
-        rel(r.0.aux, f.0.aux) < t,
-        "{what}: aux {} vs {}",
-        r.0.aux,
-        f.0.aux
-    );
-    assert!(
-        rel(r.0.fvu, f.0.fvu) < t,
-        "{what}: fvu {} vs {}",
-        r.0.fvu,
-        f.0.fvu
-    );
-    assert_eq!(r.0.fired, f.0.fired, "{what}: fired");
-    assert_eq!(r.0.min_kept, f.0.min_kept, "{what}: min_kept");
-    let (rb, fb) = (r.1.buffers(), f.1.buffers());
-    assert_eq!(rb.len(), fb.len(), "{what}: the same parameters");
-    for ((name, a), (_, b)) in rb.into_iter().zip(fb) {
-        let d = max_rel_diff(a, b);
-        assert!(d < tol, "{what}: {name}: relative difference {d}");
-    }
-}
-
-fn topk(k: usize) -> ArchConfig {
-    ArchConfig::TopK {
-        k,
-        auxk_coef: 1.0 / 32.0,
-        k_aux: None,
-    }
-}
-
-fn batchtopk(k: usize) -> ArchConfig {
-    ArchConfig::BatchTopK {
-        k,
-        auxk_coef: 1.0 / 32.0,
-        k_aux: None,
-        threshold_ema: 0.99,
-    }
-}
-
 fn compare(arch: ArchConfig, s: Shape, skip: bool, dead: &[bool], k_aux: usize) {
     let (p, x, y) = problem(s, skip, 5 + s.d_sae as u64 + s.d_out as u64);
     let ctx = StepContext {
@@ -144,7 +78,7 @@ fn compare(arch: ArchConfig, s: Shape, skip: bool, dead: &[bool], k_aux: usize) 
     for path in [AuxPath::Sparse, AuxPath::Dense, AuxPath::Auto] {
         let mut step = SparseTopKStep::new(arch.clone(), k_aux).with_aux_path(path);
         let fast = run(&mut step, &x, &p, &ctx);
-        assert_agree(&reference, &fast, &format!("{what} {path:?}"));
+        assert_agree(&reference, &fast, 1e-5, &format!("{what} {path:?}"));
         let again = run(&mut step, &x, &p, &ctx);
         assert_eq!(fast.1, again.1, "{what} {path:?}: reused workspace");
     }
@@ -293,11 +227,11 @@ fn threshold_transcoders_match_autograd() {
                 reference.0.l0
             );
             let dense = run(&mut DenseStep { arch: arch.clone() }, &x, &p, &ctx);
-            assert_agree_to(&reference, &dense, 1e-4, &format!("{what} dense"));
+            assert_agree(&reference, &dense, 1e-4, &format!("{what} dense"));
             for path in [DensityPath::Sparse, DensityPath::Dense, DensityPath::Auto] {
                 let mut step = SparseThresholdStep::new(arch.clone()).with_path(path);
                 let fast = run(&mut step, &x, &p, &ctx);
-                assert_agree_to(&reference, &fast, 1e-4, &format!("{what} {path:?}"));
+                assert_agree(&reference, &fast, 1e-4, &format!("{what} {path:?}"));
             }
             if thr {
                 let g = reference.1.log_threshold.as_ref().unwrap();
