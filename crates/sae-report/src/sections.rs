@@ -182,6 +182,10 @@ pub fn spliced_section(r: &Report) -> String {
         r#"<section class="{class}" id="spliced-eval"><h2>Inside the model: the SAE spliced in</h2>"#
     );
     let Some(e) = &r.spliced_eval else {
+        if r.sae.is_transcoder() {
+            s.push_str(r#"<p class="muted" id="no-spliced-eval">A transcoder is not spliced into the model here (<code>sae eval --model</code> takes SAEs only); its figures against the target store are in the reconstruction section.</p></section>"#);
+            return s;
+        }
         let _ = write!(
             s,
             r#"<p class="muted" id="no-spliced-eval">No {SPLICED_EVAL_FILE} in the SAE folder: <code>sae eval --model M --sae {} --corpus FILE</code> measures the next-token loss with the SAE in the model.</p>"#,
@@ -216,7 +220,42 @@ fn spliced_meta(e: &SplicedEval) -> String {
     )
 }
 
-/// The held-out reconstruction section (from eval.json), empty when the SAE folder has none.
+/// A transcoder's line: "transcoder: IN -> OUT", where the report's parts read from; empty for
+/// an autoencoder.
+pub fn transcoder_section(r: &Report) -> String {
+    let Some(line) = r.sae.transcoder_line() else {
+        return String::new();
+    };
+    let out = r.sae.hook_name_out.as_deref().unwrap_or("the output hook");
+    format!(
+        r#"<section class="wide" id="transcoder"><p><strong id="transcoder-line">{}</strong> (d_in {}, d_out {}). Contexts, explanations and scores read the input store; the decoder rows, and so the logit lens, live in the space of {}; reconstruction figures compare the output with the target store's rows.</p></section>"#,
+        esc(&line),
+        r.sae.d_in,
+        r.sae.d_out.unwrap_or(0),
+        esc(out)
+    )
+}
+
+/// Where the reconstruction figures come from, in words.
+fn heldout_source(r: &Report) -> String {
+    match (&r.target, r.sae.transcoder_line()) {
+        (Some(t), Some(line)) => format!(
+            r#"<p class="muted" id="heldout-target">{}: the output compared with the target store {} ({}), on the {} held-out rows, as <code>sae eval --target-store</code> computes it.</p>"#,
+            esc(&line),
+            esc(&t.store),
+            esc(t.hook.as_deref().unwrap_or("?")),
+            t.eval_rows
+        ),
+        (None, Some(line)) => format!(
+            r#"<p class="muted" id="heldout-target">{}: from the SAE folder's eval.json (computed by <code>sae eval --target-store</code>), not recomputed here.</p>"#,
+            esc(&line)
+        ),
+        _ => String::new(),
+    }
+}
+
+/// The held-out reconstruction section (from eval.json, or for a transcoder computed against its
+/// target store), empty when there are no figures.
 pub fn heldout_section(r: &Report) -> String {
     let Some(m) = &r.heldout_eval else {
         return String::new();
@@ -255,9 +294,10 @@ pub fn heldout_section(r: &Report) -> String {
             "true features with a decoder cosine > 0.9 (ground truth)",
         ),
     ];
-    let mut s = String::from(
-        r#"<section id="heldout-eval"><h2>Reconstruction on held-out rows</h2><table id="heldout-table"><tr><th>figure</th><th class="num">value</th><th>meaning</th></tr>"#,
-    );
+    let mut s =
+        String::from(r#"<section id="heldout-eval"><h2>Reconstruction on held-out rows</h2>"#);
+    s.push_str(&heldout_source(r));
+    s.push_str(r#"<table id="heldout-table"><tr><th>figure</th><th class="num">value</th><th>meaning</th></tr>"#);
     for (name, value, meaning) in rows {
         if let Some(v) = value {
             let _ = write!(

@@ -176,6 +176,8 @@ fn report(path: &str, training: Option<TrainingCurves>, eval: Option<SplicedEval
             architecture: "topk".into(),
             model_name: None,
             hook_name: Some("blocks.3.hook_resid_post".into()),
+            d_out: None,
+            hook_name_out: None,
         },
         settings: ReportSettings::default(),
         comparisons: vec![],
@@ -184,6 +186,7 @@ fn report(path: &str, training: Option<TrainingCurves>, eval: Option<SplicedEval
         training,
         spliced_eval: eval,
         heldout_eval: None,
+        target: None,
         notes: vec![],
     }
 }
