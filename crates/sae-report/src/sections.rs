@@ -260,12 +260,19 @@ pub fn heldout_section(r: &Report) -> String {
     let Some(m) = &r.heldout_eval else {
         return String::new();
     };
-    let rows = [
-        (
-            "fvu",
-            Some(m.fvu),
-            "fraction of variance unexplained: ||x - x_hat||^2 / ||x - mean||^2 (0 = perfect)",
+    // A transcoder's output y_hat is compared with the target rows y, an SAE's with its input x.
+    let (fvu, l2) = match r.sae.is_transcoder() {
+        true => (
+            "fraction of variance unexplained: ||y - y_hat||^2 / ||y - mean||^2 over the target rows y (0 = perfect)",
+            "mean ||y_hat|| / ||y|| (1 = no shrinkage)",
         ),
+        false => (
+            "fraction of variance unexplained: ||x - x_hat||^2 / ||x - mean||^2 (0 = perfect)",
+            "mean ||x_hat|| / ||x|| (1 = no shrinkage)",
+        ),
+    };
+    let rows = [
+        ("fvu", Some(m.fvu), fvu),
         ("l0", Some(m.l0), "active latents per row"),
         (
             "dead_frac",
@@ -277,11 +284,7 @@ pub fn heldout_section(r: &Report) -> String {
             Some(m.dense_frac),
             "fraction of latents firing on more than 10% of the rows",
         ),
-        (
-            "l2_ratio",
-            Some(m.l2_ratio),
-            "mean ||x_hat|| / ||x|| (1 = no shrinkage)",
-        ),
+        ("l2_ratio", Some(m.l2_ratio), l2),
         ("mse", Some(m.mse), "mean squared error per element"),
         (
             "mmcs",
