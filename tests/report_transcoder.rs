@@ -6,237 +6,26 @@
 //! LayerNorm weight times the unembedding (read from the model's safetensors); the report's fvu
 //! equals `sae eval --target-store`'s; report.json and index.html name both hooks.
 
-mod browser;
 mod common;
+mod report_transcoder_common;
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
 use common::{ok, one_line_error, s, sae};
-
-const IN: &str = "blocks.1.ln2.hook_normalized";
-const OUT: &str = "blocks.1.hook_mlp_out";
-const POST: &str = "blocks.1.mlp.hook_post";
-/// Another hook of the model's width, for the mismatch check.
-const OTHER: &str = "blocks.0.hook_mlp_out";
-const D_SAE: usize = 48;
-
-struct Fixture {
-    dir: tempfile::TempDir,
-    model: PathBuf,
-    harvest: PathBuf,
-    tc: PathBuf,
-}
-
-impl Fixture {
-    fn store(&self, hook: &str) -> PathBuf {
-        self.harvest.join(hook)
-    }
-}
-
-/// The tiny GPT-2 fixture copied with a word-level tokenizer: words w0..w59, [UNK] = 60.
-fn gpt2_with_tokenizer(dir: &Path) {
-    let src = common::repo().join("tests/fixtures/parity/gpt2");
-    std::fs::create_dir_all(dir).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(src.join(f), dir.join(f)).unwrap();
-    }
-    let vocab: serde_json::Map<String, serde_json::Value> = (0..60)
-        .map(|i| (format!("w{i}"), serde_json::json!(i)))
-        .chain([("[UNK]".to_string(), serde_json::json!(60))])
-        .collect();
-    let tok = serde_json::json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
-        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
-        "decoder": null,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
-    });
-    std::fs::write(dir.join("tokenizer.json"), tok.to_string()).unwrap();
-}
-
-/// 60 documents of 50 words w0..w59 (a fixed LCG), one .txt file each.
-fn corpus(dir: &Path) -> PathBuf {
-    let c = dir.join("corpus");
-    std::fs::create_dir_all(&c).unwrap();
-    let mut state = 7u64;
-    for d in 0..60 {
-        let words: Vec<String> = (0..50)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                format!("w{}", (state >> 33) % 60)
-            })
-            .collect();
-        std::fs::write(c.join(format!("d{d:02}.txt")), words.join(" ")).unwrap();
-    }
-    c
-}
-
-/// Harvest the four hooks, train a BatchTopK transcoder IN -> OUT (saved as jumprelu_transcoder).
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("gpt2");
-    gpt2_with_tokenizer(&model);
-    let corpus = corpus(dir.path());
-    let harvest = dir.path().join("acts");
-    ok(sae(&[
-        "harvest",
-        "--model",
-        s(&model),
-        "--hook",
-        IN,
-        "--hook",
-        OUT,
-        "--hook",
-        POST,
-        "--hook",
-        OTHER,
-        "--corpus",
-        s(&corpus),
-        "--out",
-        s(&harvest),
-        "--ctx-len",
-        "32",
-        "--no-bos",
-        "--eval-frac",
-        "0.2",
-        "--shard-rows",
-        "1024",
-    ]));
-    let tc = dir.path().join("tc");
-    let (x, y) = (harvest.join(IN), harvest.join(OUT));
-    ok(sae(&[
-        "train",
-        "--store",
-        s(&x),
-        "--target-store",
-        s(&y),
-        "--out",
-        s(&tc),
-        "--arch",
-        "batchtopk",
-        "--k",
-        "4",
-        "--d-sae",
-        "48",
-        "--steps",
-        "150",
-        "--batch",
-        "128",
-        "--lr",
-        "4e-3",
-    ]));
-    Fixture {
-        dir,
-        model,
-        harvest,
-        tc,
-    }
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-/// A tensor of a safetensors file as (values, shape).
-fn tensor(file: &Path, name: &str) -> (Vec<f32>, Vec<usize>) {
-    let map = candle_core::safetensors::load(file, &Device::Cpu).unwrap();
-    let t: &Tensor = map
-        .get(name)
-        .unwrap_or_else(|| panic!("{name} not in {}", file.display()));
-    let shape = t.dims().to_vec();
-    (t.flatten_all().unwrap().to_vec1::<f32>().unwrap(), shape)
-}
-
-/// The lens by hand: logits[j][t] = sum_i W_dec[j, i] * ln_f.weight[i] * wte[t, i] (GPT-2 ties
-/// the unembedding to the token embedding), from the two weight files.
-fn lens_by_hand(tc: &Path, model: &Path) -> Vec<Vec<f64>> {
-    let (w_dec, ws) = tensor(&tc.join("sae_weights.safetensors"), "W_dec");
-    let file = model.join("model.safetensors");
-    let names: Vec<String> = candle_core::safetensors::load(&file, &Device::Cpu)
-        .unwrap()
-        .into_keys()
-        .collect();
-    let find = |suffix: &str| names.iter().find(|n| n.ends_with(suffix)).unwrap().clone();
-    let (g, _) = tensor(&file, &find("ln_f.weight"));
-    let (wte, es) = tensor(&file, &find("wte.weight"));
-    let d = ws[1];
-    assert_eq!((ws[0], d, es[1]), (D_SAE, 16, 16));
-    (0..ws[0])
-        .map(|j| {
-            (0..es[0])
-                .map(|t| {
-                    (0..d)
-                        .map(|i| w_dec[j * d + i] as f64 * g[i] as f64 * wte[t * d + i] as f64)
-                        .sum()
-                })
-                .collect()
-        })
-        .collect()
-}
-
-/// Each listed (token, logit) is the token's logit by hand, and the list holds the k most extreme.
-fn check_effects(list: &serde_json::Value, by_hand: &[f64], largest: bool, j: usize) {
-    let list = list.as_array().unwrap();
-    assert_eq!(list.len(), 10, "latent {j}");
-    let mut sorted = by_hand.to_vec();
-    sorted.sort_by(|a, b| {
-        if largest {
-            b.total_cmp(a)
-        } else {
-            a.total_cmp(b)
-        }
-    });
-    for (k, pair) in list.iter().enumerate() {
-        let (t, v) = (
-            pair[0].as_u64().unwrap() as usize,
-            pair[1].as_f64().unwrap(),
-        );
-        let tol = 1e-4 * by_hand[t].abs().max(1e-3);
-        assert!(
-            (by_hand[t] - v).abs() <= tol,
-            "latent {j} token {t}: {v} vs {}",
-            by_hand[t]
-        );
-        assert!(
-            (sorted[k] - v).abs() <= tol,
-            "latent {j} rank {k}: {v} vs {}",
-            sorted[k]
-        );
-    }
-}
-
-fn report_args<'a>(f: &'a Fixture, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
-        "report",
-        "--sae",
-        s(&f.tc),
-        "--model",
-        s(&f.model),
-        "--out",
-        s(out),
-    ];
-    v.extend_from_slice(extra);
-    v
-}
+use report_transcoder_common::*;
 
 #[test]
 fn transcoder_report_names_both_hooks_lens_on_the_output_side_fvu_against_the_target() {
     let f = fixture();
     let out = f.dir.path().join("report");
     let (x, y, n) = (f.store(IN), f.store(OUT), f.store(POST));
-    let extra = [
-        "--store",
+    let extra = format!(
+        "--store {} --target-store {} --neurons {} --top 3",
         s(&x),
-        "--target-store",
         s(&y),
-        "--neurons",
-        s(&n),
-        "--top",
-        "3",
-    ];
-    let o = ok(sae(&report_args(&f, &out, &extra)));
+        s(&n)
+    );
+    let o = ok(report(&f, &f.tc, &out, extra));
     let stdout = String::from_utf8_lossy(&o.stdout);
     let line = format!("transcoder: {IN} -> {OUT}");
     assert!(
@@ -274,27 +63,15 @@ fn transcoder_report_names_both_hooks_lens_on_the_output_side_fvu_against_the_ta
     assert_eq!(r["groups"][2]["units"].as_array().unwrap().len(), 64);
 
     // The logit lens reads the decoder rows in hook_mlp_out's space.
-    let by_hand = lens_by_hand(&f.tc, &f.model);
-    let logits = latents["logits"]
-        .as_array()
-        .expect("a logit lens on hook_mlp_out");
-    assert_eq!(logits.len(), D_SAE);
-    for (j, e) in logits.iter().enumerate() {
-        check_effects(&e["promoted"], &by_hand[j], true, j);
-        check_effects(&e["suppressed"], &by_hand[j], false, j);
-    }
+    check_lens(&latents["logits"], &f.tc, &f.model);
 
     // fvu and the rest against the target, exactly as `sae eval --target-store` gives them.
-    let ev = ok(sae(&[
-        "eval",
-        "--sae",
+    let ev = run(format!(
+        "eval --sae {} --store {} --target-store {} --json",
         s(&f.tc),
-        "--store",
         s(&x),
-        "--target-store",
-        s(&y),
-        "--json",
-    ]));
+        s(&y)
+    ));
     let ev: serde_json::Value = serde_json::from_slice(&ev.stdout).unwrap();
     let h = &r["heldout_eval"];
     for key in ["fvu", "mse", "l0", "dead_frac", "l2_ratio"] {
@@ -350,11 +127,8 @@ fn without_a_target_the_report_says_so_and_bad_targets_or_hooks_are_refused() {
     let out = f.dir.path().join("report");
     let x = f.store(IN);
     // No target store: no reconstruction figures, and a note saying how to get them.
-    let o = ok(sae(&report_args(
-        &f,
-        &out,
-        &["--store", s(&x), "--max-rows", "400"],
-    )));
+    let few = format!("--store {} --max-rows 400", s(&x));
+    let o = ok(report(&f, &f.tc, &out, few.clone()));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("pass --target-store DIR"), "{stderr}");
     let r = json(&out.join("report.json"));
@@ -383,9 +157,7 @@ fn without_a_target_the_report_says_so_and_bad_targets_or_hooks_are_refused() {
     // An output hook outside the residual stream: the lens is skipped with a note.
     let odd = with_output_hook(&f, "tc-odd", "blocks.1.ln2.hook_normalized");
     let out2 = f.dir.path().join("report-odd");
-    let mut args = report_args(&f, &out2, &["--store", s(&x), "--max-rows", "400"]);
-    args[2] = s(&odd);
-    let o = ok(sae(&args));
+    let o = ok(report(&f, &odd, &out2, few));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not in the residual stream"));
     let r = json(&out2.join("report.json"));
     assert!(r["groups"][0]["logits"].is_null());
@@ -397,105 +169,28 @@ fn without_a_target_the_report_says_so_and_bad_targets_or_hooks_are_refused() {
 
     // Bad targets: one clear line each, nothing written.
     let bad = f.dir.path().join("bad");
-    let check = |sae_dir: &Path, target: &Path, extra: &[&str], needle: &str| {
-        let mut a = report_args(&f, &bad, &["--store", s(&x), "--target-store", s(target)]);
-        a[2] = s(sae_dir);
-        a.extend_from_slice(extra);
-        let err = one_line_error(&sae(&a));
+    let check = |sae_dir: &Path, target: &Path, extra: &str, needle: &str| {
+        let extra = format!("--store {} --target-store {} {extra}", s(&x), s(target));
+        let err = one_line_error(&report(&f, sae_dir, &bad, extra));
         assert!(err.contains(needle), "{needle:?} not in {err}");
     };
-    check(&f.tc, &f.store(POST), &[], "d_out = 16");
-    check(&f.tc, &f.store(OTHER), &[], "different hook points");
+    check(&f.tc, &f.store(POST), "", "d_out = 16");
+    check(&f.tc, &f.store(OTHER), "", "different hook points");
+    let untrained = "--control untrained";
     check(
         &f.tc,
         &f.store(OUT),
-        &["--control", "untrained"],
+        untrained,
         "not supported for transcoders",
     );
     let plain = f.dir.path().join("plain");
-    ok(sae(&[
-        "train",
-        "--store",
+    run(format!(
+        "train --store {} --out {} --arch topk --k 4 --d-sae 32 --steps 20 --batch 64",
         s(&x),
-        "--out",
-        s(&plain),
-        "--arch",
-        "topk",
-        "--k",
-        "4",
-        "--d-sae",
-        "32",
-        "--steps",
-        "20",
-        "--batch",
-        "64",
-    ]));
-    check(&plain, &f.store(OUT), &[], "is for transcoders");
+        s(&plain)
+    ));
+    check(&plain, &f.store(OUT), "", "is for transcoders");
     assert!(!bad.exists(), "a refused report writes nothing");
-}
-
-#[test]
-fn dashboard_header_and_card_say_transcoder_in_a_browser() {
-    let f = fixture();
-    let out = f.dir.path().join("report");
-    let (x, y) = (f.store(IN), f.store(OUT));
-    ok(sae(&report_args(
-        &f,
-        &out,
-        &[
-            "--store",
-            s(&x),
-            "--target-store",
-            s(&y),
-            "--max-rows",
-            "400",
-        ],
-    )));
-    let index = out.join("index.html").canonicalize().unwrap();
-    let dom = browser::dump_dom(&format!("file://{}#latents/0", index.display()));
-    assert!(
-        dom.contains("data-rendered=\"true\""),
-        "page script did not finish:\n{dom}"
-    );
-    let title = dom
-        .split("id=\"title\">")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap();
-    assert!(
-        title.starts_with("Transcoder report: 48 latents"),
-        "{title}"
-    );
-    let meta = dom
-        .split("id=\"meta\">")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap();
-    assert!(
-        meta.contains(&format!("transcoder: {IN} -&gt; {OUT}")) && meta.contains("d_out 16"),
-        "{meta}"
-    );
-    let card = dom
-        .split("id=\"unit-title\">")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap();
-    assert!(
-        card.contains(&format!("transcoder: {IN} -&gt; {OUT} #0")),
-        "{card}"
-    );
-    assert!(
-        dom.contains(&format!(
-            "Logit lens of the decoder row (in the space of {OUT})"
-        )),
-        "no lens on the card"
-    );
 }
 
 /// A transcoder whose input is wider than its output (the layer's 64 MLP neurons ->
@@ -505,54 +200,19 @@ fn the_lens_reads_rows_of_the_output_width() {
     let f = fixture();
     let (n, y) = (f.store(POST), f.store(OUT));
     let tc = f.dir.path().join("tc-wide");
-    ok(sae(&[
-        "train",
-        "--store",
+    run(format!(
+        "train --store {} --target-store {} --out {} --arch batchtopk --k 4 --d-sae 48 --steps 60 --batch 128 --lr 4e-3",
         s(&n),
-        "--target-store",
         s(&y),
-        "--out",
-        s(&tc),
-        "--arch",
-        "batchtopk",
-        "--k",
-        "4",
-        "--d-sae",
-        "48",
-        "--steps",
-        "60",
-        "--batch",
-        "128",
-        "--lr",
-        "4e-3",
-    ]));
+        s(&tc)
+    ));
     let out = f.dir.path().join("report");
-    let mut args = report_args(
-        &f,
-        &out,
-        &[
-            "--store",
-            s(&n),
-            "--target-store",
-            s(&y),
-            "--max-rows",
-            "400",
-        ],
-    );
-    args[2] = s(&tc);
-    ok(sae(&args));
+    let extra = format!("--store {} --target-store {} --max-rows 400", s(&n), s(&y));
+    ok(report(&f, &tc, &out, extra));
     let r = json(&out.join("report.json"));
     assert_eq!(
         (r["sae"]["d_in"].as_u64(), r["sae"]["d_out"].as_u64()),
         (Some(64), Some(16))
     );
-    let by_hand = lens_by_hand(&tc, &f.model);
-    let logits = r["groups"][0]["logits"]
-        .as_array()
-        .expect("a lens on hook_mlp_out");
-    assert_eq!(logits.len(), D_SAE);
-    for (j, e) in logits.iter().enumerate() {
-        check_effects(&e["promoted"], &by_hand[j], true, j);
-        check_effects(&e["suppressed"], &by_hand[j], false, j);
-    }
+    check_lens(&r["groups"][0]["logits"], &tc, &f.model);
 }
