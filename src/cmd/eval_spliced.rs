@@ -177,16 +177,28 @@ fn splice_site(a: &SplicedArgs, model: &Model, sae: &Sae, name: &str) -> anyhow:
 const HOOK_NAME_OUT: &str = "hook_name_out";
 
 fn print_spliced(m: &SplicedMetrics) {
-    match &m.hook_out {
-        Some(out) => println!(
-            "Transcoder spliced into {} from {} to {} over {} positions",
-            m.model, m.hook, out, m.tokens
-        ),
-        None => println!(
-            "SAE spliced into {} at {} over {} positions",
-            m.model, m.hook, m.tokens
-        ),
-    }
+    let (what, zeroed) = match &m.hook_out {
+        Some(out) => {
+            println!(
+                "Transcoder spliced into {} from {} to {} over {} positions",
+                m.model, m.hook, out, m.tokens
+            );
+            (
+                "... with the transcoder's prediction in place of the output hook",
+                "... with the output hook zero-ablated",
+            )
+        }
+        None => {
+            println!(
+                "SAE spliced into {} at {} over {} positions",
+                m.model, m.hook, m.tokens
+            );
+            (
+                "... with the SAE's reconstruction spliced in",
+                "... with the activation zero-ablated",
+            )
+        }
+    };
     let opt = |v: Option<f64>| v.unwrap_or(f64::NAN);
     let lines = [
         (
@@ -194,12 +206,8 @@ fn print_spliced(m: &SplicedMetrics) {
             m.ce_clean,
             "next-token CE of the clean model (nats)",
         ),
-        (
-            "ce_sae",
-            m.ce_sae,
-            "... with the SAE's reconstruction spliced in",
-        ),
-        ("ce_zero", m.ce_zero, "... with the activation zero-ablated"),
+        ("ce_sae", m.ce_sae, what),
+        ("ce_zero", m.ce_zero, zeroed),
         (
             "ce_loss_recovered",
             opt(m.ce_loss_recovered),
