@@ -8,8 +8,8 @@ mod common;
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
-use common::{close, fixture, ids, load};
-use sae_lm::{Hook, HookPoint, HookSink, Model, Packed, RowSink};
+use common::{close, fixture, ids, load, reference_ce, CaptureThenWrite};
+use sae_lm::{Hook, HookPoint, Packed, RowSink};
 use sae_model::{Activation, Sae, SaeConfig};
 use sae_splice::{cross_entropy, score_batch, Site};
 
@@ -126,58 +126,6 @@ fn random_skip_transcoder(d: usize) -> Sae {
     );
     let skip = uniform(&[d, d], 0.2, &mut seed);
     transcoder(Activation::TopK { k: 3 }, enc, dec, Some(skip))
-}
-
-type Edit = Box<dyn Fn(&Tensor) -> Tensor>;
-
-/// The test's own splice on the candle reference path: captures `read`'s tensor [1, t, d] and writes
-/// `f(captured)` over `write`'s, keeping position 0's own value when `keep_first`.
-struct CaptureThenWrite {
-    read: Hook,
-    write: Hook,
-    f: Edit,
-    keep_first: bool,
-    held: Option<Tensor>,
-}
-
-impl HookSink for CaptureThenWrite {
-    fn wants(&self, h: Hook) -> bool {
-        h == self.read || h == self.write
-    }
-    fn last_layer(&self) -> Option<usize> {
-        Some(self.write.layer)
-    }
-    fn put(&mut self, _: Hook, _: &Tensor) -> sae_lm::Result<()> {
-        Ok(())
-    }
-    fn edit(&mut self, h: Hook, x: &Tensor) -> sae_lm::Result<Option<Tensor>> {
-        if h == self.read {
-            self.held = Some(x.clone());
-        }
-        if h != self.write {
-            return Ok(None);
-        }
-        let new = (self.f)(self.held.as_ref().expect("read before write"));
-        let (_, t, _) = x.dims3()?;
-        let mut m = vec![1.0f32; t];
-        if self.keep_first {
-            m[0] = 0.0;
-        }
-        let m = Tensor::from_vec(m, (1, t, 1), &Device::Cpu)?;
-        Ok(Some(
-            (new.broadcast_mul(&m)? + x.broadcast_mul(&(1.0 - &m)?)?)?,
-        ))
-    }
-}
-
-/// Summed next-token CE at positions `from..n-1` of the reference forward under `sink`.
-fn reference_ce(model: &Model, ids: &[u32], sink: &mut dyn HookSink, from: usize) -> f64 {
-    let input = Tensor::from_vec(ids.to_vec(), (1, ids.len()), &Device::Cpu).unwrap();
-    let logits = model.logits_reference(&input, sink).unwrap();
-    let rows: Vec<Vec<f32>> = logits.squeeze(0).unwrap().to_vec2().unwrap();
-    (from..ids.len() - 1)
-        .map(|i| cross_entropy(&rows[i], ids[i + 1]))
-        .sum()
 }
 
 /// Writes fixed rows over one hook's on the fast path.
