@@ -9,7 +9,8 @@ use sae_model::{evaluate_report, EvalReport, Sae};
 use sae_store::{Split, Store};
 
 /// Evaluate an SAE: on the held-out (eval) split of an activation store (`--store`), or spliced into
-/// its model over a corpus (`--model ... --corpus ...`: CE loss recovered, delta LM loss, KL).
+/// its model over a corpus (`--model ... --corpus ...`: CE loss recovered, delta LM loss, KL; a
+/// transcoder's prediction replaces its output hook).
 #[derive(clap::Args)]
 pub struct Args {
     /// SAE folder (ours, SAELens or sparsify), or a folder of one SAE per hook with --hook
@@ -42,12 +43,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("loading SAE {}", args.sae.display()))?;
     let sae = Sae::load(&sae_dir).with_context(|| format!("loading SAE {}", sae_dir.display()))?;
     let Some(store_dir) = &args.store else {
-        anyhow::ensure!(
-            !sae.cfg.is_transcoder(),
-            "{} is a {}: splicing a transcoder into the model is not supported; evaluate it on stores with --store and --target",
-            sae_dir.display(),
-            sae.kind()
-        );
         return super::eval_spliced::run(&args.spliced, &sae, &sae_dir, args.json);
     };
     let store =

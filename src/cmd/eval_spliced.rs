@@ -1,6 +1,7 @@
 //! `sae eval --model M --corpus FILE`: the SAE spliced into its model. Three forward passes per batch
 //! (clean, reconstruction, zero ablation) -> CE loss recovered, delta LM loss, KL; written to
-//! `SAE/eval_spliced.json` for the dashboard.
+//! `SAE/eval_spliced.json` for the dashboard. A transcoder reads its input hook and replaces its output
+//! hook (metadata.hook_name_out); the zero ablation zeroes the output hook.
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use sae_lm::{Model, ModelSpec, TextTokenizer};
 use sae_model::Sae;
-use sae_splice::{spliced_eval, SplicedConfig, SplicedMetrics, SplicedProgress};
+use sae_splice::{spliced_eval, Site, SplicedConfig, SplicedMetrics, SplicedProgress};
 
 /// The file the spliced evaluation writes into the SAE folder.
 pub const SPLICED_FILE: &str = "eval_spliced.json";
@@ -36,6 +37,10 @@ pub struct SplicedArgs {
     /// (sparsify's layout), also the subfolder to read (with or without --model).
     #[arg(long)]
     pub(crate) hook: Option<String>,
+    /// For a transcoder: the hook whose activation its prediction replaces (default: the
+    /// transcoder's metadata.hook_name_out), after --hook in the forward pass.
+    #[arg(long, requires = "model")]
+    hook_out: Option<String>,
     /// Tokens per context (default: the SAE's context_size, else 128).
     #[arg(long, requires = "model")]
     ctx_len: Option<usize>,
@@ -97,15 +102,9 @@ pub fn run_loaded(
 ) -> anyhow::Result<()> {
     let (name, model, tok) = (lm.name.as_str(), &lm.model, &lm.tok);
     let meta = &sae.cfg.metadata;
-    let hook_name =
-        a.hook.clone().or_else(|| meta.hook_name.clone()).context(
-            "the SAE names no hook (hook_name in cfg.json); give --hook blocks.N.hook_...",
-        )?;
-    let hook = model
-        .hook(&hook_name)
-        .with_context(|| format!("cannot splice at `{hook_name}` in `{name}`"))?;
+    let site = splice_site(a, model, sae, name)?;
     let cfg = SplicedConfig {
-        hook,
+        site,
         ctx_len: a.ctx_len.or(meta.context_size).unwrap_or(128),
         batch_tokens: a.batch_tokens,
         max_tokens: (a.max_tokens > 0).then_some(a.max_tokens),
@@ -127,7 +126,7 @@ pub fn run_loaded(
     let sums = spliced_eval(model, tok, &corpus, sae, &cfg, &mut progress, &mut warn)
         .with_context(|| format!("spliced evaluation of {} in `{name}`", sae_dir.display()))?;
     bar.finish_and_clear();
-    let metrics = sums.metrics(name, &hook.name());
+    let metrics = sums.metrics(name, &site);
     let path = sae_dir.join(SPLICED_FILE);
     let text = serde_json::to_string_pretty(&metrics)? + "\n";
     sae_store::atomic_write(&path, text.as_bytes())
@@ -140,11 +139,66 @@ pub fn run_loaded(
     Ok(())
 }
 
+/// Where the SAE reads (`--hook`, else its hook_name) and writes: its own hook, or for a transcoder
+/// `--hook-out`, else its metadata.hook_name_out, which must come after the input hook.
+fn splice_site(a: &SplicedArgs, model: &Model, sae: &Sae, name: &str) -> anyhow::Result<Site> {
+    let meta = &sae.cfg.metadata;
+    let hook_name =
+        a.hook.clone().or_else(|| meta.hook_name.clone()).context(
+            "the SAE names no hook (hook_name in cfg.json); give --hook blocks.N.hook_...",
+        )?;
+    let parse = |h: &str| {
+        model
+            .hook(h)
+            .with_context(|| format!("cannot splice at `{h}` in `{name}`"))
+    };
+    let hook = parse(&hook_name)?;
+    if !sae.cfg.is_transcoder() {
+        anyhow::ensure!(
+            a.hook_out.is_none(),
+            "--hook-out is for transcoders; this {} SAE replaces the hook it reads",
+            sae.kind()
+        );
+        return Ok(Site::at(hook));
+    }
+    let stored = meta.extra.get(HOOK_NAME_OUT).and_then(|v| v.as_str());
+    let out_name = a.hook_out.as_deref().or(stored).with_context(|| {
+        format!(
+            "the transcoder names no output hook (metadata.{HOOK_NAME_OUT} in cfg.json); give \
+             --hook-out blocks.N.hook_..."
+        )
+    })?;
+    let out = parse(out_name)?;
+    Site::between(hook, out)
+        .with_context(|| format!("cannot splice the transcoder from `{hook_name}` to `{out_name}`"))
+}
+
+/// Where a transcoder's cfg.json names its output hook (SAELens 6: `metadata.hook_name_out`).
+const HOOK_NAME_OUT: &str = "hook_name_out";
+
 fn print_spliced(m: &SplicedMetrics) {
-    println!(
-        "SAE spliced into {} at {} over {} positions",
-        m.model, m.hook, m.tokens
-    );
+    let (what, zeroed) = match &m.hook_out {
+        Some(out) => {
+            println!(
+                "Transcoder spliced into {} from {} to {} over {} positions",
+                m.model, m.hook, out, m.tokens
+            );
+            (
+                "... with the transcoder's prediction in place of the output hook",
+                "... with the output hook zero-ablated",
+            )
+        }
+        None => {
+            println!(
+                "SAE spliced into {} at {} over {} positions",
+                m.model, m.hook, m.tokens
+            );
+            (
+                "... with the SAE's reconstruction spliced in",
+                "... with the activation zero-ablated",
+            )
+        }
+    };
     let opt = |v: Option<f64>| v.unwrap_or(f64::NAN);
     let lines = [
         (
@@ -152,12 +206,8 @@ fn print_spliced(m: &SplicedMetrics) {
             m.ce_clean,
             "next-token CE of the clean model (nats)",
         ),
-        (
-            "ce_sae",
-            m.ce_sae,
-            "... with the SAE's reconstruction spliced in",
-        ),
-        ("ce_zero", m.ce_zero, "... with the activation zero-ablated"),
+        ("ce_sae", m.ce_sae, what),
+        ("ce_zero", m.ce_zero, zeroed),
         (
             "ce_loss_recovered",
             opt(m.ce_loss_recovered),

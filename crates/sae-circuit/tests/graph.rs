@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{check_interventions, fixture, random_sae, IDS};
+use common::{check_interventions, fixture, random_sae, whole_graph, WholeGraph, IDS};
 use sae_circuit::{conservation, GraphConfig, HookedSae, NodeKind, Replacement, Target, EMBED};
 use sae_lm::{Hook, HookPoint, Model};
 use sae_model::Activation;
@@ -232,19 +232,7 @@ fn ablations_in_the_real_forward_follow_the_attributions() {
         } else {
             llama_saes(&model)
         };
-        let mut rep = Replacement::new(&model, &IDS, &target, &saes).unwrap();
-        rep.skip_prefix(1);
-        let all = GraphConfig {
-            node_threshold: 1.0,
-            edge_threshold: 1.0,
-            ..GraphConfig::default()
-        };
-        let graph = rep.graph(&all).unwrap();
-        let check = rep.check(&graph, 10).unwrap();
-        assert_eq!(check.nodes.len(), 10);
-        // The whole graph as the circuit is the model itself.
-        assert!((check.faithfulness - 1.0).abs() < 1e-3, "{name}: {check:?}");
-        assert!((check.m_full - rep.target_value()).abs() < 1e-4, "{name}");
+        let WholeGraph { mut rep, check } = whole_graph(name, &model, &saes, &target);
         assert!(
             (check.m_full - check.m_empty).abs() > 1e-4,
             "{name}: ablating everything did nothing"

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{check_interventions, fixture, random, random_sae, rng, IDS};
+use common::{check_interventions, fixture, random, random_sae, rng, whole_graph, WholeGraph, IDS};
 use sae_circuit::{GraphConfig, HookedSae, Replacement, Target, EMBED};
 use sae_lm::{Hook, HookPoint, Model};
 use sae_model::{Activation, InputNorm, Sae};
@@ -88,17 +88,7 @@ fn normalised_skip_and_embedding_saes_keep_the_links_exact() {
         // In the real forward: the whole graph as the circuit is the model; zero ablations follow the
         // attributions.
         let target = Target::Logit { token: 7 };
-        let mut rep = Replacement::new(&model, &IDS, &target, &saes).unwrap();
-        rep.skip_prefix(1);
-        let all = GraphConfig {
-            node_threshold: 1.0,
-            edge_threshold: 1.0,
-            ..GraphConfig::default()
-        };
-        let graph = rep.graph(&all).unwrap();
-        let check = rep.check(&graph, 10).unwrap();
-        assert!((check.m_full - rep.target_value()).abs() < 1e-4, "{name}");
-        assert!((check.faithfulness - 1.0).abs() < 1e-3, "{name}: {check:?}");
+        let WholeGraph { mut rep, check } = whole_graph(name, &model, &saes, &target);
         let pruned = rep.graph(&GraphConfig::default()).unwrap();
         let c = rep.check(&pruned, 10).unwrap();
         assert!(c.faithfulness.is_finite() && c.circuit_nodes < check.circuit_nodes);
@@ -154,17 +144,7 @@ fn transcoders_keep_the_links_exact_and_splice_into_the_real_forward() {
             Target::Logit { token: 7 },
         );
         let target = Target::Logit { token: 7 };
-        let mut rep = Replacement::new(&model, &IDS, &target, &saes).unwrap();
-        rep.skip_prefix(1);
-        let all = GraphConfig {
-            node_threshold: 1.0,
-            edge_threshold: 1.0,
-            ..GraphConfig::default()
-        };
-        let graph = rep.graph(&all).unwrap();
-        let check = rep.check(&graph, 10).unwrap();
-        assert!((check.m_full - rep.target_value()).abs() < 1e-4, "{name}");
-        assert!((check.faithfulness - 1.0).abs() < 1e-3, "{name}: {check:?}");
+        let WholeGraph { check, .. } = whole_graph(name, &model, &saes, &target);
         assert!((check.m_full - check.m_empty).abs() > 1e-4, "{name}");
         eprintln!(
             "{name} transcoders: r zero {:.4}, r mean {:.4}",

@@ -3,18 +3,19 @@
 use std::ops::ControlFlow;
 
 use sae_harvest::{Batcher, Context, Contexts, Corpus, Cursor};
-use sae_lm::{Hook, Model, TextTokenizer};
+use sae_lm::{Model, TextTokenizer};
 use sae_model::Sae;
 
 use crate::error::{Result, SpliceError};
 use crate::loss::LossSums;
+use crate::site::Site;
 use crate::splice::score_batch;
 
 /// What to evaluate on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SplicedConfig {
-    /// The hook the SAE replaces.
-    pub hook: Hook,
+    /// Where the SAE reads and writes.
+    pub site: Site,
     /// Tokens per context, special tokens included.
     pub ctx_len: usize,
     /// Tokens per forward batch (contexts packed end to end).
@@ -32,7 +33,7 @@ pub struct SplicedProgress {
     pub bytes: (u64, u64),
 }
 
-/// Splices `sae` into `model` at `cfg.hook` over the corpus; `progress` may stop early (the sums so
+/// Splices `sae` into `model` at `cfg.site` over the corpus; `progress` may stop early (the sums so
 /// far are returned), `warn` hears of skipped corpus files.
 pub fn spliced_eval(
     model: &Model,
@@ -49,14 +50,7 @@ pub fn spliced_eval(
             model.arch()
         )));
     }
-    let width = model.width(cfg.hook);
-    if sae.d_in() != width {
-        return Err(SpliceError::Invalid(format!(
-            "the SAE reads {} values per row but {} has width {width}",
-            sae.d_in(),
-            cfg.hook
-        )));
-    }
+    cfg.site.check_widths(model, sae)?;
     let contexts = Contexts::new(corpus, tok, cfg.ctx_len, Cursor::default(), warn)?;
     let mut sums = LossSums::default();
     let budget = cfg.max_tokens.unwrap_or(u64::MAX);
@@ -66,7 +60,7 @@ pub fn spliced_eval(
             within_budget(&batch.contexts, budget - sums.positions)
                 .into_iter()
                 .unzip();
-        sums.add(&score_batch(model, &seqs, &special, cfg.hook, sae)?);
+        sums.add(&score_batch(model, &seqs, &special, cfg.site, sae)?);
         let p = SplicedProgress {
             positions: sums.positions,
             bytes: (batch.bytes_done, corpus.bytes),

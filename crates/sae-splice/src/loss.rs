@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::site::Site;
+
 /// `out = log softmax(logits)`, the normaliser summed in f64.
 pub fn log_softmax(logits: &[f32], out: &mut [f32]) {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
@@ -63,15 +65,16 @@ impl LossSums {
         self.kl_zero += o.kl_zero;
     }
 
-    /// Means and scores.
-    pub fn metrics(&self, model: &str, hook: &str) -> SplicedMetrics {
+    /// Means and scores of the splice at `site`.
+    pub fn metrics(&self, model: &str, site: &Site) -> SplicedMetrics {
         let n = self.positions.max(1) as f64;
         let (ce_clean, ce_sae, ce_zero) = (self.ce_clean / n, self.ce_sae / n, self.ce_zero / n);
         let (kl_sae, kl_zero) = (self.kl_sae / n, self.kl_zero / n);
         let ratio = |num: f64, den: f64| (den != 0.0).then(|| num / den);
         SplicedMetrics {
             model: model.to_string(),
-            hook: hook.to_string(),
+            hook: site.read().name(),
+            hook_out: site.is_pair().then(|| site.write().name()),
             tokens: self.positions,
             ce_clean,
             ce_sae,
@@ -91,15 +94,20 @@ impl LossSums {
 pub struct SplicedMetrics {
     /// The model, as given.
     pub model: String,
-    /// The hook point the SAE was spliced in at.
+    /// The hook point the SAE was spliced in at (a transcoder's input hook).
     pub hook: String,
+    /// A transcoder's output hook, whose activation its prediction replaced (and the zero ablation
+    /// zeroed); absent for an SAE, which replaces `hook` itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_out: Option<String>,
     /// Positions scored.
     pub tokens: u64,
     /// Mean next-token cross-entropy (nats) of the clean model.
     pub ce_clean: f64,
-    /// ... with the SAE's reconstruction in place of the hooked activation.
+    /// ... with the SAE's reconstruction in place of the hooked activation (a transcoder's prediction in
+    /// place of `hook_out`'s).
     pub ce_sae: f64,
-    /// ... with the hooked activation zero-ablated.
+    /// ... with the hooked activation (a transcoder's: `hook_out`'s) zero-ablated.
     pub ce_zero: f64,
     /// (ce_zero - ce_sae) / (ce_zero - ce_clean): 1 for a perfect SAE, 0 for one as bad as ablation;
     /// null when zero ablation does not change the loss.
@@ -158,7 +166,12 @@ mod tests {
             kl_sae: 1.0,
             kl_zero: 4.0,
         };
-        let m = sums.metrics("m", "blocks.0.hook_resid_post");
+        let hook = sae_lm::Hook::new(0, sae_lm::HookPoint::ResidPost);
+        let m = sums.metrics("m", &Site::at(hook));
+        assert_eq!(
+            (m.hook.as_str(), m.hook_out.as_deref()),
+            ("blocks.0.hook_resid_post", None)
+        );
         assert_eq!((m.ce_clean, m.ce_sae, m.ce_zero), (2.0, 2.5, 4.0));
         assert_eq!(m.ce_loss_recovered, Some(0.75));
         assert_eq!(m.delta_lm_loss, 0.5);
@@ -168,7 +181,9 @@ mod tests {
             kl_zero: 0.0,
             ..sums
         };
-        let m = flat.metrics("m", "h");
+        let out = sae_lm::Hook::new(1, sae_lm::HookPoint::MlpOut);
+        let m = flat.metrics("m", &Site::between(hook, out).unwrap());
+        assert_eq!(m.hook_out.as_deref(), Some("blocks.1.hook_mlp_out"));
         assert_eq!((m.ce_loss_recovered, m.kl_div_score), (None, None));
     }
 }

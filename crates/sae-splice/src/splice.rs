@@ -1,5 +1,5 @@
-//! The splices (an SAE's reconstruction, zero ablation) as read-write hook sinks, and the three forward
-//! passes of one batch.
+//! The splices (an SAE's reconstruction or a transcoder's prediction, zero ablation) as read-write hook
+//! sinks, and the three forward passes of one batch.
 
 use candle_core::{Device, Tensor};
 use sae_lm::{Hook, LmError, Model, Packed, RowSink};
@@ -7,11 +7,13 @@ use sae_model::Sae;
 
 use crate::error::{Result, SpliceError};
 use crate::loss::{kl_divergence, log_softmax, LossSums};
+use crate::site::Site;
 
-/// What replaces the activation at the hook.
+/// What replaces the activation at the write hook.
 #[derive(Clone, Copy)]
 pub enum Replace<'a> {
-    /// The SAE's reconstruction decode(encode(x)), except at the positions marked to keep.
+    /// The SAE's output at the read hook's rows (an SAE's reconstruction decode(encode(x)); a
+    /// transcoder's prediction, skip path included), except at the positions marked to keep.
     Sae {
         /// The SAE.
         sae: &'a Sae,
@@ -22,21 +24,35 @@ pub enum Replace<'a> {
     Zero,
 }
 
-/// A read-write sink that splices a replacement in at one hook.
+/// A read-write sink that splices a replacement in: it runs the SAE on the rows offered at the site's
+/// read hook and writes its output over the rows of the write hook, later in the same pass (the same
+/// call for an SAE).
 pub struct SpliceSink<'a> {
-    /// Where.
-    pub hook: Hook,
-    /// What.
-    pub replace: Replace<'a>,
+    site: Site,
+    replace: Replace<'a>,
+    /// The SAE's output for the read hook's rows, until the write hook takes it.
+    pending: Option<Vec<f32>>,
+}
+
+impl<'a> SpliceSink<'a> {
+    /// A sink splicing `replace` in at `site`.
+    pub fn new(site: Site, replace: Replace<'a>) -> SpliceSink<'a> {
+        SpliceSink {
+            site,
+            replace,
+            pending: None,
+        }
+    }
 }
 
 impl RowSink for SpliceSink<'_> {
     fn wants(&self, hook: Hook) -> bool {
-        hook == self.hook
+        hook == self.site.write()
+            || matches!(self.replace, Replace::Sae { .. }) && hook == self.site.read()
     }
 
     fn last_layer(&self) -> Option<usize> {
-        Some(self.hook.layer)
+        Some(self.site.write().layer)
     }
 
     fn put_rows(&mut self, _: Hook, _: &[f32], _: usize) -> sae_lm::Result<()> {
@@ -56,10 +72,25 @@ impl RowSink for SpliceSink<'_> {
         if keep.len() != n {
             return Err(sink_err(format!("{} keep flags for {n} rows", keep.len())));
         }
-        let x = Tensor::from_slice(rows, (n, width), &Device::Cpu)?;
-        let (_, x_hat) = sae.forward(&x).map_err(|e| sink_err(e.to_string()))?;
-        let x_hat: Vec<f32> = x_hat.flatten_all()?.to_vec1()?;
-        for ((row, new), &k) in rows.chunks_mut(width).zip(x_hat.chunks(width)).zip(keep) {
+        if hook == self.site.read() {
+            let x = Tensor::from_slice(rows, (n, width), &Device::Cpu)?;
+            let (_, out) = sae.forward(&x).map_err(|e| sink_err(e.to_string()))?;
+            self.pending = Some(out.flatten_all()?.to_vec1()?);
+        }
+        if hook != self.site.write() {
+            return Ok(());
+        }
+        let out = self
+            .pending
+            .take()
+            .ok_or_else(|| sink_err(format!("{} was not offered before it", self.site.read())))?;
+        if out.len() != rows.len() {
+            return Err(sink_err(format!(
+                "the SAE gave {} values per row for rows of width {width}",
+                out.len() / n.max(1)
+            )));
+        }
+        for ((row, new), &k) in rows.chunks_mut(width).zip(out.chunks(width)).zip(keep) {
             if !k {
                 row.copy_from_slice(new);
             }
@@ -100,12 +131,13 @@ fn scored(packed: &Packed, special: &[bool]) -> Vec<(usize, u32)> {
 }
 
 /// The three forward passes over one batch of sequences (`special`: per sequence, which positions are
-/// special tokens), summed over the scored positions.
+/// special tokens), summed over the scored positions: clean; the SAE's output at `site` (special
+/// positions keep the model's own activation); the write hook zeroed at every position.
 pub fn score_batch(
     model: &Model,
     seqs: &[&[u32]],
     special: &[&[bool]],
-    hook: Hook,
+    site: Site,
     sae: &Sae,
 ) -> Result<LossSums> {
     if seqs.len() != special.len() || seqs.iter().zip(special).any(|(s, m)| s.len() != m.len()) {
@@ -130,7 +162,7 @@ pub fn score_batch(
     drop(clean);
     let mut lq = vec![0.0f32; vocab];
     for replace in [Replace::Sae { sae, keep: &keep }, Replace::Zero] {
-        let logits = model.logits_packed(&packed, &mut SpliceSink { hook, replace })?;
+        let logits = model.logits_packed(&packed, &mut SpliceSink::new(site, replace))?;
         let (mut ce, mut kl) = (0.0, 0.0);
         for (lp, &(i, t)) in clean_lp.chunks(vocab).zip(&positions) {
             log_softmax(&logits[i * vocab..(i + 1) * vocab], &mut lq);

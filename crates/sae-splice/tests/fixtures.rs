@@ -2,36 +2,13 @@
 //! (logits and next-token losses, clean and with block 0's output zeroed or halved: fixture values from
 //! scripts/make-parity-fixtures.py), and the splice on the fast path against the candle reference path.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+mod common;
 
 use candle_core::{DType, Device, Tensor};
-use sae_lm::{resolve_model, Hook, HookPoint, HookSink, Model, ModelSpec, Packed, RowSink};
+use common::{close, ids, load};
+use sae_lm::{Hook, HookPoint, HookSink, Packed, RowSink};
 use sae_model::{Activation, Sae, SaeConfig};
-use sae_splice::{cross_entropy, score_batch};
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/parity")
-        .join(name)
-}
-
-fn load(name: &str) -> (Model, HashMap<String, Tensor>, serde_json::Value) {
-    let dir = fixture(name);
-    let resolved = resolve_model(&ModelSpec::new(dir.to_str().unwrap())).unwrap();
-    let model = Model::load(&resolved, &Device::Cpu).unwrap();
-    let acts = candle_core::safetensors::load(dir.join("acts.safetensors"), &Device::Cpu).unwrap();
-    let losses = std::fs::read_to_string(dir.join("losses.json")).unwrap();
-    (model, acts, serde_json::from_str(&losses).unwrap())
-}
-
-fn ids(acts: &HashMap<String, Tensor>, k: usize) -> Vec<u32> {
-    acts[&format!("{k}.input_ids")]
-        .to_dtype(DType::U32)
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
+use sae_splice::{cross_entropy, score_batch, Site};
 
 /// A ReLU "SAE" with x_hat = s * x exactly: latents relu(x) and relu(-x), decoder s * [I; -I].
 fn scale_sae(d: usize, s: f32) -> Sae {
@@ -55,10 +32,6 @@ impl RowSink for Nothing {
     fn put_rows(&mut self, _: Hook, _: &[f32], _: usize) -> sae_lm::Result<()> {
         Ok(())
     }
-}
-
-fn close(a: f64, b: f64, tol: f64, what: &str) {
-    assert!((a - b).abs() <= tol, "{what}: {a} vs {b}");
 }
 
 fn check(name: &str) {
@@ -87,9 +60,16 @@ fn check(name: &str) {
 
         let special = vec![false; ids.len()];
         let run = |s: f32| {
-            let sums = score_batch(&model, &[&ids], &[&special], hook, &scale_sae(d, s)).unwrap();
+            let sums = score_batch(
+                &model,
+                &[&ids],
+                &[&special],
+                Site::at(hook),
+                &scale_sae(d, s),
+            )
+            .unwrap();
             assert_eq!(sums.positions as usize, ids.len() - 1);
-            sums.metrics(name, &hook.name())
+            sums.metrics(name, &Site::at(hook))
         };
         let l = |key: &str| losses[k.to_string()][key].as_f64().unwrap();
         let identity = run(1.0);
@@ -188,7 +168,14 @@ fn special_positions_keep_their_activation_and_are_not_scored() {
             // position before a special token are not scored.
             let mut special = vec![false; n];
             special[0] = true;
-            let sums = score_batch(&model, &[&ids], &[&special], hook, &scale_sae(d, 0.0)).unwrap();
+            let sums = score_batch(
+                &model,
+                &[&ids],
+                &[&special],
+                Site::at(hook),
+                &scale_sae(d, 0.0),
+            )
+            .unwrap();
             assert_eq!(sums.positions as usize, n - 2);
             let input = Tensor::from_vec(ids.clone(), (1, n), &Device::Cpu).unwrap();
             let logits = model

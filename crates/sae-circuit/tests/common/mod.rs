@@ -10,7 +10,7 @@ use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use sae_circuit::{GraphConfig, HookedSae, NodeKind, NodeRef, Replacement, Target};
+use sae_circuit::{Check, GraphConfig, HookedSae, NodeKind, NodeRef, Replacement, Target};
 use sae_lm::{resolve_model, Model, ModelSpec};
 use sae_model::{Activation, Sae, SaeConfig};
 
@@ -126,4 +126,32 @@ pub fn check_interventions(name: &str, model: &Model, saes: &[HookedSae], target
         "{name}: max abs error {worst:.2e} over {} links above 1e-3",
         big
     );
+}
+
+/// The graph with every node and link kept (thresholds 1) after BOS, its top-10 ablations checked in the
+/// real forward: as a circuit it is the model itself, so m(M) is the target and faithfulness is 1.
+pub struct WholeGraph<'a> {
+    pub rep: Replacement<'a>,
+    pub check: Check,
+}
+
+pub fn whole_graph<'a>(
+    name: &str,
+    model: &'a Model,
+    saes: &'a [HookedSae],
+    target: &Target,
+) -> WholeGraph<'a> {
+    let mut rep = Replacement::new(model, &IDS, target, saes).unwrap();
+    rep.skip_prefix(1);
+    let all = GraphConfig {
+        node_threshold: 1.0,
+        edge_threshold: 1.0,
+        ..GraphConfig::default()
+    };
+    let graph = rep.graph(&all).unwrap();
+    let check = rep.check(&graph, 10).unwrap();
+    assert_eq!(check.nodes.len(), 10, "{name}");
+    assert!((check.m_full - rep.target_value()).abs() < 1e-4, "{name}");
+    assert!((check.faithfulness - 1.0).abs() < 1e-3, "{name}: {check:?}");
+    WholeGraph { rep, check }
 }
