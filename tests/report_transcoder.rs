@@ -25,6 +25,14 @@ fn transcoder_report_names_both_hooks_lens_on_the_output_side_fvu_against_the_ta
         s(&y),
         s(&n)
     );
+    // Spliced into the model first (`sae eval --model` writes tc/eval_spliced.json).
+    let corpus = f.dir.path().join("corpus");
+    run(format!(
+        "eval --sae {} --model {} --corpus {} --max-tokens 256 --ctx-len 32 --no-bos",
+        s(&f.tc),
+        s(&f.model),
+        s(&corpus)
+    ));
     let o = ok(report(&f, &f.tc, &out, extra));
     let stdout = String::from_utf8_lossy(&o.stdout);
     let line = format!("transcoder: {IN} -> {OUT}");
@@ -99,6 +107,12 @@ fn transcoder_report_names_both_hooks_lens_on_the_output_side_fvu_against_the_ta
         "no transcoder line"
     );
     assert!(html.contains("id=\"heldout-target\""));
+    assert_eq!(r["spliced_eval"]["hook"], IN);
+    assert_eq!(r["spliced_eval"]["hook_out"], OUT);
+    assert!(
+        html.contains(&format!("hook {IN} -&gt; {OUT} ·")),
+        "spliced hooks"
+    );
     // The card's title (the group label) and `sae inspect` say it too.
     let o = ok(sae(&["inspect", "--report", s(&out), "--latent", "0"]));
     let card = String::from_utf8_lossy(&o.stdout);

@@ -182,10 +182,6 @@ pub fn spliced_section(r: &Report) -> String {
         r#"<section class="{class}" id="spliced-eval"><h2>Inside the model: the SAE spliced in</h2>"#
     );
     let Some(e) = &r.spliced_eval else {
-        if r.sae.is_transcoder() {
-            s.push_str(r#"<p class="muted" id="no-spliced-eval">A transcoder is not spliced into the model here (<code>sae eval --model</code> takes SAEs only); its figures against the target store are in the reconstruction section.</p></section>"#);
-            return s;
-        }
         let _ = write!(
             s,
             r#"<p class="muted" id="no-spliced-eval">No {SPLICED_EVAL_FILE} in the SAE folder: <code>sae eval --model M --sae {} --corpus FILE</code> measures the next-token loss with the SAE in the model.</p>"#,
@@ -212,10 +208,15 @@ pub fn spliced_section(r: &Report) -> String {
 
 fn spliced_meta(e: &SplicedEval) -> String {
     let unknown = || "?".to_string();
+    // A transcoder reads `hook` and its output replaces `hook_out`.
+    let hook = match e.extra.get("hook_out").and_then(|v| v.as_str()) {
+        Some(out) => format!("{} -> {out}", e.hook.as_deref().unwrap_or("?")),
+        None => e.hook.clone().unwrap_or_else(unknown),
+    };
     format!(
         r#"<p class="muted">model {} · hook {} · {} tokens. CE is the mean next-token cross-entropy (nats); special-token positions keep their activation and are left out of every mean.</p>"#,
         esc(e.model.as_deref().unwrap_or("?")),
-        esc(e.hook.as_deref().unwrap_or("?")),
+        esc(&hook),
         e.tokens.map_or_else(unknown, |t| t.to_string())
     )
 }

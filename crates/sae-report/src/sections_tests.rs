@@ -288,9 +288,22 @@ fn a_transcoder_is_named_with_both_hooks_and_its_figures_with_the_target() {
         "transcoder: blocks.3.ln2.hook_normalized -&gt; &lt;i&gt;out&lt;/i&gt;</strong> (d_in 4, d_out 6)"
     ));
     assert!(!t.contains("<i>"));
-    // Not spliced: the section says why instead of suggesting sae eval --model.
+    // Spliced from its input hook to its output hook (eval_spliced.json's hook and hook_out).
+    let mut spliced = SplicedEval {
+        hook: r.sae.hook_name.clone(),
+        ..Default::default()
+    };
+    spliced.extra.insert(
+        "hook_out".into(),
+        serde_json::json!("blocks.3.hook_mlp_out"),
+    );
+    r.spliced_eval = Some(spliced);
     let e = spliced_section(&r);
-    assert!(e.contains("not spliced") && !e.contains("--corpus"), "{e}");
+    assert!(
+        e.contains("hook blocks.3.ln2.hook_normalized -&gt; blocks.3.hook_mlp_out"),
+        "{e}"
+    );
+    r.spliced_eval = None;
     r.heldout_eval = Some(sae_model::EvalMetrics {
         mse: 0.5,
         fvu: 0.25,
