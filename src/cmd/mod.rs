@@ -16,6 +16,7 @@ pub mod hooks;
 pub mod import;
 pub mod inspect;
 pub mod report;
+pub mod report_lens;
 pub mod run;
 pub mod run_config;
 pub mod run_stream;

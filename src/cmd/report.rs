@@ -5,13 +5,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use sae_lm::{resolve_model, LogitLens, ModelSpec, TextTokenizer, TokenText};
+use sae_lm::{resolve_model, TextTokenizer, TokenText};
 use sae_model::Sae;
 use sae_report::{
     build_report, write_dashboard, write_report, Control, ReportError, ReportInputs, ReportSettings,
 };
 use sae_store::{ShuffleOptions, Source, Split, Store};
 use sae_train::{Backend, TrainConfig, Trainer};
+
+use super::report_lens::{load_lens, offline_spec};
 
 /// A control group for `--control`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -35,6 +37,11 @@ pub struct Args {
     /// Activation store the SAE reads; it must hold token ids.
     #[arg(long)]
     pub store: PathBuf,
+    /// For a transcoder: the store of the hook it writes (e.g. `blocks.3.hook_mlp_out`),
+    /// row-aligned with --store, as `sae eval --target-store` takes it; the reconstruction
+    /// figures (fvu, mse, l2_ratio, ...) compare the transcoder's output with its held-out rows.
+    #[arg(long = "target-store", alias = "target")]
+    pub target_store: Option<PathBuf>,
     /// Store of the model's MLP neurons at the same layer (`blocks.{i}.mlp.hook_post`), for the
     /// neuron-vs-latent comparison.
     #[arg(long)]
@@ -125,13 +132,6 @@ fn untrained_sae(sae_dir: &Path, sae: &Sae, store: &Store) -> anyhow::Result<Sae
     Ok(trainer.to_sae(sae.cfg.metadata.clone())?)
 }
 
-fn offline_spec(id: &str) -> ModelSpec {
-    ModelSpec {
-        offline: true,
-        ..ModelSpec::new(id)
-    }
-}
-
 /// Token text (each token as it reads in running text): an explicit tokenizer.json, the given
 /// model's tokenizer, or the tokenizer of the model the store was harvested from.
 fn token_text(args: &Args, store: &Store) -> anyhow::Result<TokenText> {
@@ -187,30 +187,21 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    // Check compatibility before loading anything heavy.
-    sae_report::check_inputs(&sae, &store, neurons.as_ref())?;
-    let text = token_text(&args, &store)?;
-    let lens = match &args.model {
-        Some(m) => {
-            let resolved = resolve_model(&offline_spec(m))
-                .with_context(|| format!("resolving model {m:?}"))?;
-            LogitLens::load(&resolved)
-                .with_context(|| format!("loading model {m:?} for the logit lens"))?
-        }
+    let target = match &args.target_store {
+        Some(p) => Some(
+            Store::open(p).with_context(|| format!("opening the target store {}", p.display()))?,
+        ),
         None => None,
     };
-    let lens = lens.filter(|l| {
-        // The lens reads decoder rows: one per latent, of the output's width.
-        let fits = l.d_model() == sae.d_out() && sae.d_out() == sae.d_in();
-        if !fits {
-            eprintln!(
-                "note: no logit lens: the model's residual width is {} but the SAE's decoder writes width {} (not a residual-stream SAE)",
-                l.d_model(),
-                sae.d_out()
-            );
-        }
-        fits
-    });
+    // Check compatibility before loading anything heavy.
+    sae_report::check_inputs(&sae, &store, neurons.as_ref())?;
+    sae_report::check_target(&sae, &store, target.as_ref())?;
+    if sae.cfg.is_transcoder() && args.controls.contains(&ControlArg::Untrained) {
+        return Err(ReportError::UntrainedTranscoder.into());
+    }
+    let text = token_text(&args, &store)?;
+    let mut notes = Vec::new();
+    let lens = load_lens(args.model.as_deref(), &sae, target.as_ref(), &mut notes)?;
     let mut settings = ReportSettings::default();
     settings.analysis.top_n = args.top.unwrap_or(settings.analysis.top_n);
     settings.analysis.seed = args.seed.unwrap_or(settings.analysis.seed);
@@ -251,11 +242,13 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
         sae: &sae,
         sae_dir: &args.sae,
         store: &store,
+        target: target.as_ref(),
         neurons: neurons.as_ref(),
         untrained: untrained.as_ref(),
         settings,
         text: &text_fn,
         lens: lens.as_ref().map(|_| &lens_fn as sae_report::LensFn),
+        notes,
     };
     let bar = ProgressBar::new(0);
     bar.set_style(
@@ -351,6 +344,17 @@ fn print_side_figures(report: &sae_report::Report) {
             report.sae.path,
             sae_report::METRICS_FILE
         ),
+    }
+    if let Some(m) = &report.heldout_eval {
+        let from = match (&report.target, report.sae.transcoder_line()) {
+            (Some(t), Some(line)) => format!("{line}, against the target store {}", t.store),
+            (None, Some(line)) => format!("{line}, from {}", sae_report::HELDOUT_EVAL_FILE),
+            _ => format!("from {}", sae_report::HELDOUT_EVAL_FILE),
+        };
+        println!(
+            "held-out reconstruction ({from}): fvu {:.4}, mse {:.4e}, l0 {:.2}, dead_frac {:.4}, l2_ratio {:.4}",
+            m.fvu, m.mse, m.l0, m.dead_frac, m.l2_ratio
+        );
     }
     if let Some(e) = &report.spliced_eval {
         let v = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.4}"));

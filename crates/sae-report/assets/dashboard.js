@@ -81,9 +81,14 @@
 
   // ---------- header ----------
   const sae = R.sae;
-  document.getElementById("title").textContent = "SAE report: " + sae.d_sae + " latents, " + sae.architecture;
+  // A transcoder (d_out set) reads one hook and writes another: "transcoder: IN -> OUT".
+  const tc = sae.d_out !== null && sae.d_out !== undefined;
+  document.getElementById("title").textContent = (tc ? "Transcoder report: " : "SAE report: ") + sae.d_sae + " latents, " + sae.architecture;
+  const hooks = tc
+    ? "transcoder: " + (sae.hook_name || "?") + " -> " + (sae.hook_name_out || "?") + " \u00b7 d_in " + sae.d_in + " \u00b7 d_out " + sae.d_out
+    : "hook " + (sae.hook_name || "?") + " \u00b7 d_in " + sae.d_in;
   document.getElementById("meta").textContent =
-    "model " + (sae.model_name || "?") + " \u00b7 hook " + (sae.hook_name || "?") + " \u00b7 d_in " + sae.d_in +
+    "model " + (sae.model_name || "?") + " \u00b7 " + hooks +
     " \u00b7 SAE " + sae.path + " \u00b7 monosemantic: F1 \u2265 " + R.settings.mono_threshold +
     (R.spliced_eval && R.spliced_eval.ce_loss_recovered !== null && R.spliced_eval.ce_loss_recovered !== undefined
       ? " \u00b7 CE loss recovered " + fmt(R.spliced_eval.ce_loss_recovered) : "");
@@ -359,7 +364,8 @@
     parts.push(barChart("activation histogram", u.histogram, "activation", COLORS[g.kind]));
     const lg = g.logits[id];
     if (lg) {
-      parts.push(el("h3", {}, ["Logit lens: promoted / suppressed tokens"]));
+      const lensOf = tc && g.kind === "latents" ? " of the decoder row (in the space of " + (sae.hook_name_out || "?") + ")" : "";
+      parts.push(el("h3", {}, ["Logit lens" + lensOf + ": promoted / suppressed tokens"]));
       parts.push(el("div", { class: "plots" }, [logitChart("promoted", lg.promoted, "#2f9e44"), logitChart("suppressed", lg.suppressed, "#c92a2a")]));
     }
     const peak = u.max;

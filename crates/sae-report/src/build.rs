@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use candle_core::Tensor;
-use sae_model::Sae;
+use sae_model::{EvalMetrics, Sae};
 use sae_store::Store;
 
 use crate::analyzer::UnitStats;
@@ -14,9 +14,12 @@ use crate::controls::{comparisons, directions_tensor, Control};
 use crate::histogram::density_histogram;
 use crate::logits::logit_effects;
 use crate::schema::*;
-use crate::side::read_side_files;
+use crate::side::{read_side_files, SideFiles, HELDOUT_EVAL_FILE};
 use crate::stream::{analyze, rows_used, run_tasks, Task, Ticker, Units};
 use crate::summary::summarize;
+use crate::transcoder::{
+    check_target, evaluate_against_target, latents_label, no_target_note, output_hook,
+};
 use crate::ReportError;
 
 /// Where a report build stands (for a progress bar).
@@ -41,6 +44,9 @@ pub struct ReportInputs<'a> {
     pub sae_dir: &'a Path,
     /// The store the SAE reads (with token ids).
     pub store: &'a Store,
+    /// A transcoder's target store (its output hook's rows, row-aligned with `store`): the
+    /// reconstruction figures are computed against it (see [`crate::evaluate_against_target`]).
+    pub target: Option<&'a Store>,
     /// Optional store of the model's MLP neurons at the same layer.
     pub neurons: Option<&'a Store>,
     /// The untrained control SAE (same architecture and width, at its initialisation), required
@@ -50,8 +56,12 @@ pub struct ReportInputs<'a> {
     pub settings: ReportSettings,
     /// Text of a token id.
     pub text: &'a dyn Fn(u32) -> String,
-    /// Logit lens of a causal LM, when available.
+    /// Logit lens of a causal LM, when available: it reads the decoder rows (`d_out` wide, in the
+    /// output hook's space for a transcoder), so the caller gives one only where that space is
+    /// the residual stream's.
     pub lens: Option<LensFn<'a>>,
+    /// The caller's notes for the report (e.g. why there is no logit lens), in words.
+    pub notes: Vec<String>,
 }
 
 fn group(
@@ -94,7 +104,6 @@ fn jobs<'a>(
     random: Option<&'a Tensor>,
 ) -> Result<Vec<Job<'a>>, ReportError> {
     let s = &inp.settings;
-    let d_sae = inp.sae.cfg.d_sae;
     let hook = store_hook(inp.store).unwrap_or_else(|| "input".into());
     let dense = ActiveRule::FractionOfMax {
         fraction: s.dense_active_fraction,
@@ -109,7 +118,7 @@ fn jobs<'a>(
     };
     let mut v = vec![job(
         UnitKind::Latents,
-        format!("SAE latents ({d_sae})"),
+        latents_label(inp.sae, inp.target),
         inp.store,
         Units::Sae(inp.sae),
         ActiveRule::Positive,
@@ -128,6 +137,9 @@ fn jobs<'a>(
         v.push(job(UnitKind::Neurons, label, ns, Units::Columns, dense));
     }
     if s.controls.contains(&Control::Untrained) {
+        if inp.sae.cfg.is_transcoder() {
+            return Err(ReportError::UntrainedTranscoder);
+        }
         let u = inp.untrained.ok_or(ReportError::NoUntrainedSae)?;
         check_inputs(u, inp.store, None)?;
         let label = format!("Untrained SAE ({}, never trained)", u.cfg.d_sae);
@@ -177,6 +189,7 @@ pub fn build_report(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Report, ReportError> {
     check_inputs(inp.sae, inp.store, inp.neurons)?;
+    check_target(inp.sae, inp.store, inp.target)?;
     let s = &inp.settings;
     let d_sae = inp.sae.cfg.d_sae;
     let random = match s.controls.contains(&Control::Random) {
@@ -221,10 +234,10 @@ pub fn build_report(
     let mut groups = run_tasks(tasks, s.threads, &mut poll)?;
     let mut done = ticker.done();
     if let Some(lens) = inp.lens {
+        // W_dec: [d_sae, d_out], one row per latent in the output's space.
         let w_dec = inp.sae.w_dec.flatten_all()?.to_vec1::<f32>()?;
-        let d_in = inp.sae.cfg.d_in;
         let mut effects = Vec::with_capacity(d_sae);
-        for dir in w_dec.chunks_exact(d_in) {
+        for dir in w_dec.chunks_exact(inp.sae.d_out()) {
             let logits = lens(dir).map_err(ReportError::LogitLens)?;
             effects.push(logit_effects(&logits, s.logit_tokens));
             done += 1;
@@ -238,7 +251,15 @@ pub fn build_report(
     }
     let vocab = attach_words(&mut groups, inp.text);
     let meta = &inp.sae.cfg.metadata;
-    let side = read_side_files(inp.sae_dir, meta.hook_name.as_deref());
+    let mut side = read_side_files(inp.sae_dir, meta.hook_name.as_deref());
+    let at = Progress {
+        phase: "reconstruction",
+        done,
+        total,
+    };
+    let (heldout_eval, target) = reconstruction(inp, &mut side, || progress(at))?;
+    let mut notes = inp.notes.clone();
+    notes.append(&mut side.notes);
     Ok(Report {
         format: REPORT_FORMAT.into(),
         version: REPORT_VERSION,
@@ -249,6 +270,8 @@ pub fn build_report(
             architecture: inp.sae.cfg.activation.architecture().into(),
             model_name: meta.model_name.clone(),
             hook_name: meta.hook_name.clone(),
+            d_out: inp.sae.cfg.d_out,
+            hook_name_out: output_hook(inp.sae, inp.target),
         },
         settings: s.clone(),
         comparisons: comparisons(&groups, s.min_active, s.analysis.seed),
@@ -256,9 +279,37 @@ pub fn build_report(
         vocab,
         training: side.training,
         spliced_eval: side.spliced_eval,
-        heldout_eval: side.heldout_eval,
-        notes: side.notes,
+        heldout_eval,
+        target,
+        notes,
     })
+}
+
+/// The reconstruction figures: a transcoder's computed against its target store when given
+/// (the folder's eval.json then left aside), else the folder's eval.json (with a note for a
+/// transcoder saying how to compute them here).
+fn reconstruction(
+    inp: &ReportInputs,
+    side: &mut SideFiles,
+    mut progress: impl FnMut(),
+) -> Result<(Option<EvalMetrics>, Option<TargetInfo>), ReportError> {
+    if !inp.sae.cfg.is_transcoder() {
+        return Ok((side.heldout_eval.take(), None));
+    }
+    let Some(t) = inp.target else {
+        let has_file = side.heldout_eval.is_some();
+        side.notes.push(no_target_note(inp.sae, has_file));
+        return Ok((side.heldout_eval.take(), None));
+    };
+    progress();
+    let (metrics, info) = evaluate_against_target(inp.sae, inp.store, t)?;
+    if side.heldout_eval.is_some() {
+        side.notes.push(format!(
+            "the SAE folder's {HELDOUT_EVAL_FILE} was left aside: the reconstruction figures are computed against the target store {}",
+            info.store
+        ));
+    }
+    Ok((Some(metrics), Some(info)))
 }
 
 /// Writes explanations in words and collects the text of every token id the report mentions.

@@ -15,7 +15,8 @@ pub fn hook_layer(hook: &str) -> Option<usize> {
         .ok()
 }
 
-fn harvest(store: &Store) -> Option<(&str, &str)> {
+/// The (model, hook) a store's rows came from, when its provenance names both.
+pub(crate) fn harvest(store: &Store) -> Option<(&str, &str)> {
     match &store.manifest().source {
         Source::Harvest(h) => Some((h.model_id.as_str(), h.hook.as_str())),
         Source::Import(i) => i.model_id.as_deref().zip(i.hook.as_deref()),

@@ -60,6 +60,8 @@ fn report(n: usize) -> Report {
             architecture: "standard".into(),
             model_name: None,
             hook_name: None,
+            d_out: None,
+            hook_name_out: None,
         },
         settings: ReportSettings::default(),
         groups: vec![g],
@@ -68,6 +70,7 @@ fn report(n: usize) -> Report {
         training: None,
         spliced_eval: None,
         heldout_eval: None,
+        target: None,
         notes: vec![],
     }
 }

@@ -55,6 +55,19 @@ pub enum ReportError {
     /// The settings ask for the untrained control but no untrained SAE was given.
     #[error("the untrained control needs an untrained SAE of the same shape (none was given)")]
     NoUntrainedSae,
+    /// A target store was given for an SAE that is not a transcoder.
+    #[error("the target store {} is for transcoders, but the SAE is a {kind}: it reconstructs its own input, so its figures compare with the input store (leave out --target-store)", store.display())]
+    TargetForAutoencoder { kind: String, store: PathBuf },
+    /// The target store's rows are not of the transcoder's output width.
+    #[error("the transcoder's output has width d_out = {d_out} but the target store {} holds rows of d = {store_d}", store.display())]
+    TargetWidth {
+        d_out: usize,
+        store_d: usize,
+        store: PathBuf,
+    },
+    /// The untrained control was asked for a transcoder.
+    #[error("--control untrained is not supported for transcoders (its initialisation needs paired input and target rows); use --control random")]
+    UntrainedTranscoder,
     /// Tensor arithmetic failed.
     #[error("tensor error: {0}")]
     Tensor(#[from] candle_core::Error),

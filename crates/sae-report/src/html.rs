@@ -12,7 +12,9 @@ use std::path::Path;
 use crate::chunks::{remove_stale_chunks, write_chunks};
 use crate::page::PageData;
 use crate::schema::{Report, REPORT_FILE};
-use crate::sections::{heldout_section, notes_block, spliced_section, training_section};
+use crate::sections::{
+    heldout_section, notes_block, spliced_section, training_section, transcoder_section,
+};
 use crate::ReportError;
 
 const TEMPLATE: &str = include_str!("../assets/template.html");
@@ -46,7 +48,10 @@ pub fn dashboard_html(report: &Report, chunk_dir: &str) -> Result<String, Report
             msg: e.to_string(),
         }
     })?;
-    let summary = heldout_section(report) + &spliced_section(report) + &notes_block(report);
+    let summary = transcoder_section(report)
+        + &heldout_section(report)
+        + &spliced_section(report)
+        + &notes_block(report);
     fill(
         TEMPLATE,
         &[

@@ -44,6 +44,7 @@ mod spliced;
 mod stream;
 mod summary;
 mod svg;
+mod transcoder;
 mod window;
 
 #[cfg(test)]
@@ -90,4 +91,8 @@ pub use stream::encode_rows;
 pub use summary::{is_scored, quantile, scored_f1, spearman, summarize, GroupSummary};
 pub use svg::esc as escape_html;
 pub use svg::{esc, Axis, Line, LinePlot, YScale};
+pub use transcoder::{
+    check_target, evaluate_against_target, latents_label, no_target_note, output_hook,
+    HOOK_NAME_OUT,
+};
 pub use window::UnitBatch;

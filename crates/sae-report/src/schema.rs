@@ -113,8 +113,45 @@ pub struct SaeInfo {
     pub architecture: String,
     /// Model the SAE was trained on, per its metadata.
     pub model_name: Option<String>,
-    /// Hook point, per its metadata.
+    /// Hook point, per its metadata (a transcoder's input hook).
     pub hook_name: Option<String>,
+    /// A transcoder's output width (`None` for an autoencoder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d_out: Option<usize>,
+    /// A transcoder's output hook, whose space its decoder rows live in: its metadata's
+    /// `hook_name_out`, else the target store's hook (`None` for an autoencoder, or unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_name_out: Option<String>,
+}
+
+impl SaeInfo {
+    /// Whether the report is of a transcoder.
+    pub fn is_transcoder(&self) -> bool {
+        self.d_out.is_some()
+    }
+
+    /// "transcoder: IN -> OUT" for a transcoder ("?" for a hook not known), `None` otherwise.
+    pub fn transcoder_line(&self) -> Option<String> {
+        let hook = |h: &Option<String>| h.clone().unwrap_or_else(|| "?".into());
+        self.is_transcoder().then(|| {
+            format!(
+                "transcoder: {} -> {}",
+                hook(&self.hook_name),
+                hook(&self.hook_name_out)
+            )
+        })
+    }
+}
+
+/// The store a transcoder's output was compared with for the report's reconstruction figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetInfo {
+    /// Target store folder (the output hook's rows, row-aligned with the input store).
+    pub store: String,
+    /// Its hook point, when harvested.
+    pub hook: Option<String>,
+    /// Held-out rows the figures are over (the input store's eval split, as `sae eval` reads it).
+    pub eval_rows: u64,
 }
 
 /// Settings the report was built with.
@@ -188,9 +225,15 @@ pub struct Report {
     /// The SAE spliced into the model, from the SAE folder's eval_spliced.json (`None` when absent).
     #[serde(default)]
     pub spliced_eval: Option<SplicedEval>,
-    /// Reconstruction on the store's held-out rows, from the SAE folder's eval.json (`None` when absent).
+    /// Reconstruction on the store's held-out rows: for a transcoder given a target store,
+    /// computed here against it ([`Report::target`]); otherwise from the SAE folder's eval.json
+    /// (`None` when absent).
     #[serde(default)]
     pub heldout_eval: Option<sae_model::EvalMetrics>,
+    /// The target store a transcoder's `heldout_eval` was computed against (`None`: not computed
+    /// here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetInfo>,
     /// What the report left out or found inconsistent in the SAE folder's side files, in words.
     #[serde(default)]
     pub notes: Vec<String>,

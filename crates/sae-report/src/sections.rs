@@ -208,25 +208,72 @@ pub fn spliced_section(r: &Report) -> String {
 
 fn spliced_meta(e: &SplicedEval) -> String {
     let unknown = || "?".to_string();
+    // A transcoder reads `hook` and its output replaces `hook_out`.
+    let hook = match e.extra.get("hook_out").and_then(|v| v.as_str()) {
+        Some(out) => format!("{} -> {out}", e.hook.as_deref().unwrap_or("?")),
+        None => e.hook.clone().unwrap_or_else(unknown),
+    };
     format!(
         r#"<p class="muted">model {} · hook {} · {} tokens. CE is the mean next-token cross-entropy (nats); special-token positions keep their activation and are left out of every mean.</p>"#,
         esc(e.model.as_deref().unwrap_or("?")),
-        esc(e.hook.as_deref().unwrap_or("?")),
+        esc(&hook),
         e.tokens.map_or_else(unknown, |t| t.to_string())
     )
 }
 
-/// The held-out reconstruction section (from eval.json), empty when the SAE folder has none.
+/// A transcoder's line: "transcoder: IN -> OUT", where the report's parts read from; empty for
+/// an autoencoder.
+pub fn transcoder_section(r: &Report) -> String {
+    let Some(line) = r.sae.transcoder_line() else {
+        return String::new();
+    };
+    let out = r.sae.hook_name_out.as_deref().unwrap_or("the output hook");
+    format!(
+        r#"<section class="wide" id="transcoder"><p><strong id="transcoder-line">{}</strong> (d_in {}, d_out {}). Contexts, explanations and scores read the input store; the decoder rows, and so the logit lens, live in the space of {}; reconstruction figures compare the output with the target store's rows.</p></section>"#,
+        esc(&line),
+        r.sae.d_in,
+        r.sae.d_out.unwrap_or(0),
+        esc(out)
+    )
+}
+
+/// Where the reconstruction figures come from, in words.
+fn heldout_source(r: &Report) -> String {
+    match (&r.target, r.sae.transcoder_line()) {
+        (Some(t), Some(line)) => format!(
+            r#"<p class="muted" id="heldout-target">{}: the output compared with the target store {} ({}), on the {} held-out rows, as <code>sae eval --target-store</code> computes it.</p>"#,
+            esc(&line),
+            esc(&t.store),
+            esc(t.hook.as_deref().unwrap_or("?")),
+            t.eval_rows
+        ),
+        (None, Some(line)) => format!(
+            r#"<p class="muted" id="heldout-target">{}: from the SAE folder's eval.json (computed by <code>sae eval --target-store</code>), not recomputed here.</p>"#,
+            esc(&line)
+        ),
+        _ => String::new(),
+    }
+}
+
+/// The held-out reconstruction section (from eval.json, or for a transcoder computed against its
+/// target store), empty when there are no figures.
 pub fn heldout_section(r: &Report) -> String {
     let Some(m) = &r.heldout_eval else {
         return String::new();
     };
-    let rows = [
-        (
-            "fvu",
-            Some(m.fvu),
-            "fraction of variance unexplained: ||x - x_hat||^2 / ||x - mean||^2 (0 = perfect)",
+    // A transcoder's output y_hat is compared with the target rows y, an SAE's with its input x.
+    let (fvu, l2) = match r.sae.is_transcoder() {
+        true => (
+            "fraction of variance unexplained: ||y - y_hat||^2 / ||y - mean||^2 over the target rows y (0 = perfect)",
+            "mean ||y_hat|| / ||y|| (1 = no shrinkage)",
         ),
+        false => (
+            "fraction of variance unexplained: ||x - x_hat||^2 / ||x - mean||^2 (0 = perfect)",
+            "mean ||x_hat|| / ||x|| (1 = no shrinkage)",
+        ),
+    };
+    let rows = [
+        ("fvu", Some(m.fvu), fvu),
         ("l0", Some(m.l0), "active latents per row"),
         (
             "dead_frac",
@@ -238,11 +285,7 @@ pub fn heldout_section(r: &Report) -> String {
             Some(m.dense_frac),
             "fraction of latents firing on more than 10% of the rows",
         ),
-        (
-            "l2_ratio",
-            Some(m.l2_ratio),
-            "mean ||x_hat|| / ||x|| (1 = no shrinkage)",
-        ),
+        ("l2_ratio", Some(m.l2_ratio), l2),
         ("mse", Some(m.mse), "mean squared error per element"),
         (
             "mmcs",
@@ -255,9 +298,10 @@ pub fn heldout_section(r: &Report) -> String {
             "true features with a decoder cosine > 0.9 (ground truth)",
         ),
     ];
-    let mut s = String::from(
-        r#"<section id="heldout-eval"><h2>Reconstruction on held-out rows</h2><table id="heldout-table"><tr><th>figure</th><th class="num">value</th><th>meaning</th></tr>"#,
-    );
+    let mut s =
+        String::from(r#"<section id="heldout-eval"><h2>Reconstruction on held-out rows</h2>"#);
+    s.push_str(&heldout_source(r));
+    s.push_str(r#"<table id="heldout-table"><tr><th>figure</th><th class="num">value</th><th>meaning</th></tr>"#);
     for (name, value, meaning) in rows {
         if let Some(v) = value {
             let _ = write!(

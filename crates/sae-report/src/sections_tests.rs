@@ -2,8 +2,10 @@
 //! number of points, axis domains covering the data, pixels that map back to the data, escaping.
 
 use crate::curves::{curves_from_log, parse_metrics, TrainingCurves};
-use crate::schema::{Report, ReportSettings, SaeInfo, REPORT_FORMAT, REPORT_VERSION};
-use crate::sections::{curve_svgs, heldout_section, spliced_section, training_section};
+use crate::schema::{Report, ReportSettings, SaeInfo, TargetInfo, REPORT_FORMAT, REPORT_VERSION};
+use crate::sections::{
+    curve_svgs, heldout_section, spliced_section, training_section, transcoder_section,
+};
 use crate::spliced::SplicedEval;
 use crate::svg::Axis;
 
@@ -176,6 +178,8 @@ fn report(path: &str, training: Option<TrainingCurves>, eval: Option<SplicedEval
             architecture: "topk".into(),
             model_name: None,
             hook_name: Some("blocks.3.hook_resid_post".into()),
+            d_out: None,
+            hook_name_out: None,
         },
         settings: ReportSettings::default(),
         comparisons: vec![],
@@ -184,6 +188,7 @@ fn report(path: &str, training: Option<TrainingCurves>, eval: Option<SplicedEval
         training,
         spliced_eval: eval,
         heldout_eval: None,
+        target: None,
         notes: vec![],
     }
 }
@@ -269,4 +274,58 @@ fn heldout_figures_show_when_present() {
         h.contains(r#"data-figure="dense_frac"><td>dense_frac</td><td class="num">0.0000</td>"#)
     );
     assert!(h.contains(r#"data-figure="recovered_frac""#) && !h.contains(r#"data-figure="mmcs""#));
+}
+
+#[test]
+fn a_transcoder_is_named_with_both_hooks_and_its_figures_with_the_target() {
+    let mut r = report("sae", None, None);
+    assert_eq!(transcoder_section(&r), "", "an SAE has no transcoder line");
+    r.sae.d_out = Some(6);
+    r.sae.hook_name = Some("blocks.3.ln2.hook_normalized".into());
+    r.sae.hook_name_out = Some("<i>out</i>".into());
+    let t = transcoder_section(&r);
+    assert!(t.contains(
+        "transcoder: blocks.3.ln2.hook_normalized -&gt; &lt;i&gt;out&lt;/i&gt;</strong> (d_in 4, d_out 6)"
+    ));
+    assert!(!t.contains("<i>"));
+    // Spliced from its input hook to its output hook (eval_spliced.json's hook and hook_out).
+    let mut spliced = SplicedEval {
+        hook: r.sae.hook_name.clone(),
+        ..Default::default()
+    };
+    spliced.extra.insert(
+        "hook_out".into(),
+        serde_json::json!("blocks.3.hook_mlp_out"),
+    );
+    r.spliced_eval = Some(spliced);
+    let e = spliced_section(&r);
+    assert!(
+        e.contains("hook blocks.3.ln2.hook_normalized -&gt; blocks.3.hook_mlp_out"),
+        "{e}"
+    );
+    r.spliced_eval = None;
+    r.heldout_eval = Some(sae_model::EvalMetrics {
+        mse: 0.5,
+        fvu: 0.25,
+        l0: 3.0,
+        dead_frac: 0.0,
+        dense_frac: 0.0,
+        l2_ratio: 0.9,
+        mmcs: None,
+        recovered_frac: None,
+    });
+    r.target = Some(TargetInfo {
+        store: "acts/<out>".into(),
+        hook: Some("blocks.3.hook_mlp_out".into()),
+        eval_rows: 77,
+    });
+    let h = heldout_section(&r);
+    assert!(
+        h.contains("id=\"heldout-target\"") && h.contains("acts/&lt;out&gt;"),
+        "{h}"
+    );
+    assert!(
+        h.contains("on the 77 held-out rows") && h.contains("||y - y_hat||^2"),
+        "{h}"
+    );
 }
