@@ -116,7 +116,7 @@ fn save_and_reload(t: &Trainer, topk: bool, what: &str) -> (serde_json::Value, t
     );
     let sae = t.to_sae(meta).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    sae.save(dir.path(), Some(&vec![-1.0; D_SAE])).unwrap();
+    sae.save(dir.path(), Some(&[-1.0; D_SAE])).unwrap();
     let back = Sae::load(dir.path()).unwrap();
     assert!(back.cfg.is_transcoder(), "{what}");
     assert_eq!(
