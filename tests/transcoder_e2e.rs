@@ -246,6 +246,9 @@ fn matryoshka_and_topk_transcoders_train_save_and_evaluate() {
         if arch == "topk" {
             assert_eq!(cfg["transcode"], true, "{cfg}");
             assert!(out.join("sae.safetensors").exists());
+            // The sparsify folder counts as a finished run: a second run into it is refused.
+            let e = one_line_error(&sae(&args));
+            assert!(e.contains("already holds a trained SAE"), "{e}");
         } else {
             assert_eq!(cfg["architecture"], "jumprelu_transcoder", "{cfg}");
             assert!(cfg["metadata"]["matryoshka_widths"].is_array(), "{cfg}");
