@@ -1,9 +1,13 @@
-//! The reverse interop check of transcoders: a transcoder and a skip transcoder that
-//! `sae train --target-store` wrote, loaded by SAELens 6.54 (SAE.load_from_disk, fixtures made by
-//! scripts/make-transcoder-interop-fixtures.py in tests/fixtures/interop/ours/), give SAELens'
-//! encode / decode / forward to 1e-4 (|ours - theirs| <= 1e-4 * max(1, |theirs|)); SAELens reads
-//! the output hook where we write it (metadata.hook_name_out, given a version marker), and its FVU
-//! against the target matches ours; the fixture's cfg.json is what our writer writes today.
+//! The reverse interop check of transcoders: transcoders that `sae train --target-store` wrote,
+//! loaded by the library whose layout they are in (fixtures made by
+//! scripts/make-transcoder-interop-fixtures.py in tests/fixtures/interop/ours/): BatchTopK and
+//! Matryoshka BatchTopK (skip) transcoders by SAELens 6.54 (SAE.load_from_disk, as
+//! JumpReLU(Skip)Transcoder), TopK (skip) transcoders by sparsify 1.3.3 (SparseCoder.load_from_disk,
+//! `transcode`, `skip_connection`; SAELens has no TopK transcoder). Each gives the library's encode /
+//! decode / forward to 1e-4 (|ours - theirs| <= 1e-4 * max(1, |theirs|)) and its FVU against the
+//! target; SAELens reads the output hook where we write it (metadata.hook_name_out, given a version
+//! marker) and Matryoshka's prefix widths; our loader reads the output hook back from a sparsify
+//! folder; the fixture's cfg.json is what our writer writes today.
 
 use std::path::PathBuf;
 
@@ -58,32 +62,53 @@ fn fvu(out: &Tensor, y: &Tensor) -> f64 {
     sse / var
 }
 
-fn check(name: &str, class: &str, skip: bool) {
+/// Which library loaded a fixture, as what.
+struct Loaded {
+    library: &'static str,
+    class: &'static str,
+    skip: bool,
+}
+
+fn check(name: &str, want: Loaded) {
     let dir = fixture(name);
     let sae = Sae::load(&dir).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert!(
-        sae.cfg.is_transcoder() && sae.w_skip.is_some() == skip,
+        sae.cfg.is_transcoder() && sae.w_skip.is_some() == want.skip,
         "{name}"
     );
     let file = WeightFile::read(&dir.join("reference.safetensors")).unwrap();
     let info: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
             .unwrap();
-    assert_eq!(info["library"], "sae_lens");
-    assert_eq!(info["class"], class, "{info}");
+    assert_eq!(info["library"], want.library, "{info}");
+    assert_eq!(info["class"], want.class, "{info}");
     assert_eq!(
         info["sae_format_version"],
         sae_model::saelens::FORMAT_VERSION,
         "the fixture was made with another format version: rerun the script"
     );
-    // SAELens reads the output hook where our writer puts it (metadata.hook_name_out, checked on
-    // a copy with one set): our metadata carries sae_lens_version, without which SAELens 6.54 reads
-    // the cfg.json as the pre-6.0 layout and drops the metadata.
-    assert_eq!(
-        info["hook_out_read"],
-        serde_json::json!("blocks.3.hook_mlp_out"),
-        "{info}"
-    );
+    let hook_out = serde_json::json!("blocks.3.hook_mlp_out");
+    if want.library == "sae_lens" {
+        // SAELens reads the output hook where our writer puts it (metadata.hook_name_out, checked
+        // on a copy with one set): our metadata carries sae_lens_version, without which SAELens
+        // 6.54 reads the cfg.json as the pre-6.0 layout and drops the metadata.
+        assert_eq!(info["hook_out_read"], hook_out, "{info}");
+    } else {
+        // sparsify ignores our metadata; our loader reads it back (the pair was imported as an
+        // MLP's input and output hooks).
+        assert_eq!(sae.cfg.metadata.extra.get("hook_name_out"), Some(&hook_out));
+        assert_eq!(
+            (&info["transcode"], &info["skip_connection"]),
+            (&true.into(), &want.skip.into())
+        );
+    }
+    if let Some(w) = info.get("matryoshka_widths") {
+        assert_eq!(
+            sae.cfg.metadata.extra.get("matryoshka_widths"),
+            Some(w),
+            "{name}"
+        );
+    }
     let (x, y) = (matrix(&file, "x"), matrix(&file, "y"));
     let acts = sae.encode(&x).unwrap();
     assert_close(&format!("{name} encode"), &acts, &matrix(&file, "acts"));
@@ -98,7 +123,8 @@ fn check(name: &str, class: &str, skip: bool) {
     let (ours, theirs) = (fvu(&out, &y), info["fvu"].as_f64().unwrap());
     assert!(
         (ours - theirs).abs() <= 1e-4 * theirs.max(1e-3),
-        "{name}: fvu {ours} vs SAELens {theirs}"
+        "{name}: fvu {ours} vs {} {theirs}",
+        want.library
     );
     // The folder we committed is what our writer writes today.
     let tmp = tempfile::tempdir().unwrap();
@@ -113,12 +139,46 @@ fn check(name: &str, class: &str, skip: bool) {
     );
 }
 
+fn saelens(class: &'static str, skip: bool) -> Loaded {
+    Loaded {
+        library: "sae_lens",
+        class,
+        skip,
+    }
+}
+
+fn sparsify(skip: bool) -> Loaded {
+    Loaded {
+        library: "sparsify",
+        class: "SparseCoder",
+        skip,
+    }
+}
+
 #[test]
 fn ours_transcoder_read_by_saelens() {
-    check("transcoder", "JumpReLUTranscoder", false);
+    check("transcoder", saelens("JumpReLUTranscoder", false));
 }
 
 #[test]
 fn ours_skip_transcoder_read_by_saelens() {
-    check("skip-transcoder", "JumpReLUSkipTranscoder", true);
+    check("skip-transcoder", saelens("JumpReLUSkipTranscoder", true));
+}
+
+#[test]
+fn ours_matryoshka_transcoders_read_by_saelens() {
+    check(
+        "matryoshka-transcoder",
+        saelens("JumpReLUTranscoder", false),
+    );
+    check(
+        "matryoshka-skip-transcoder",
+        saelens("JumpReLUSkipTranscoder", true),
+    );
+}
+
+#[test]
+fn ours_topk_transcoders_read_by_sparsify() {
+    check("topk-transcoder", sparsify(false));
+    check("topk-skip-transcoder", sparsify(true));
 }

@@ -97,9 +97,20 @@ pub fn load(dir: &Path) -> Result<Sae, SaeError> {
 }
 
 impl Sae {
-    /// Saves as a SAELens folder (see [`saelens::save`]).
+    /// Saves as a SAELens folder (see [`saelens::save`]), or where SAELens has no class for the
+    /// SAE and sparsify has one (a TopK transcoder, TopK with a skip connection, groupmax) as a
+    /// sparsify folder (see [`sparsify::save`]).
     pub fn save(&self, dir: &Path, log10_density: Option<&[f32]>) -> Result<(), SaeError> {
-        saelens::save(self, dir, log10_density)
+        let lens = crate::saelens_cfg::lens_architecture(&self.cfg, self.w_skip.is_some());
+        match (lens, sparsify::unsupported(self)) {
+            (None, None) => sparsify::save(self, dir, log10_density),
+            (None, Some(why)) => Err(SaeError::Invalid(format!(
+                "neither SAELens nor sparsify can represent a {}: SAELens has no class for it, \
+                 and {why}",
+                self.kind()
+            ))),
+            (Some(_), _) => saelens::save(self, dir, log10_density),
+        }
     }
 
     /// Loads ours, SAELens (including the pre-6.0 flat cfg.json) or sparsify folders; a folder

@@ -56,7 +56,7 @@ struct CfgOut<'a> {
 }
 
 /// Writes `bytes` to `path` atomically, as a typed [`SaeError`].
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SaeError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SaeError> {
     sae_store::atomic_write(path, bytes).map_err(|e| match e {
         sae_store::StoreError::Io { path, err } => SaeError::Io { path, err },
         other => SaeError::Store(other),
@@ -85,10 +85,23 @@ fn named_tensors(sae: &Sae) -> Result<Vec<(&'static str, Tensor)>, SaeError> {
     Ok(tensors)
 }
 
+/// Writes `density` (log10 firing frequency, [d_sae]) to `dir`'s `sparsity.safetensors`.
+pub(crate) fn write_sparsity(dir: &Path, density: &[f32], d_sae: usize) -> Result<(), SaeError> {
+    if density.len() != d_sae {
+        return Err(SaeError::Invalid(format!(
+            "log10 density has {} entries, d_sae is {d_sae}",
+            density.len()
+        )));
+    }
+    let path = dir.join(SPARSITY_FILE);
+    let t = Tensor::from_slice(density, d_sae, &candle_core::Device::Cpu)?;
+    write_atomic(&path, &serialize_f32(&[("sparsity", &t)], &path)?)
+}
+
 /// Saves `sae` as a SAELens folder in `dir` (created if missing). Each file appears atomically;
 /// the weights are written before `cfg.json`. `log10_density` [d_sae], when given, is written
 /// to `sparsity.safetensors`. TopK and gated transcoders, which SAELens has no class for, are
-/// refused.
+/// refused ([`Sae::save`] writes a TopK transcoder in sparsify's layout instead).
 pub fn save(sae: &Sae, dir: &Path, log10_density: Option<&[f32]>) -> Result<(), SaeError> {
     sae.validate()?;
     let architecture = lens_architecture(&sae.cfg, sae.w_skip.is_some())
@@ -99,15 +112,7 @@ pub fn save(sae: &Sae, dir: &Path, log10_density: Option<&[f32]>) -> Result<(), 
     })?;
     let d_sae = sae.cfg.d_sae;
     if let Some(density) = log10_density {
-        if density.len() != d_sae {
-            return Err(SaeError::Invalid(format!(
-                "log10 density has {} entries, d_sae is {d_sae}",
-                density.len()
-            )));
-        }
-        let path = dir.join(SPARSITY_FILE);
-        let t = Tensor::from_slice(density, d_sae, &candle_core::Device::Cpu)?;
-        write_atomic(&path, &serialize_f32(&[("sparsity", &t)], &path)?)?;
+        write_sparsity(dir, density, d_sae)?;
     }
     let path = dir.join(WEIGHTS_FILE);
     let tensors = named_tensors(sae)?;

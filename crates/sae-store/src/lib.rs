@@ -28,6 +28,6 @@ pub use manifest::{
     DType, HarvestSource, ImportSource, ImportedFile, Manifest, ShardMeta, Source, SynthSource,
     MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION,
 };
-pub use reader::{Chunk, ChunkIter, Split, Store, GROUND_TRUTH_FILE};
+pub use reader::{Chunk, ChunkIter, IdRows, IdRowsIter, Split, Store, GROUND_TRUTH_FILE};
 pub use shuffle::{ShuffleOptions, ShuffledBatches};
 pub use writer::{RowBatch, StoreSpec, StoreWriter};

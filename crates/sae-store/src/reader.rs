@@ -50,6 +50,21 @@ pub struct Chunk {
     pub positions: Option<Vec<u32>>,
 }
 
+/// The id columns of a contiguous run of rows, without their activations.
+#[derive(Clone, Debug)]
+pub struct IdRows {
+    /// Store row index of the first row.
+    pub start_row: u64,
+    /// Number of rows.
+    pub rows: usize,
+    /// [rows], when the store has token ids.
+    pub token_ids: Option<Vec<u32>>,
+    /// [rows], when the store has document ids.
+    pub doc_ids: Option<Vec<u32>>,
+    /// [rows], when the store has positions.
+    pub positions: Option<Vec<u32>>,
+}
+
 /// An opened, validated activation store.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -119,6 +134,22 @@ impl Store {
         ChunkIter {
             store: self.clone(),
             pieces: self.pieces(lo, hi).into_iter(),
+        }
+    }
+
+    /// Streams the id columns of `split` in order, at most `max_rows` rows (and one shard) per
+    /// item; the activations are not read.
+    pub fn id_rows(&self, split: Split, max_rows: usize) -> IdRowsIter {
+        let (lo, hi) = self.split_range(split);
+        let step = max_rows.max(1);
+        let windows: Vec<(usize, usize, usize)> = self
+            .pieces(lo, hi)
+            .into_iter()
+            .flat_map(|(i, a, b)| (a..b).step_by(step).map(move |w| (i, w, (w + step).min(b))))
+            .collect();
+        IdRowsIter {
+            store: self.clone(),
+            windows: windows.into_iter(),
         }
     }
 
@@ -225,5 +256,30 @@ impl Iterator for ChunkIter {
     fn next(&mut self) -> Option<Self::Item> {
         let (i, lo, hi) = self.pieces.next()?;
         Some(self.store.read_piece(i, lo, hi))
+    }
+}
+
+/// Iterator over the id columns of one split, in row order (see [`Store::id_rows`]).
+pub struct IdRowsIter {
+    store: Store,
+    windows: std::vec::IntoIter<(usize, usize, usize)>,
+}
+
+impl Iterator for IdRowsIter {
+    type Item = Result<IdRows, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (i, lo, hi) = self.windows.next()?;
+        let s = &self.store;
+        let read = s
+            .open_shard(i)
+            .and_then(|f| f.read_ids(&s.shard_path(i), lo, hi, s.columns()));
+        Some(read.map(|r| IdRows {
+            start_row: s.shard_start(i) + lo as u64,
+            rows: hi - lo,
+            token_ids: r.token_ids,
+            doc_ids: r.doc_ids,
+            positions: r.positions,
+        }))
     }
 }

@@ -162,6 +162,31 @@ impl ShardFile {
                 .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
                 .collect(),
         };
+        Ok(ShardRows {
+            acts,
+            ..Self::columns(&st, path, lo, hi, columns)?
+        })
+    }
+
+    /// Decodes rows `lo..hi` (shard-relative) of the listed id columns only (`acts` left empty:
+    /// what a row-alignment check reads).
+    pub fn read_ids(
+        &self,
+        path: &Path,
+        lo: usize,
+        hi: usize,
+        columns: [bool; 3],
+    ) -> Result<ShardRows, StoreError> {
+        Self::columns(&self.tensors(path)?, path, lo, hi, columns)
+    }
+
+    fn columns(
+        st: &SafeTensors<'_>,
+        path: &Path,
+        lo: usize,
+        hi: usize,
+        columns: [bool; 3],
+    ) -> Result<ShardRows, StoreError> {
         let col = |name: &str, wanted: bool| -> Result<Option<Vec<u32>>, StoreError> {
             if !wanted {
                 return Ok(None);
@@ -178,7 +203,7 @@ impl ShardFile {
             ))
         };
         Ok(ShardRows {
-            acts,
+            acts: Vec::new(),
             token_ids: col(TOKEN_IDS, columns[0])?,
             doc_ids: col(DOC_IDS, columns[1])?,
             positions: col(POSITIONS, columns[2])?,

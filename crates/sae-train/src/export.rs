@@ -33,7 +33,9 @@ pub fn metadata(source: &Source, store_path: &str) -> SaeMetadata {
 impl Trainer {
     /// The inference SAE: TopK -> topk; BatchTopK and Matryoshka BatchTopK -> jumprelu with the EMA
     /// threshold in every entry (Matryoshka's prefix widths in the metadata as `matryoshka_widths`);
-    /// ReLU-L1 -> standard (ReLU); JumpReLU -> jumprelu with exp(log_threshold).
+    /// ReLU-L1 -> standard (ReLU); JumpReLU -> jumprelu with exp(log_threshold). A transcoder gets
+    /// d_out, no b_dec on the input and the target scale folded in (`Sae::save` writes a TopK one
+    /// in sparsify's layout, SAELens having no TopK transcoder).
     pub fn to_sae(&self, mut meta: SaeMetadata) -> Result<Sae> {
         let p = &self.state.params;
         let d_sae = p.d_sae;

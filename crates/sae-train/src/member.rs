@@ -23,8 +23,16 @@ const INIT_SEED_XOR: u64 = 0x1417_5EED;
 /// What the lock file says took the lock.
 pub(crate) const LOCK_COMMAND: &str = "sae train";
 
+/// Whether `out` holds a saved SAE: SAELens' weights, or sparsify's (a TopK transcoder).
+fn saved(out: &Path) -> bool {
+    out.join(sae_model::saelens::WEIGHTS_FILE).exists()
+        || out
+            .join(sae_model::sparsify::SPARSIFY_WEIGHTS_FILE)
+            .exists()
+}
+
 fn check_out_folder(out: &Path, resume: bool) -> Result<()> {
-    let weights = out.join("sae_weights.safetensors").exists();
+    let weights = saved(out);
     let ckpt = checkpoint_path(out).exists();
     let invalid = |m: String| Err(TrainError::Invalid(m));
     match (resume, weights, ckpt) {
@@ -43,7 +51,7 @@ fn check_out_folder(out: &Path, resume: bool) -> Result<()> {
 
 /// True when `out` holds a finished SAE and no checkpoint (a resumed sweep skips it).
 pub(crate) fn finished(out: &Path) -> bool {
-    out.join("sae_weights.safetensors").exists() && !checkpoint_path(out).exists()
+    saved(out) && !checkpoint_path(out).exists()
 }
 
 /// Keeps the lines of metrics.jsonl up to `step` (a resumed run rewrites what followed).
@@ -166,7 +174,7 @@ impl Member {
         })
     }
 
-    /// Saves the SAE (SAELens folder) and removes the checkpoint; the lock goes with `self`.
+    /// Saves the SAE (SAELens folder; sparsify's for a TopK transcoder) and removes the checkpoint; the lock goes with `self`.
     pub fn finish(self, data: &DataInfo) -> Result<()> {
         let out = &self.spec.out;
         let mut meta = metadata(&data.source, &data.path);

@@ -77,9 +77,13 @@ fn first_id_mismatch(a: &Option<Vec<u32>>, b: &Option<Vec<u32>>) -> Option<(usiz
     }
 }
 
+/// Rows of id columns compared at a time (the check holds two such windows of each column).
+const ID_WINDOW: usize = 1 << 16;
+
 /// Checks that `x` and `y` hold the same rows of one producer: same row count, held-out split,
 /// shard layout and provenance (model, corpus, ... everything but the hook), and equal token ids,
-/// document ids and positions row by row. The error names the first mismatch.
+/// document ids and positions row by row. The error names the first mismatch. It streams the id
+/// columns [`ID_WINDOW`] rows at a time and never reads the activations.
 pub fn check_aligned(x: &Store, y: &Store) -> Result<()> {
     let (mx, my) = (x.manifest(), y.manifest());
     if mx.rows != my.rows {
@@ -89,7 +93,8 @@ pub fn check_aligned(x: &Store, y: &Store) -> Result<()> {
         let msg = format!("{} held-out rows vs {}", mx.eval_rows, my.eval_rows);
         return Err(misaligned(x, y, msg));
     }
-    if let Some(i) = (0..mx.shards.len()).find(|&i| mx.shards[i].rows != my.shards[i].rows) {
+    let mut shard_rows = mx.shards.iter().zip(&my.shards);
+    if let Some(i) = shard_rows.position(|(a, b)| a.rows != b.rows) {
         let msg = format!(
             "shard {i} holds {} rows vs {}",
             mx.shards[i].rows, my.shards[i].rows
@@ -103,7 +108,11 @@ pub fn check_aligned(x: &Store, y: &Store) -> Result<()> {
     if let Some(m) = provenance_mismatch(&mx.source, &my.source) {
         return Err(misaligned(x, y, m));
     }
-    for (cx, cy) in x.chunks(Split::All).zip(y.chunks(Split::All)) {
+    // The same shard layout: both streams cut the rows into the same windows.
+    let windows = x
+        .id_rows(Split::All, ID_WINDOW)
+        .zip(y.id_rows(Split::All, ID_WINDOW));
+    for (cx, cy) in windows {
         let (cx, cy) = (cx?, cy?);
         let cols = [
             ("token_ids", &cx.token_ids, &cy.token_ids),

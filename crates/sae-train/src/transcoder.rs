@@ -55,24 +55,26 @@ pub(crate) fn norm_scale(sample: &[f32], d: usize, normalize: bool) -> f32 {
 }
 
 /// Checks that `cfg` can train a transcoder or, without a target, that it asks for no skip
-/// connection. Transcoders train as BatchTopK (saved as SAELens' jumprelu_transcoder with the
-/// global threshold), ReLU-L1 (transcoder) or JumpReLU (jumprelu_transcoder); SAELens has no
-/// TopK or Matryoshka transcoder class to save one as.
+/// connection. Every architecture trains as a transcoder, saved where a library loads it:
+/// BatchTopK and Matryoshka BatchTopK as SAELens' jumprelu_transcoder with the global threshold
+/// (Matryoshka's prefix widths in the metadata), ReLU-L1 as transcoder, JumpReLU as
+/// jumprelu_transcoder (each `skip_` with --skip), TopK in sparsify's layout (`transcode`,
+/// `skip_connection`: SAELens has no TopK transcoder), which holds d_out = d_in only.
 pub(crate) fn check(cfg: &TrainConfig, res: &Resolved) -> Result<()> {
     match (res.d_out, &cfg.arch) {
         (None, _) if cfg.skip => Err(TrainError::Invalid(
             "a skip connection (--skip) belongs to a transcoder: give --target-store".into(),
         )),
-        (None, _)
-        | (Some(_), ArchConfig::BatchTopK { .. })
-        | (Some(_), ArchConfig::ReluL1 { .. })
-        | (Some(_), ArchConfig::JumpRelu { .. }) => Ok(()),
-        (Some(_), other) => Err(TrainError::Invalid(format!(
-            "transcoders train with --arch batchtopk, relu-l1 or jumprelu, not {}: SAELens has no \
-             {} transcoder to save one as",
-            other.name(),
-            other.name()
-        ))),
+        (Some(d_out), ArchConfig::TopK { .. }) if d_out != res.d_in => {
+            Err(TrainError::Invalid(format!(
+                "a topk transcoder is saved in sparsify's layout (SAELens has no TopK \
+                 transcoder), whose transcoders predict a hook of the input's width: the target \
+                 store's width {d_out} is not the input's {}; use --arch batchtopk (saved as \
+                 SAELens' jumprelu_transcoder) for hooks of different widths",
+                res.d_in
+            )))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -1,7 +1,8 @@
 //! Transcoder steps (input x of width d_in, target y of width d_out, uncentred encoder input, an
 //! optional skip connection W_skip) agree with the candle-autograd reference: the sparse TopK /
-//! BatchTopK step's loss and every gradient, W_skip's included, to 1e-5 relative, with d_out below,
-//! above and equal to d_in, k = 1 .. d_sae, and some / all / no dead latents; the reference itself
+//! BatchTopK / Matryoshka BatchTopK step's loss and every gradient, W_skip's included, to 1e-5
+//! relative, with d_out below, above and equal to d_in, k = 1 .. d_sae, and some / all / no dead
+//! latents (Matryoshka: its inner prefixes reconstruct the target y); the reference itself
 //! agrees with finite differences of the loss on b_dec and W_skip. ReLU-L1 and JumpReLU
 //! transcoders (the dense GEMM step, which the threshold step hands them to) agree to 1e-4, as the
 //! autoencoders' dense step does (tests/grad_agree.rs).
@@ -15,7 +16,7 @@ use sae_train::autograd::AutogradStep;
 use sae_train::dense_step::DenseStep;
 use sae_train::params::TranscoderInit;
 use sae_train::sparse::{AuxPath, DensityPath, SparseThresholdStep, SparseTopKStep};
-use sae_train::{ArchConfig, Params, StepContext};
+use sae_train::{ArchConfig, ArchKind, Params, StepContext};
 
 /// Shape of one problem.
 #[derive(Clone, Copy, Debug)]
@@ -117,6 +118,57 @@ fn sparse_transcoder_backward_matches_autograd() {
                 }
                 compare(arch(4), s, skip, &all, 8);
                 compare(arch(4), s, skip, &none, 8);
+            }
+        }
+    }
+}
+
+/// Matryoshka BatchTopK with `fractions` (innermost first) and inner-prefix `weights`.
+fn matryoshka(k: usize, fractions: &[f64], weights: Option<Vec<f64>>) -> ArchConfig {
+    let mut arch = ArchConfig::default_for(ArchKind::MatryoshkaBatchTopK, Some(k));
+    if let ArchConfig::MatryoshkaBatchTopK {
+        group_fractions,
+        group_weights,
+        ..
+    } = &mut arch
+    {
+        *group_fractions = fractions.to_vec();
+        *group_weights = weights;
+    }
+    arch
+}
+
+/// Matryoshka BatchTopK transcoders: every inner prefix reconstructs the target y (plus the skip
+/// path), so the prefix losses reach W_dec, W_enc, b_enc, b_dec and W_skip; three and two groups,
+/// unequal weights, AuxK on and off, d_out below and above d_in.
+#[test]
+fn matryoshka_transcoder_backward_matches_autograd() {
+    let shapes = [
+        Shape {
+            d_in: 16,
+            d_out: 24,
+            d_sae: 48,
+            rows: 64,
+        },
+        Shape {
+            d_in: 37,
+            d_out: 13,
+            d_sae: 100,
+            rows: 70,
+        },
+    ];
+    for s in shapes {
+        let some: Vec<bool> = (0..s.d_sae).map(|j| j % 3 == 0).collect();
+        let none = vec![false; s.d_sae];
+        for (fr, w) in [
+            (vec![0.0625, 0.1875, 0.75], None),
+            (vec![0.25, 0.75], Some(vec![0.5])),
+        ] {
+            for skip in [false, true] {
+                for k in [1, 4] {
+                    compare(matryoshka(k, &fr, w.clone()), s, skip, &some, 8);
+                }
+                compare(matryoshka(4, &fr, w.clone()), s, skip, &none, 8);
             }
         }
     }

@@ -273,11 +273,6 @@ impl Step for SparseTopKStep {
             false => encode(x, p, &mut self.ws.xc, &mut self.ws.z),
         };
         let (auxk_coef, min_kept) = self.select(p, ctx, b)?;
-        if p.transcoder && self.prefixes.is_some() {
-            return Err(TrainError::Invalid(
-                "matryoshka-batchtopk transcoders are not supported".into(),
-            ));
-        }
         let ws = &mut self.ws;
         // The encoder's input rows and the rows the decoder reconstructs.
         let xc: &[f32] = if p.transcoder { x } else { &ws.xc };
@@ -310,8 +305,10 @@ impl Step for SparseTopKStep {
         if let Some(pre) = &self.prefixes {
             matryoshka::inner_entries(&ws.act, pre, &mut ws.inner);
             ensure(&mut ws.idz, ws.inner.nnz());
+            // Every prefix reconstructs what the full decoder does: x, or a transcoder's target
+            // (less the skip path, which each prefix's output also carries).
             let inp = PrefixInputs {
-                x,
+                x: y_rec,
                 w_dec: &p.w_dec,
                 b_dec: &p.b_dec,
                 inner: &ws.inner,
@@ -405,9 +402,15 @@ impl Step for SparseTopKStep {
         let aux = if with_aux { aux_sse / var_e } else { 0.0 };
         b_dec_grad(p, e_grad.as_deref().unwrap_or(&sums.e_sum), gscale, grads);
         if let Some(gs) = grads.w_skip.as_mut() {
-            // dW_skip = x^T g (the g rows are the first B rows of gd).
+            // dW_skip = x^T (g + u_0): the g rows are the first B rows of gd; Matryoshka's u_0
+            // rows (gscale sum_s w_s e_s, every inner prefix's output carries x W_skip) follow
+            // the AuxK rows.
             let g = Mat::new(&ws.gd[..b * d_out], b, d_out);
             matmul_into(gs, Mat::t(x, b, p.d_in), g, false);
+            if self.prefixes.is_some() {
+                let u0 = Mat::new(&ws.gd[2 * b * d_out..3 * b * d_out], b, d_out);
+                matmul_into(gs, Mat::t(x, b, p.d_in), u0, true);
+            }
         }
         let l0 = ws.act.nnz() as f64 / b as f64;
         Ok(StepOutput {
