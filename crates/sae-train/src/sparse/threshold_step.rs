@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::jump::{jumprelu_terms, JumpTerms};
 use super::passes::{self, ByLatent, Part, RowInputs};
 use super::select::RowSets;
-use super::threshold::{fractions, select_threshold, Rule};
+use super::threshold::{count_and_fire, select_threshold, Rule};
 use super::{b_dec_grad, dot_dispatch, encode, ensure};
 use crate::config::ArchConfig;
 use crate::dense_step::DenseStep;
@@ -112,7 +112,16 @@ impl Step for SparseThresholdStep {
             None => ws.lower.resize(d_sae, 0.0),
         }
         let jump = theta.is_some();
-        let (density, window) = fractions(&ws.z, &p.b_enc, &ws.lower, eps.max(1e-30), jump);
+        // One read of z counts and (while few fire) collects the firing entries.
+        let counted = count_and_fire(
+            &ws.z,
+            &p.b_enc,
+            &ws.lower,
+            eps.max(1e-30),
+            jump,
+            &mut ws.act,
+        );
+        let (density, window) = (counted.density, counted.window);
         let dense_now = match self.path {
             DensityPath::Dense => true,
             DensityPath::Sparse => false,
@@ -131,13 +140,18 @@ impl Step for SparseThresholdStep {
             ws.lower.clear();
             ws.lower.extend(t.iter().map(|t| t - eps));
         }
-        let rule = Rule {
-            theta: theta.as_deref(),
-            eps,
-            lower: &ws.lower,
-            window: !wide,
-        };
-        select_threshold(&ws.z, &p.b_enc, &rule, &mut ws.act, &mut ws.win);
+        // The count already holds the firing entries unless a narrow window must be collected
+        // too (or too many fired to keep).
+        let narrow = jump && !wide;
+        if narrow || !counted.complete {
+            let rule = Rule {
+                theta: theta.as_deref(),
+                eps,
+                lower: &ws.lower,
+                window: narrow,
+            };
+            select_threshold(&ws.z, &p.b_enc, &rule, &mut ws.act, &mut ws.win);
+        }
         let bf = b as f32;
         let gscale = -2.0 / bf;
         ensure(&mut ws.g, b * d_in);
