@@ -82,7 +82,8 @@ fn window_df(ws: &Workspace, p: &Params) -> Vec<f32> {
 
 /// The threshold gradient (before the factor theta) from dF = G W_dec^T by one GEMM and a dense
 /// pass over (z, dF), row blocks summed in block order. With the pre-activation estimator the
-/// pass leaves the window's dz in `ws.f` and its column sums in `ws.wdb`.
+/// pass leaves every entry's whole dz in `ws.f` (dF where the latent fires, plus the window's
+/// term) and its column sums (db_enc) in `ws.wdb`: one GEMM dz^T xc then gives all of dW_enc^T.
 fn wide_window_grad(ws: &mut Workspace, p: &Params, jt: &JumpTerms<'_>, c: f32, lt: &mut [f32]) {
     let (d, d_sae) = (p.d_in, p.d_sae);
     let rows = ws.g.len() / d;
@@ -107,8 +108,8 @@ fn wide_window_grad(ws: &mut Workspace, p: &Params, jt: &JumpTerms<'_>, c: f32, 
 }
 
 simd_dispatch! {
-    /// One row block of the wide-window threshold gradient (and, with `pre`, the window's dz
-    /// written over dF and its column sums).
+    /// One row block of the wide-window threshold gradient (and, with `pre`, each entry's whole
+    /// dz = dF [fires] - (window term) written over dF, and its column sums).
     fn window_block(
         z: &[f32], f: &mut [f32], b: &[f32], t: &[f32], eps: f32, c: f32, pre: bool,
     ) -> (Vec<f32>, Vec<f32>) {
@@ -117,12 +118,14 @@ simd_dispatch! {
         let mut dsum = vec![0f32; if pre { d } else { 0 }];
         for (zr, fr) in z.chunks_exact(d).zip(f.chunks_exact_mut(d)) {
             for j in 0..d {
-                let inside = (((zr[j] + b[j]) - t[j]) / eps).abs() < 0.5;
+                let v = zr[j] + b[j];
+                let inside = ((v - t[j]) / eps).abs() < 0.5;
                 let w = if inside { -(t[j] / eps) * fr[j] - c } else { 0.0 };
                 acc[j] += w;
                 if pre {
-                    fr[j] = -w;
-                    dsum[j] -= w;
+                    let on = if v > t[j] { fr[j] } else { 0.0 };
+                    fr[j] = on - w;
+                    dsum[j] += fr[j];
                 }
             }
         }

@@ -309,3 +309,33 @@ pub fn latent_pass(
         .enumerate()
         .for_each(|(b, ((gw, ge), gb))| latent_block(bl, b * lb, src, xc, w, gw, ge, gb));
 }
+
+simd_dispatch! {
+    /// dW_dec rows of latents `j0..` (one block) from the transposed entries.
+    fn decoder_block(bl: &ByLatent, j0: usize, src: &[f32], d: usize, dw_dec: &mut [f32]) {
+        for (i, gw) in dw_dec.chunks_exact_mut(d).enumerate() {
+            let j = j0 + i;
+            gw.iter_mut().for_each(|v| *v = 0.0);
+            let ents = &bl.entries[bl.off[j]..bl.off[j + 1]];
+            let mut quads = ents.chunks_exact(4);
+            for q in &mut quads {
+                let s4 = std::array::from_fn(|i| &src[q[i].src as usize * d..][..d]);
+                axpy4(gw, std::array::from_fn(|i| q[i].coef), s4);
+            }
+            for e in quads.remainder() {
+                let s = e.src as usize * d;
+                axpy(gw, e.coef, &src[s..s + d]);
+            }
+        }
+    }
+}
+
+/// The decoder half of [`latent_pass`]: fills dW_dec [d_sae, d] alone (rows of width `d`), for a
+/// caller that finds the encoder's gradients by a GEMM.
+pub fn decoder_pass(bl: &ByLatent, src: &[f32], d: usize, dw_dec: &mut [f32]) {
+    let lb = LATENT_BLOCK;
+    dw_dec
+        .par_chunks_mut(lb * d)
+        .enumerate()
+        .for_each(|(b, gw)| decoder_block(bl, b * lb, src, d, gw));
+}

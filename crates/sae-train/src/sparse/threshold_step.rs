@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::jump::{jumprelu_terms, JumpTerms};
 use super::passes::{self, ByLatent, Part, RowInputs};
 use super::select::RowSets;
-use super::threshold::{fractions, select_threshold, Rule};
+use super::threshold::{count_and_fire, select_threshold, Rule};
 use super::{b_dec_grad, dot_dispatch, encode, ensure};
 use crate::config::ArchConfig;
 use crate::dense_step::DenseStep;
@@ -112,7 +112,16 @@ impl Step for SparseThresholdStep {
             None => ws.lower.resize(d_sae, 0.0),
         }
         let jump = theta.is_some();
-        let (density, window) = fractions(&ws.z, &p.b_enc, &ws.lower, eps.max(1e-30), jump);
+        // One read of z counts and (while few fire) collects the firing entries.
+        let counted = count_and_fire(
+            &ws.z,
+            &p.b_enc,
+            &ws.lower,
+            eps.max(1e-30),
+            jump,
+            &mut ws.act,
+        );
+        let (density, window) = (counted.density, counted.window);
         let dense_now = match self.path {
             DensityPath::Dense => true,
             DensityPath::Sparse => false,
@@ -131,13 +140,18 @@ impl Step for SparseThresholdStep {
             ws.lower.clear();
             ws.lower.extend(t.iter().map(|t| t - eps));
         }
-        let rule = Rule {
-            theta: theta.as_deref(),
-            eps,
-            lower: &ws.lower,
-            window: !wide,
-        };
-        select_threshold(&ws.z, &p.b_enc, &rule, &mut ws.act, &mut ws.win);
+        // The count already holds the firing entries unless a narrow window must be collected
+        // too (or too many fired to keep).
+        let narrow = jump && !wide;
+        if narrow || !counted.complete {
+            let rule = Rule {
+                theta: theta.as_deref(),
+                eps,
+                lower: &ws.lower,
+                window: narrow,
+            };
+            select_threshold(&ws.z, &p.b_enc, &rule, &mut ws.act, &mut ws.win);
+        }
         let bf = b as f32;
         let gscale = -2.0 / bf;
         ensure(&mut ws.g, b * d_in);
@@ -179,15 +193,19 @@ impl Step for SparseThresholdStep {
             }
         };
         let ws = &mut self.ws;
-        latent_gradients(ws, p, pre && !wide, grads);
         if pre && wide {
+            // ws.f holds every entry's dz: one GEMM gives dW_enc^T, the column sums db_enc, and
+            // the sparse pass only dW_dec.
+            latent_gradients(ws, p, Encoder::None, grads);
             let (f, xc) = (Mat::t(&ws.f, b, d_sae), Mat::new(&ws.xc, b, d_in));
-            matmul_into(&mut grads.w_enc_t, f, xc, true);
-            grads
-                .b_enc
-                .iter_mut()
-                .zip(&ws.wdb)
-                .for_each(|(a, v)| *a += v);
+            matmul_into(&mut grads.w_enc_t, f, xc, false);
+            grads.b_enc.copy_from_slice(&ws.wdb);
+        } else {
+            let enc = match pre {
+                true => Encoder::WithWindow,
+                false => Encoder::Firing,
+            };
+            latent_gradients(ws, p, enc, grads);
         }
         if let Some(l1) = &l1 {
             add_l1_decoder_term(l1, p, ctx.sparsity_coef as f32 / bf, grads);
@@ -227,9 +245,21 @@ impl SparseThresholdStep {
     }
 }
 
-/// dW_dec, dW_enc^T and db_enc from the firing entries and, with `window` (pre-activation
-/// estimator, narrow window), the kernel-window entries, which move z only (coefficient 0).
-fn latent_gradients(ws: &mut Workspace, p: &Params, window: bool, grads: &mut Grads) {
+/// What the sparse latent pass gives the encoder.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Encoder {
+    /// dW_enc^T and db_enc from the firing entries.
+    Firing,
+    /// From the firing entries and the kernel-window ones (pre-activation estimator, narrow
+    /// window), which move z only (coefficient 0).
+    WithWindow,
+    /// Nothing: the caller finds dW_enc^T and db_enc by a GEMM (wide window).
+    None,
+}
+
+/// dW_dec from the firing entries and, as `enc` says, dW_enc^T and db_enc.
+fn latent_gradients(ws: &mut Workspace, p: &Params, enc: Encoder, grads: &mut Grads) {
+    let window = enc == Encoder::WithWindow;
     let parts = [
         Part {
             sets: &ws.act,
@@ -249,6 +279,10 @@ fn latent_gradients(ws: &mut Workspace, p: &Params, window: bool, grads: &mut Gr
         },
     ];
     ws.by_latent.build(p.d_sae, &parts);
+    if enc == Encoder::None {
+        passes::decoder_pass(&ws.by_latent, &ws.g, p.d_in, &mut grads.w_dec);
+        return;
+    }
     passes::latent_pass(
         &ws.by_latent,
         &ws.g,
