@@ -9,24 +9,19 @@ use std::path::Path;
 
 use common::{ok, s as p, sae};
 
-/// Trains a 512-latent SAE for 1000 steps of 1024 rows at peak lr 8e-3 (the BatchTopK e2e
-/// settings of tests/train_e2e.rs) and returns `sae eval --json`.
-fn train_eval(store: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
-    let mut args = vec![
-        "train",
-        "--store",
-        p(store),
-        "--out",
-        p(out),
-        "--d-sae",
-        "512",
-        "--steps",
-        "1000",
-        "--batch",
-        "1024",
-        "--lr",
-        "8e-3",
-    ];
+/// The e2e size of tests/train_e2e.rs: 512 latents, 1000 steps of 1024 rows at peak lr 8e-3.
+const SMALL: [&str; 8] = [
+    "--d-sae", "512", "--steps", "1000", "--batch", "1024", "--lr", "8e-3",
+];
+/// README's superposition benchmark: 1024 latents, 1000 steps of 4096 rows at peak lr 4e-3.
+const README: [&str; 8] = [
+    "--d-sae", "1024", "--steps", "1000", "--batch", "4096", "--lr", "4e-3",
+];
+
+/// Trains an SAE with `size` and `extra` flags and returns `sae eval --json`.
+fn train_eval(store: &Path, out: &Path, size: &[&str], extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["train", "--store", p(store), "--out", p(out)];
+    args.extend_from_slice(size);
     args.extend_from_slice(extra);
     ok(sae(&args));
     let o = ok(sae(&[
@@ -52,27 +47,42 @@ fn num(v: &serde_json::Value, key: &str) -> f64 {
 fn matryoshka_recovers_the_features_and_its_prefixes_reconstruct() {
     let tmp = tempfile::tempdir().unwrap();
     let (store, out) = (tmp.path().join("store"), tmp.path().join("sae"));
-    common::synth_benchmark(&store, &[]);
-    // Inner prefixes weighted 0.05 (configs/matryoshka-batchtopk.toml; measured mmcs 0.993,
-    // recovered 0.988): with equal weights the inner prefixes (32 and 128 latents for 256 equally
-    // frequent features) learn mixtures of features and mmcs stays near 0.81 (0.986 / 0.977 at 0.1).
-    let cfg = tmp.path().join("matryoshka.toml");
-    std::fs::write(
-        &cfg,
-        "[arch]\nkind = \"matryoshka-batchtopk\"\nk = 5\ngroup_weights = [0.05, 0.05]\n",
-    )
-    .unwrap();
-    let v = train_eval(&store, &out, &["--config", p(&cfg)]);
-    // BatchTopK's thresholds in tests/train_e2e.rs.
-    assert!(num(&v, "mmcs") >= 0.98, "{v}");
-    assert!(num(&v, "recovered_frac") >= 0.95, "{v}");
-    assert!(num(&v, "l0") > 3.0 && num(&v, "l0") < 7.0, "{v}");
+    // README's benchmark (512 equally frequent features in 128 dims): at the e2e size of
+    // tests/train_e2e.rs (256 features, 64 dims, k 5 over a true L0 of 2.6) the shipped
+    // groups reach only mmcs 0.93 / recovered 0.72 (README "Matryoshka BatchTopK").
+    ok(sae(&[
+        "synth",
+        "--features",
+        "512",
+        "--dim",
+        "128",
+        "--firing-prob",
+        "0.01",
+        "--samples",
+        "500000",
+        "--seed",
+        "0",
+        "--out",
+        p(&store),
+    ]));
+    // The default groups and weights (one inner prefix of 1/32 of the latents, weight 1 ramped
+    // to 0.2 between 50% and 80% of the steps); measured mmcs 0.9986, recovered 0.996.
+    let v = train_eval(
+        &store,
+        &out,
+        &README,
+        &["--arch", "matryoshka-batchtopk", "--k", "5"],
+    );
+    // The README's targets, which BatchTopK meets (0.9993 / 1.000).
+    assert!(num(&v, "mmcs") >= 0.99, "{v}");
+    assert!(num(&v, "recovered_frac") >= 0.97, "{v}");
+    assert!(num(&v, "l0") > 4.0 && num(&v, "l0") < 6.0, "{v}");
     let prefixes = v["prefixes"].as_array().expect("per-prefix metrics");
     let widths: Vec<u64> = prefixes
         .iter()
         .map(|e| e["width"].as_u64().unwrap())
         .collect();
-    assert_eq!(widths, [32, 128, 512], "{v}");
+    assert_eq!(widths, [32, 1024], "{v}");
     for pair in prefixes.windows(2) {
         assert!(num(&pair[1], "fvu") < num(&pair[0], "fvu"), "{v}");
         assert!(num(&pair[1], "l0") > num(&pair[0], "l0"), "{v}");
@@ -92,15 +102,18 @@ fn matryoshka_absorbs_less_than_batchtopk() {
     // The first 16 features are parents of 4 children each.
     common::synth_benchmark(&store, &["--parents", "16", "--children", "4"]);
     // k = 2 under the true L0 (3.2): the budget makes a child's latent that carries its parent's
-    // direction worth it (measured: batchtopk 0.45, topk 0.52, matryoshka 0.04).
+    // direction worth it (measured: batchtopk 0.45, topk 0.52, matryoshka with the default
+    // groups and weight ramp 0.09).
     let btk = train_eval(
         &store,
         &tmp.path().join("batchtopk"),
+        &SMALL,
         &["--arch", "batchtopk", "--k", "2"],
     );
     let mat = train_eval(
         &store,
         &tmp.path().join("matryoshka"),
+        &SMALL,
         &["--arch", "matryoshka-batchtopk", "--k", "2"],
     );
     let score = |v: &serde_json::Value| num(&v["absorption"], "mean");
@@ -112,6 +125,7 @@ fn matryoshka_absorbs_less_than_batchtopk() {
     );
     assert!(a_btk > 0.2, "batchtopk absorbs at this k: {btk}");
     assert!(a_mat < 0.5 * a_btk, "{a_mat} vs {a_btk}");
+    assert!(a_mat < 0.2, "{mat}");
     let parents = mat["absorption"]["parents"].as_array().unwrap();
     assert_eq!(parents.len(), 16);
     assert!(parents.iter().all(|e| num(e, "rows") > 1000.0), "{mat}");

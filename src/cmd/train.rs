@@ -61,7 +61,7 @@ pub struct Args {
     #[arg(long)]
     k: Option<usize>,
     /// Matryoshka groups as shares of the dictionary, innermost first, summing to 1
-    /// (default 0.0625,0.1875,0.75: prefixes of 1/16, 1/4 and all latents).
+    /// (default 0.03125,0.96875: one inner prefix of 1/32 of the latents, then all of them).
     #[arg(long, value_delimiter = ',')]
     group_fractions: Vec<f64>,
     /// Dictionary size.

@@ -200,7 +200,8 @@ impl Step for AutogradStep {
         {
             // Each inner prefix reconstructs on its own: f[:, :w] W_dec[:w] + b_dec.
             let pre = Prefixes::new(group_fractions, group_weights.as_deref(), d_sae)?;
-            for (&w, &wt) in pre.widths.iter().zip(&pre.weights) {
+            let weights = ctx.prefix_weights.unwrap_or(&pre.weights);
+            for (&w, &wt) in pre.widths.iter().zip(weights) {
                 let mut xh = f
                     .narrow(1, 0, w)?
                     .matmul(&v.w_dec.as_tensor().narrow(0, 0, w)?)?

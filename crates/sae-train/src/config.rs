@@ -7,7 +7,7 @@ use crate::error::{Result, TrainError};
 pub mod defaults;
 mod matryoshka;
 
-pub use matryoshka::Prefixes;
+pub use matryoshka::{PrefixSchedule, Prefixes};
 
 /// The SAE architecture and its sparsity control.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -61,6 +61,13 @@ pub enum ArchConfig {
         /// Loss weight of each inner prefix (one per group but the last; default 1 each).
         #[serde(default)]
         group_weights: Option<Vec<f64>>,
+        /// The inner weights' ramp: `group_weights` until `weight_ramp[0]` of the steps, then
+        /// linearly down (or up) to `group_weights` times this by `weight_ramp[1]` (1: no ramp).
+        #[serde(default = "final_weight_scale")]
+        final_weight_scale: f64,
+        /// Start and end of the weight ramp, as fractions of the steps.
+        #[serde(default = "weight_ramp")]
+        weight_ramp: [f64; 2],
     },
     /// ReLU with an L1 penalty weighted by decoder-row norms (Anthropic, April 2024).
     ReluL1 {
@@ -107,6 +114,12 @@ fn threshold_ema() -> f64 {
 }
 fn group_fractions() -> Vec<f64> {
     defaults::GROUP_FRACTIONS.to_vec()
+}
+fn final_weight_scale() -> f64 {
+    defaults::FINAL_WEIGHT_SCALE
+}
+fn weight_ramp() -> [f64; 2] {
+    defaults::WEIGHT_RAMP
 }
 fn l1_coef() -> f64 {
     defaults::L1_COEF
@@ -168,6 +181,8 @@ impl ArchConfig {
                 threshold_ema: defaults::THRESHOLD_EMA,
                 group_fractions: defaults::GROUP_FRACTIONS.to_vec(),
                 group_weights: None,
+                final_weight_scale: defaults::FINAL_WEIGHT_SCALE,
+                weight_ramp: defaults::WEIGHT_RAMP,
             },
             ArchKind::ReluL1 => ArchConfig::ReluL1 {
                 l1_coef: defaults::L1_COEF,
@@ -221,6 +236,25 @@ impl ArchConfig {
             ArchConfig::TopK { k, auxk_coef, .. }
             | ArchConfig::BatchTopK { k, auxk_coef, .. }
             | ArchConfig::MatryoshkaBatchTopK { k, auxk_coef, .. } => Some((*k, *auxk_coef)),
+            _ => None,
+        }
+    }
+
+    /// Matryoshka BatchTopK's groups and the schedule of their inner weights, None for the others.
+    pub fn prefix_schedule(&self) -> Option<PrefixSchedule> {
+        match self {
+            ArchConfig::MatryoshkaBatchTopK {
+                group_fractions,
+                group_weights,
+                final_weight_scale,
+                weight_ramp,
+                ..
+            } => Some(PrefixSchedule::new(
+                group_fractions,
+                group_weights.as_deref(),
+                *final_weight_scale,
+                *weight_ramp,
+            )),
             _ => None,
         }
     }
@@ -361,13 +395,9 @@ impl TrainConfig {
                 if *k == 0 || *k > d_sae {
                     return bad(format!("k = {k} must lie in 1..=d_sae ({d_sae})"));
                 }
-                if let ArchConfig::MatryoshkaBatchTopK {
-                    group_fractions,
-                    group_weights,
-                    ..
-                } = &self.arch
-                {
-                    matryoshka::Prefixes::new(group_fractions, group_weights.as_deref(), d_sae)?;
+                if let Some(sched) = self.arch.prefix_schedule() {
+                    matryoshka::Prefixes::new(&sched.fractions, Some(&sched.start), d_sae)?;
+                    sched.check()?;
                 }
                 // BatchTopK revives its many dead latents with a wider AuxK (Bussmann et al. use
                 // 512; capped here at Gao et al.'s 256).

@@ -17,6 +17,9 @@ pub struct StepContext<'a> {
     /// A transcoder's target rows y [batch, d_out] (scaled), row-aligned with x; None for an
     /// autoencoder, whose target is x itself.
     pub target: Option<&'a [f32]>,
+    /// Matryoshka: the inner prefixes' loss weights at this step (the config's weight ramp);
+    /// None: the config's `group_weights`.
+    pub prefix_weights: Option<&'a [f64]>,
 }
 
 /// Loss parts, gradients and firing statistics of one batch.

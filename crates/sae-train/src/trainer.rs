@@ -213,11 +213,17 @@ impl Trainer {
             } => warmup_coef(s, self.cfg.steps, *l0_coef, *l0_warmup_frac),
             _ => 0.0,
         };
+        let prefix_weights = self
+            .cfg
+            .arch
+            .prefix_schedule()
+            .and_then(|p| p.weights_at(s, self.cfg.steps));
         let dead = self.state.dead.dead_mask();
         let ctx = StepContext {
             dead: &dead,
             sparsity_coef,
             target,
+            prefix_weights: prefix_weights.as_deref(),
         };
         let out = self
             .step_impl

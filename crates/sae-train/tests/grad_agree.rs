@@ -30,12 +30,24 @@ fn random_problem(d_in: usize, d_sae: usize, rows: usize, seed: u64) -> (Params,
 
 /// Sparse TopK-family step against candle autograd on one random problem.
 fn compare_sparse(arch: ArchConfig, shape: (usize, usize, usize), dead: &[bool], k_aux: usize) {
+    compare_sparse_weighted(arch, shape, dead, k_aux, None);
+}
+
+/// [`compare_sparse`] with Matryoshka's per-step inner weights (`prefix_weights`) in the context.
+fn compare_sparse_weighted(
+    arch: ArchConfig,
+    shape: (usize, usize, usize),
+    dead: &[bool],
+    k_aux: usize,
+    prefix_weights: Option<&[f64]>,
+) {
     let (d_in, d_sae, rows) = shape;
     let (p, x) = random_problem(d_in, d_sae, rows, 3 + d_sae as u64);
     let ctx = StepContext {
         dead,
         sparsity_coef: 0.0,
         target: None,
+        prefix_weights,
     };
     let what = format!(
         "{} {shape:?} dead {}",
@@ -101,6 +113,7 @@ fn relu_l1_gradient_matches_finite_differences() {
         dead: &[false; 10],
         sparsity_coef: 0.5,
         target: None,
+        prefix_weights: None,
     };
     let (_, grads) = run(&mut step, &x, &p, &ctx);
     for j in [0usize, 3, 7] {
@@ -147,6 +160,7 @@ fn compare_threshold(arch: ArchConfig, coef: f64, with_threshold: bool, firing: 
         dead: &dead,
         sparsity_coef: coef,
         target: None,
+        prefix_weights: None,
     };
     let what = format!("{} firing {firing}", arch.name());
     let reference = run(
@@ -236,10 +250,49 @@ fn matryoshka_backward_matches_autograd() {
                     threshold_ema: 0.99,
                     group_fractions: fr.clone(),
                     group_weights: w.clone(),
+                    final_weight_scale: 1.0,
+                    weight_ramp: [0.0, 1.0],
                 };
                 compare_sparse(arch.clone(), (d_in, d_sae, rows), &some, 8);
                 compare_sparse(arch, (d_in, d_sae, rows), &none, 8);
             }
         }
+    }
+}
+
+/// The weight ramp's per-step inner weights (`StepContext::prefix_weights`, which override the
+/// config's) reach the fast step as they reach autograd, and change the gradients.
+#[test]
+fn matryoshka_step_weights_match_autograd() {
+    let (d_in, d_sae, rows) = (16, 48, 64);
+    let some: Vec<bool> = (0..d_sae).map(|j| j % 3 == 0).collect();
+    for (fr, w) in [
+        (vec![0.0625, 0.1875, 0.75], vec![0.3, 2.0]),
+        (vec![0.25, 0.75], vec![0.0]),
+    ] {
+        let arch = ArchConfig::MatryoshkaBatchTopK {
+            k: 4,
+            auxk_coef: 1.0 / 32.0,
+            k_aux: None,
+            threshold_ema: 0.99,
+            group_fractions: fr,
+            group_weights: None,
+            final_weight_scale: 0.5,
+            weight_ramp: [0.0, 1.0],
+        };
+        compare_sparse_weighted(arch.clone(), (d_in, d_sae, rows), &some, 8, Some(&w));
+        let (p, x) = random_problem(d_in, d_sae, rows, 5);
+        let grads = |pw: Option<&[f64]>| {
+            let ctx = StepContext {
+                dead: &some,
+                sparsity_coef: 0.0,
+                target: None,
+                prefix_weights: pw,
+            };
+            run(&mut SparseTopKStep::new(arch.clone(), 8), &x, &p, &ctx)
+        };
+        let (with, without) = (grads(Some(&w)), grads(None));
+        assert_ne!(with.0.loss, without.0.loss, "{w:?}");
+        assert_ne!(with.1, without.1, "{w:?}");
     }
 }

@@ -58,6 +58,7 @@ fn compare(arch: ArchConfig, s: Shape, skip: bool, dead: &[bool], k_aux: usize) 
         dead,
         sparsity_coef: 0.0,
         target: Some(&y),
+        prefix_weights: None,
     };
     let n_dead = dead.iter().filter(|d| **d).count();
     let what = format!("{} {s:?} skip {skip} dead {n_dead}", arch.name());
@@ -190,6 +191,7 @@ fn transcoder_reference_matches_finite_differences() {
         dead: &dead,
         sparsity_coef: 0.0,
         target: Some(&y),
+        prefix_weights: None,
     };
     let mut step = AutogradStep {
         arch: topk(3),
@@ -266,6 +268,7 @@ fn threshold_transcoders_match_autograd() {
                 dead: &dead,
                 sparsity_coef: 0.4,
                 target: Some(&y),
+                prefix_weights: None,
             };
             let what = format!("{} skip {skip}", arch.name());
             let mut reference_step = AutogradStep {

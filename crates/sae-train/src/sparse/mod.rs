@@ -273,6 +273,11 @@ impl Step for SparseTopKStep {
             false => encode(x, p, &mut self.ws.xc, &mut self.ws.z),
         };
         let (auxk_coef, min_kept) = self.select(p, ctx, b)?;
+        // Matryoshka's weight ramp: this step's inner weights.
+        if let (Some(pre), Some(w)) = (self.prefixes.as_mut(), ctx.prefix_weights) {
+            pre.weights.clear();
+            pre.weights.extend_from_slice(w);
+        }
         let ws = &mut self.ws;
         // The encoder's input rows and the rows the decoder reconstructs.
         let xc: &[f32] = if p.transcoder { x } else { &ws.xc };
