@@ -39,7 +39,9 @@ fn save_skip_only(dir: &Path, w_skip: Tensor, hook: &str, hook_out: Option<&str>
     cfg.apply_b_dec_to_input = false;
     cfg.metadata.hook_name = Some(hook.to_string());
     if let Some(h) = hook_out {
-        cfg.metadata.extra.insert("hook_name_out".into(), h.into());
+        cfg.metadata
+            .extra
+            .insert(sae_model::HOOK_NAME_OUT.into(), h.into());
     }
     let z = |shape: (usize, usize)| Tensor::zeros(shape, DType::F32, &Device::Cpu).unwrap();
     let sae = Sae::with_parts(

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use sae_lm::{Model, ModelSpec, TextTokenizer};
-use sae_model::Sae;
+use sae_model::{Sae, HOOK_NAME_OUT};
 use sae_splice::{spliced_eval, Site, SplicedConfig, SplicedMetrics, SplicedProgress};
 
 /// The file the spliced evaluation writes into the SAE folder.
@@ -172,9 +172,6 @@ fn splice_site(a: &SplicedArgs, model: &Model, sae: &Sae, name: &str) -> anyhow:
     Site::between(hook, out)
         .with_context(|| format!("cannot splice the transcoder from `{hook_name}` to `{out_name}`"))
 }
-
-/// Where a transcoder's cfg.json names its output hook (SAELens 6: `metadata.hook_name_out`).
-const HOOK_NAME_OUT: &str = "hook_name_out";
 
 fn print_spliced(m: &SplicedMetrics) {
     let (what, zeroed) = match &m.hook_out {

@@ -29,4 +29,4 @@ pub use forward::{ForwardOutput, RowScale};
 pub use load::SaeFormat;
 pub use prefix::{PrefixMetrics, PrefixStats};
 pub use sae::{Gate, Sae};
-pub use saelens::load_sparsity;
+pub use saelens::{load_sparsity, HOOK_NAME_OUT};

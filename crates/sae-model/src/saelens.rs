@@ -34,7 +34,7 @@ pub const SAELENS_LAYOUT_VERSION: &str = "6.0.0";
 
 /// Key of a transcoder's output hook: in `metadata` (SAELens 6 reads `cfg.metadata.hook_name_out`;
 /// some 6.x versions wrote it at the top level of `cfg.json`, which the loader also reads).
-pub(crate) const HOOK_NAME_OUT: &str = "hook_name_out";
+pub const HOOK_NAME_OUT: &str = "hook_name_out";
 
 /// `cfg.json` as we write it: the SAELens >= 6 layout.
 #[derive(Serialize)]

@@ -12,7 +12,7 @@ use crate::schema::TargetInfo;
 use crate::ReportError;
 
 /// Metadata key of a transcoder's output hook (SAELens 6: `cfg.metadata.hook_name_out`).
-pub const HOOK_NAME_OUT: &str = "hook_name_out";
+pub use sae_model::HOOK_NAME_OUT;
 
 /// A transcoder's output hook: its metadata's `hook_name_out`, else the hook the target store was
 /// harvested at; `None` for an autoencoder or when neither says.

@@ -180,7 +180,7 @@ impl Member {
         let mut meta = metadata(&data.source, &data.path);
         if let Some(h) = &data.hook_out {
             meta.extra
-                .insert("hook_name_out".into(), serde_json::json!(h));
+                .insert(sae_model::HOOK_NAME_OUT.into(), serde_json::json!(h));
         }
         let sae = self.trainer.to_sae(meta)?;
         sae.save(out, Some(&self.trainer.state.dead.log10_density()))?;
