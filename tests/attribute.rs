@@ -6,10 +6,8 @@ mod attribute_common;
 mod browser;
 mod common;
 
-use attribute_common::{
-    attribute, check_graph, gpt2_with_tokenizer, graph_json, save_sae, save_transcoder,
-};
-use common::{ok, one_line_error, s, sae_offline, MINILM};
+use attribute_common::{attribute, check_graph, graph_json, save_sae, save_transcoder};
+use common::{gpt2_with_tokenizer, ok, one_line_error, s, sae_offline, MINILM};
 
 const PROMPT: &str = "w3 w17 w42 w8 w25";
 const TARGET: [&str; 2] = ["--target-token", "w7"];

@@ -9,7 +9,7 @@ use std::process::Output;
 use candle_core::{DType, Device, Tensor};
 use sae_model::{Activation, Sae, SaeConfig};
 
-use crate::common::{self, s, sae_offline};
+use crate::common::{s, sae_offline};
 
 /// `sae attribute --model M --prompt P <target...> [--sae S]... --out OUT <extra...>`, offline.
 pub fn attribute(
@@ -68,26 +68,6 @@ pub fn save_transcoder(dir: &Path, d: usize, d_sae: usize, layer: usize) {
     );
     let sae = Sae::new(cfg, w_enc, zeros(d_sae), w_dec, zeros(d), None).unwrap();
     sae.save(dir, None).unwrap();
-}
-
-/// The tiny GPT-2 fixture copied with a word-level tokenizer: words w0..w59, [UNK] = 60.
-pub fn gpt2_with_tokenizer(dir: &Path) {
-    let src = common::repo().join("tests/fixtures/parity/gpt2");
-    std::fs::create_dir_all(dir).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(src.join(f), dir.join(f)).unwrap();
-    }
-    let vocab: serde_json::Map<String, serde_json::Value> = (0..60)
-        .map(|i| (format!("w{i}"), serde_json::json!(i)))
-        .chain([("[UNK]".to_string(), serde_json::json!(60))])
-        .collect();
-    let tok = serde_json::json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
-        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
-        "decoder": null,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
-    });
-    std::fs::write(dir.join("tokenizer.json"), tok.to_string()).unwrap();
 }
 
 pub fn graph_json(path: &Path) -> serde_json::Value {

@@ -143,3 +143,23 @@ pub fn synth_benchmark(dir: &Path, extra: &[&str]) {
     args.extend_from_slice(extra);
     ok(sae(&args));
 }
+
+/// The tiny GPT-2 fixture copied with a word-level tokenizer: words w0..w59, [UNK] = 60.
+pub fn gpt2_with_tokenizer(dir: &Path) {
+    let src = repo().join("tests/fixtures/parity/gpt2");
+    std::fs::create_dir_all(dir).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let vocab: serde_json::Map<String, serde_json::Value> = (0..60)
+        .map(|i| (format!("w{i}"), serde_json::json!(i)))
+        .chain([("[UNK]".to_string(), serde_json::json!(60))])
+        .collect();
+    let tok = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
+    });
+    std::fs::write(dir.join("tokenizer.json"), tok.to_string()).unwrap();
+}

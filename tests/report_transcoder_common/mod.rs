@@ -8,7 +8,7 @@ use std::process::Output;
 
 use candle_core::{Device, Tensor};
 
-use crate::common::{ok, s, sae};
+use crate::common::{gpt2_with_tokenizer, ok, s, sae};
 
 pub const IN: &str = "blocks.1.ln2.hook_normalized";
 pub const OUT: &str = "blocks.1.hook_mlp_out";
@@ -28,26 +28,6 @@ impl Fixture {
     pub fn store(&self, hook: &str) -> PathBuf {
         self.harvest.join(hook)
     }
-}
-
-/// The tiny GPT-2 fixture copied with a word-level tokenizer: words w0..w59, [UNK] = 60.
-fn gpt2_with_tokenizer(dir: &Path) {
-    let src = crate::common::repo().join("tests/fixtures/parity/gpt2");
-    std::fs::create_dir_all(dir).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(src.join(f), dir.join(f)).unwrap();
-    }
-    let vocab: serde_json::Map<String, serde_json::Value> = (0..60)
-        .map(|i| (format!("w{i}"), serde_json::json!(i)))
-        .chain([("[UNK]".to_string(), serde_json::json!(60))])
-        .collect();
-    let tok = serde_json::json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
-        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
-        "decoder": null,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
-    });
-    std::fs::write(dir.join("tokenizer.json"), tok.to_string()).unwrap();
 }
 
 /// 60 documents of 50 words w0..w59 (a fixed LCG), one .txt file each.
