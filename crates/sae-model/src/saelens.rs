@@ -63,6 +63,16 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SaeError> {
     })
 }
 
+/// Writes `cfg` as pretty JSON to `dir/cfg.json`, atomically (SAELens' and sparsify's cfg.json alike).
+pub(crate) fn write_cfg(dir: &Path, cfg: &impl serde::Serialize) -> Result<(), SaeError> {
+    let path = dir.join(CFG_FILE);
+    let text = serde_json::to_string_pretty(cfg).map_err(|e| SaeError::BadConfig {
+        path: path.clone(),
+        msg: e.to_string(),
+    })?;
+    write_atomic(&path, text.as_bytes())
+}
+
 /// The weights of `sae` under their SAELens names (`W_skip` back in SAELens' [d_out, d_in]).
 fn named_tensors(sae: &Sae) -> Result<Vec<(&'static str, Tensor)>, SaeError> {
     let gated = sae.gate.is_some();
@@ -140,12 +150,7 @@ pub fn save(sae: &Sae, dir: &Path, log10_density: Option<&[f32]>) -> Result<(), 
         sae_format_version: FORMAT_VERSION,
         metadata: &metadata,
     };
-    let path = dir.join(CFG_FILE);
-    let text = serde_json::to_string_pretty(&cfg).map_err(|e| SaeError::BadConfig {
-        path: path.clone(),
-        msg: e.to_string(),
-    })?;
-    write_atomic(&path, text.as_bytes())
+    write_cfg(dir, &cfg)
 }
 
 /// Loads a SAELens folder (ours, SAELens >= 6, or a pre-6.0 flat `cfg.json`), of any

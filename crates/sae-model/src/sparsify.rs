@@ -19,7 +19,7 @@ use candle_core::Tensor;
 use serde::Serialize;
 
 use crate::json::CfgObject;
-use crate::saelens::{write_atomic, write_sparsity, CFG_FILE, FORMAT_VERSION};
+use crate::saelens::{write_atomic, write_cfg, write_sparsity, CFG_FILE, FORMAT_VERSION};
 use crate::weights::{serialize_f32, WeightFile};
 use crate::{Activation, InputNorm, Reshape, Sae, SaeConfig, SaeError, SaeMetadata};
 
@@ -223,10 +223,5 @@ pub fn save(sae: &Sae, dir: &Path, log10_density: Option<&[f32]>) -> Result<(), 
         sae_format_version: FORMAT_VERSION,
         metadata: &metadata,
     };
-    let path = dir.join(CFG_FILE);
-    let text = serde_json::to_string_pretty(&cfg).map_err(|e| SaeError::BadConfig {
-        path: path.clone(),
-        msg: e.to_string(),
-    })?;
-    write_atomic(&path, text.as_bytes())
+    write_cfg(dir, &cfg)
 }
