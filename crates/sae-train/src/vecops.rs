@@ -12,6 +12,9 @@ const LANES: usize = 32;
 
 pub(crate) use sae_simd::{level, simd_dispatch, Level};
 
+mod collect;
+pub use collect::collect_above;
+
 /// sum_i a_i b_i over the common length.
 #[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {

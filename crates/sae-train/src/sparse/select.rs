@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use crate::vecops::{mask16_above, simd_dispatch, Isa};
+use crate::vecops::{collect_above, mask16_above, simd_dispatch, Isa};
 
 /// Active latents of every row in CSR form: row r owns `idx[off[r]..off[r+1]]`, values `val[..]`.
 #[derive(Clone, Debug, Default)]
@@ -153,30 +153,20 @@ fn topk_row_above(
     bias: &[f32],
     k: usize,
     lo: f32,
-    cand: &mut Vec<u64>,
+    cand: &mut Cand,
     best: &mut Best,
 ) -> Option<f32> {
-    const W: usize = 16;
+    cand.val.clear();
+    cand.idx.clear();
+    collect_above(Isa::detect(), z, bias, lo, &mut cand.val, &mut cand.idx);
+    let key = |v: f32, j: u32| ((v.to_bits() as u64) << 32) | (u32::MAX - j) as u64;
+    let Cand {
+        keys: cand,
+        val,
+        idx,
+    } = cand;
     cand.clear();
-    let isa = Isa::detect();
-    let n = z.len().min(bias.len());
-    let key = |v: f32, j: usize| ((v.to_bits() as u64) << 32) | (u32::MAX - j as u32) as u64;
-    let blocks = n / W;
-    for b in 0..blocks {
-        let (zc, bc) = (&z[b * W..][..W], &bias[b * W..][..W]);
-        let mut m = mask16_above(isa, zc, bc, lo);
-        while m != 0 {
-            let l = m.trailing_zeros() as usize;
-            m &= m - 1;
-            cand.push(key(zc[l] + bc[l], b * W + l));
-        }
-    }
-    for j in blocks * W..n {
-        let v = z[j] + bias[j];
-        if v > lo {
-            cand.push(key(v, j));
-        }
-    }
+    cand.extend(val.iter().zip(idx.iter()).map(|(&v, &j)| key(v, j)));
     if cand.len() < k || k == 0 {
         return None;
     }
@@ -192,6 +182,15 @@ fn topk_row_above(
     Some(f32::from_bits((cand[k - 1] >> 32) as u32))
 }
 
+/// A row's candidates: keys (value bits, then the complement of the index) and the collected
+/// values and indices they are made from.
+#[derive(Default)]
+struct Cand {
+    keys: Vec<u64>,
+    val: Vec<f32>,
+    idx: Vec<u32>,
+}
+
 /// A row's candidates are collected above this fraction of the previous row's k-th value.
 const HINT_MARGIN: f32 = 0.8;
 
@@ -204,7 +203,7 @@ fn topk_row_hinted(
     bias: &[f32],
     k: usize,
     hint: &mut f32,
-    cand: &mut Vec<u64>,
+    cand: &mut Cand,
     best: &mut Best,
 ) {
     let lo = *hint * HINT_MARGIN;
@@ -235,7 +234,7 @@ simd_dispatch! {
     ) {
         let d_sae = bias.len();
         let mut best = Best::with_capacity(k.max(k_aux));
-        let mut cand = Vec::new();
+        let mut cand = Cand::default();
         let (mut hint, mut ahint) = (0f32, 0f32);
         let mut gz = vec![0f32; dead.len()];
         let mut gb = vec![0f32; dead.len()];
