@@ -14,6 +14,7 @@
 
 mod auxk;
 mod batch;
+mod encode;
 mod jump;
 mod matryoshka;
 mod passes;
@@ -84,10 +85,12 @@ impl SparseTopKStep {
         }
     }
 
-    /// Active latents into `ws.act`, AuxK latents into `ws.aux`; returns the AuxK coefficient and,
-    /// for BatchTopK, the smallest kept activation.
-    fn select(
+    /// The encoder on `inp` (centred rows, or a transcoder's input rows), its active latents into
+    /// `ws.act` and AuxK latents into `ws.aux`; returns the AuxK coefficient and, for BatchTopK,
+    /// the smallest kept activation.
+    fn encode_select(
         &mut self,
+        inp: &[f32],
         p: &Params,
         ctx: &StepContext<'_>,
         b: usize,
@@ -119,25 +122,33 @@ impl SparseTopKStep {
                 )))
             }
         };
-        let mut min_kept = None;
-        let row_k = if batch {
-            min_kept = batch::select_batchtopk(&ws.z, &p.b_enc, k * b, &mut ws.batch, &mut ws.act);
-            0
-        } else {
-            k
-        };
-        // For BatchTopK the row pass only picks AuxK latents (k = 0 for its main selection).
-        let mut none = RowSets::default();
-        let act = if batch { &mut none } else { &mut ws.act };
+        encode::dense_z(inp, p, &mut ws.z);
         let (z, bias, dead) = (&ws.z, &p.b_enc, &ws.dead);
+        if !batch {
+            select::select_topk(
+                z,
+                bias,
+                k,
+                dead,
+                self.k_aux,
+                &mut ws.sel,
+                &mut ws.act,
+                &mut ws.aux,
+            );
+            return Ok((auxk_coef, None));
+        }
+        // BatchTopK's threshold is over the whole batch; the row pass then picks only AuxK
+        // latents (k = 0 for its main selection).
+        let min_kept = batch::select_batchtopk(z, bias, k * b, &mut ws.batch, &mut ws.act);
+        let mut none = RowSets::default();
         select::select_topk(
             z,
             bias,
-            row_k,
+            0,
             dead,
             self.k_aux,
             &mut ws.sel,
-            act,
+            &mut none,
             &mut ws.aux,
         );
         Ok((auxk_coef, min_kept))
@@ -155,82 +166,6 @@ fn ensure<T: Clone + Default>(v: &mut Vec<T>, n: usize) {
     if v.len() != n {
         v.resize(n, T::default());
     }
-}
-
-simd_dispatch! {
-    /// xc = x - b_dec for a block of rows; returns (sum_r x_r, sum_r ||x_r||^2) of the block in f64.
-    fn centre_block(x: &[f32], b_dec: &[f32], xc: &mut [f32]) -> (Vec<f64>, f64) {
-        let d = b_dec.len();
-        let mut s = vec![0f64; d];
-        let mut ss = 0f64;
-        for (xr, cr) in x.chunks_exact(d).zip(xc.chunks_exact_mut(d)) {
-            for ((c, a), b) in cr.iter_mut().zip(xr).zip(b_dec) {
-                *c = a - b;
-            }
-            ss += dot(xr, xr) as f64;
-            s.iter_mut().zip(xr).for_each(|(t, v)| *t += *v as f64);
-        }
-        (s, ss)
-    }
-}
-
-/// Fills `xc` = x - b_dec and returns the total variance of x (sum_r ||x_r - mean||^2), both in
-/// parallel row blocks summed in block order.
-fn centre(x: &[f32], b_dec: &[f32], xc: &mut [f32]) -> f64 {
-    let d = b_dec.len();
-    let n = x.len() / d;
-    let blk = 64 * d;
-    let parts: Vec<(Vec<f64>, f64)> = x
-        .par_chunks(blk)
-        .zip(xc.par_chunks_mut(blk))
-        .map(|(xb, cb)| centre_block(xb, b_dec, cb))
-        .collect();
-    let mut s = vec![0f64; d];
-    let mut ss = 0f64;
-    for (ps, pss) in parts {
-        s.iter_mut().zip(&ps).for_each(|(a, b)| *a += b);
-        ss += pss;
-    }
-    variance_from_sums(ss, &s, n)
-}
-
-/// The dense encoder without the bias (the selections add it): xc = x - b_dec, z = xc W_enc.
-/// Returns the total variance of x.
-fn encode(x: &[f32], p: &Params, xc: &mut Vec<f32>, z: &mut Vec<f32>) -> f64 {
-    let (d_in, d_sae) = (p.d_in, p.d_sae);
-    let b = x.len() / d_in;
-    ensure(xc, b * d_in);
-    ensure(z, b * d_sae);
-    let var_x = centre(x, &p.b_dec, xc).max(1e-30);
-    matmul_into(
-        z,
-        Mat::new(xc, b, d_in),
-        Mat::new(&p.w_enc, d_in, d_sae),
-        false,
-    );
-    var_x
-}
-
-/// A transcoder's encoder (its input is not centred): z = x W_enc. Returns the total variance of
-/// the target y, and writes y - x W_skip into `ys` for a skip transcoder.
-fn encode_transcoder(x: &[f32], y: &[f32], p: &Params, z: &mut Vec<f32>, ys: &mut Vec<f32>) -> f64 {
-    let (d_in, d_sae, d_out) = (p.d_in, p.d_sae, p.d_out);
-    let b = x.len() / d_in;
-    ensure(z, b * d_sae);
-    matmul_into(
-        z,
-        Mat::new(x, b, d_in),
-        Mat::new(&p.w_enc, d_in, d_sae),
-        false,
-    );
-    if let Some(w) = &p.w_skip {
-        ensure(ys, b * d_out);
-        matmul_into(ys, Mat::new(x, b, d_in), Mat::new(w, d_in, d_out), false);
-        ys.par_iter_mut()
-            .zip(y.par_iter())
-            .for_each(|(s, t)| *s = t - *s);
-    }
-    crate::step::total_variance(y, d_out).max(1e-30)
 }
 
 /// db_dec = sum_r g_r - W_enc db_enc (b_dec enters the decoder and, negated, the encoder), with
@@ -268,11 +203,13 @@ impl Step for SparseTopKStep {
         let (d_in, d_sae, d_out) = (p.d_in, p.d_sae, p.d_out);
         let b = x.len() / d_in;
         let y = ctx.target.unwrap_or(x);
-        let var_x = match p.transcoder {
-            true => encode_transcoder(x, y, p, &mut self.ws.z, &mut self.ws.ys),
-            false => encode(x, p, &mut self.ws.xc, &mut self.ws.z),
-        };
-        let (auxk_coef, min_kept) = self.select(p, ctx, b)?;
+        let var_x = encode::prepare(x, y, p, &mut self.ws.xc, &mut self.ws.ys);
+        // `encode_select` borrows the whole step mutably, so the centred rows leave the workspace
+        // while it runs and go back after.
+        let xc = std::mem::take(&mut self.ws.xc);
+        let sel = self.encode_select(if p.transcoder { x } else { &xc }, p, ctx, b);
+        self.ws.xc = xc;
+        let (auxk_coef, min_kept) = sel?;
         // Matryoshka's weight ramp: this step's inner weights.
         if let (Some(pre), Some(w)) = (self.prefixes.as_mut(), ctx.prefix_weights) {
             pre.weights.clear();

@@ -8,11 +8,12 @@
 
 use rayon::prelude::*;
 
+use super::encode::{dense_z, prepare};
 use super::jump::{jumprelu_terms, JumpTerms};
 use super::passes::{self, ByLatent, Part, RowInputs};
 use super::select::RowSets;
 use super::threshold::{count_and_fire, select_threshold, Rule};
-use super::{b_dec_grad, dot_dispatch, encode, ensure};
+use super::{b_dec_grad, dot_dispatch, ensure};
 use crate::config::ArchConfig;
 use crate::dense_step::DenseStep;
 use crate::error::{Result, TrainError};
@@ -104,7 +105,8 @@ impl Step for SparseThresholdStep {
         let b = x.len() / d_in;
         let (theta, eps) = self.thresholds(p)?;
         let ws = &mut self.ws;
-        let var_x = encode(x, p, &mut ws.xc, &mut ws.z);
+        let var_x = prepare(x, x, p, &mut ws.xc, &mut Vec::new());
+        dense_z(&ws.xc, p, &mut ws.z);
         // The path follows this batch's own counts (never the steps before it).
         ws.lower.clear();
         match &theta {

@@ -1,0 +1,86 @@
+//! The dense encoder of the sparse steps: the inputs centred (or a transcoder's skip path taken
+//! off its target), then one parallel GEMM.
+
+use rayon::prelude::*;
+
+use super::ensure;
+use super::variance_from_sums;
+use crate::kernels::{matmul_into, Mat};
+use crate::params::Params;
+use crate::vecops::{dot, simd_dispatch};
+
+simd_dispatch! {
+    /// xc = x - b_dec for a block of rows; returns (sum_r x_r, sum_r ||x_r||^2) of the block in f64.
+    fn centre_block(x: &[f32], b_dec: &[f32], xc: &mut [f32]) -> (Vec<f64>, f64) {
+        let d = b_dec.len();
+        let mut s = vec![0f64; d];
+        let mut ss = 0f64;
+        for (xr, cr) in x.chunks_exact(d).zip(xc.chunks_exact_mut(d)) {
+            for ((c, a), b) in cr.iter_mut().zip(xr).zip(b_dec) {
+                *c = a - b;
+            }
+            ss += dot(xr, xr) as f64;
+            s.iter_mut().zip(xr).for_each(|(t, v)| *t += *v as f64);
+        }
+        (s, ss)
+    }
+}
+
+/// Fills `xc` = x - b_dec and returns the total variance of x (sum_r ||x_r - mean||^2), both in
+/// parallel row blocks summed in block order.
+fn centre(x: &[f32], b_dec: &[f32], xc: &mut [f32]) -> f64 {
+    let d = b_dec.len();
+    let n = x.len() / d;
+    let blk = 64 * d;
+    let parts: Vec<(Vec<f64>, f64)> = x
+        .par_chunks(blk)
+        .zip(xc.par_chunks_mut(blk))
+        .map(|(xb, cb)| centre_block(xb, b_dec, cb))
+        .collect();
+    let mut s = vec![0f64; d];
+    let mut ss = 0f64;
+    for (ps, pss) in parts {
+        s.iter_mut().zip(&ps).for_each(|(a, b)| *a += b);
+        ss += pss;
+    }
+    variance_from_sums(ss, &s, n)
+}
+
+/// The encoder's input rows and the total variance of what the decoder reconstructs: an
+/// autoencoder writes xc = x - b_dec and returns the variance of x; a transcoder (its input is not
+/// centred) returns the variance of its target y, and a skip transcoder writes ys = y - x W_skip.
+pub(super) fn prepare(
+    x: &[f32],
+    y: &[f32],
+    p: &Params,
+    xc: &mut Vec<f32>,
+    ys: &mut Vec<f32>,
+) -> f64 {
+    let (d_in, d_out) = (p.d_in, p.d_out);
+    let b = x.len() / d_in;
+    if !p.transcoder {
+        ensure(xc, b * d_in);
+        return centre(x, &p.b_dec, xc).max(1e-30);
+    }
+    if let Some(w) = &p.w_skip {
+        ensure(ys, b * d_out);
+        matmul_into(ys, Mat::new(x, b, d_in), Mat::new(w, d_in, d_out), false);
+        ys.par_iter_mut()
+            .zip(y.par_iter())
+            .for_each(|(s, t)| *s = t - *s);
+    }
+    crate::step::total_variance(y, d_out).max(1e-30)
+}
+
+/// z = inp W_enc [B, d_sae] (without the bias) in one parallel GEMM.
+pub(super) fn dense_z(inp: &[f32], p: &Params, z: &mut Vec<f32>) {
+    let (d_in, d_sae) = (p.d_in, p.d_sae);
+    let b = inp.len() / d_in;
+    ensure(z, b * d_sae);
+    matmul_into(
+        z,
+        Mat::new(inp, b, d_in),
+        Mat::new(&p.w_enc, d_in, d_sae),
+        false,
+    );
+}
