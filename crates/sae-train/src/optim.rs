@@ -86,46 +86,80 @@ simd_dispatch! {
     }
 }
 
-/// Latents per encoder tile.
-const TILE: usize = 256;
+/// Latents per encoder task: one task reads the gradients of `TILE` latents (contiguous rows of
+/// the latent-major g_t) and updates those columns of W_enc row by row.
+const TILE: usize = 128;
+
+/// W_enc's parameters and moments, shared by tasks that each own disjoint columns.
+#[derive(Clone, Copy)]
+struct EncBufs {
+    p: *mut f32,
+    m: *mut f32,
+    v: *mut f32,
+}
+// SAFETY: every task touches only its own column range of each buffer (see `encoder_update`).
+unsafe impl Send for EncBufs {}
+unsafe impl Sync for EncBufs {}
 
 simd_dispatch! {
-    /// Rows `i0..` of W_enc [d_in, d_sae] (one block of rows), gradient read from g_t [d_sae, d_in]
-    /// through a transposed tile.
-    fn encoder_block(
-        p: &mut [f32], m: &mut [f32], v: &mut [f32], g_t: &[f32], i0: usize, d_in: usize,
-        d_sae: usize, c: Consts,
+    /// Columns `j0..j0 + w` of W_enc [d_in, d_sae] with its gradient read from g_t [d_sae, d_in]
+    /// through the transposed tile `tile` [d_in, TILE].
+    fn encoder_cols(
+        bufs: EncBufs, g_t: &[f32], j0: usize, w: usize, d_in: usize, d_sae: usize, c: Consts,
+        tile: &mut [f32],
     ) {
-        let rows = p.len() / d_sae;
-        let mut tile = vec![0f32; rows * TILE];
-        let mut j0 = 0;
-        while j0 < d_sae {
-            let w = TILE.min(d_sae - j0);
-            for jj in 0..w {
-                let src = &g_t[(j0 + jj) * d_in + i0..(j0 + jj) * d_in + i0 + rows];
-                for (ii, &gv) in src.iter().enumerate() {
-                    tile[ii * TILE + jj] = gv;
-                }
+        for jj in 0..w {
+            let src = &g_t[(j0 + jj) * d_in..(j0 + jj + 1) * d_in];
+            for (ii, &gv) in src.iter().enumerate() {
+                tile[ii * TILE + jj] = gv;
             }
-            for ii in 0..rows {
-                let s = ii * d_sae + j0;
-                adam_slice(
-                    &mut p[s..s + w],
-                    &mut m[s..s + w],
-                    &mut v[s..s + w],
-                    &tile[ii * TILE..ii * TILE + w],
-                    c,
-                );
-            }
-            j0 += w;
+        }
+        for ii in 0..d_in {
+            let s = ii * d_sae + j0;
+            // SAFETY: columns j0..j0 + w of row ii lie inside the [d_in, d_sae] buffers, and no
+            // other task reads or writes them (tasks own disjoint column ranges).
+            let (p, m, v) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(bufs.p.add(s), w),
+                    std::slice::from_raw_parts_mut(bufs.m.add(s), w),
+                    std::slice::from_raw_parts_mut(bufs.v.add(s), w),
+                )
+            };
+            adam_slice(p, m, v, &tile[ii * TILE..ii * TILE + w], c);
         }
     }
 }
 
-/// Rows of W_enc per parallel task.
-const ENC_ROWS: usize = 16;
+/// Adam over W_enc [d_in, d_sae], its gradient latent-major in `g_t` [d_sae, d_in]: column blocks
+/// of `TILE` latents in parallel, so each task reads its gradients in one contiguous run.
+fn encoder_update(
+    p: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    g_t: &[f32],
+    d_in: usize,
+    c: Consts,
+) {
+    let d_sae = p.len() / d_in.max(1);
+    assert!(m.len() == p.len() && v.len() == p.len() && g_t.len() == p.len());
+    let bufs = EncBufs {
+        p: p.as_mut_ptr(),
+        m: m.as_mut_ptr(),
+        v: v.as_mut_ptr(),
+    };
+    (0..d_sae.div_ceil(TILE)).into_par_iter().for_each_init(
+        || vec![0f32; d_in * TILE],
+        |tile, b| {
+            let j0 = b * TILE;
+            encoder_cols(bufs, g_t, j0, TILE.min(d_sae - j0), d_in, d_sae, c, tile)
+        },
+    );
+}
+
 /// Decoder rows per parallel task.
 const DEC_ROWS: usize = 64;
+/// Rows of W_skip per parallel task.
+const SKIP_ROWS: usize = 16;
 
 /// One optimisation update: Adam with learning rate `lr` on every parameter, with the decoder-row
 /// gradient projected onto the rows' tangent space before and the rows renormalised after when
@@ -133,7 +167,7 @@ const DEC_ROWS: usize = 64;
 pub fn update(params: &mut Params, grads: &Grads, adam: &mut Adam, lr: f64, unit_decoder: bool) {
     adam.t += 1;
     let c = Consts::new(adam, lr);
-    let (d_in, d_sae, d_out) = (params.d_in, params.d_sae, params.d_out);
+    let (d_in, d_out) = (params.d_in, params.d_out);
     let (m, v) = (&mut adam.m, &mut adam.v);
     params
         .w_dec
@@ -142,15 +176,14 @@ pub fn update(params: &mut Params, grads: &Grads, adam: &mut Adam, lr: f64, unit
         .zip(v.w_dec.par_chunks_mut(DEC_ROWS * d_out))
         .zip(grads.w_dec.par_chunks(DEC_ROWS * d_out))
         .for_each(|(((w, m), v), g)| decoder_block(w, m, v, g, d_out, unit_decoder, c));
-    params
-        .w_enc
-        .par_chunks_mut(ENC_ROWS * d_sae)
-        .zip(m.w_enc.par_chunks_mut(ENC_ROWS * d_sae))
-        .zip(v.w_enc.par_chunks_mut(ENC_ROWS * d_sae))
-        .enumerate()
-        .for_each(|(b, ((p, m), v))| {
-            encoder_block(p, m, v, &grads.w_enc_t, b * ENC_ROWS, d_in, d_sae, c)
-        });
+    encoder_update(
+        &mut params.w_enc,
+        &mut m.w_enc,
+        &mut v.w_enc,
+        &grads.w_enc_t,
+        d_in,
+        c,
+    );
     adam_plain(
         &mut params.b_enc,
         &mut m.b_enc,
@@ -180,7 +213,7 @@ pub fn update(params: &mut Params, grads: &Grads, adam: &mut Adam, lr: f64, unit
         grads.w_skip.as_ref(),
     ) {
         // Row blocks of W_skip in parallel (each element's update is independent).
-        let n = ENC_ROWS * d_out;
+        let n = SKIP_ROWS * d_out;
         p.par_chunks_mut(n)
             .zip(mt.par_chunks_mut(n))
             .zip(vt.par_chunks_mut(n))
