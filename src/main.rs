@@ -5,7 +5,13 @@
 //! `Args` (clap) and a `run(args) -> anyhow::Result<()>` that resolves the arguments into the
 //! library crates' typed settings and adds context to their errors.
 
+#[cfg(target_os = "linux")]
+mod alloc;
 mod cmd;
+
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOC: alloc::HugePageAlloc = alloc::HugePageAlloc;
 
 use std::process::ExitCode;
 
