@@ -108,10 +108,16 @@ simd_dispatch! {
         bufs: EncBufs, g_t: &[f32], j0: usize, w: usize, d_in: usize, d_sae: usize, c: Consts,
         tile: &mut [f32],
     ) {
-        for jj in 0..w {
-            let src = &g_t[(j0 + jj) * d_in..(j0 + jj + 1) * d_in];
-            for (ii, &gv) in src.iter().enumerate() {
-                tile[ii * TILE + jj] = gv;
+        // Transposed in 16 x 16 blocks, so that the lines read and written stay in L1.
+        for jb in (0..w).step_by(16) {
+            for ib in (0..d_in).step_by(16) {
+                let wi = 16.min(d_in - ib);
+                for jj in jb..(jb + 16).min(w) {
+                    let src = &g_t[(j0 + jj) * d_in + ib..][..wi];
+                    for (ii, &gv) in src.iter().enumerate() {
+                        tile[(ib + ii) * TILE + jj] = gv;
+                    }
+                }
             }
         }
         for ii in 0..d_in {
