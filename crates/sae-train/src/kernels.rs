@@ -46,6 +46,108 @@ impl<'a> Mat<'a> {
     }
 }
 
+/// One operand of [`gemm_raw`]: its first element and (row, column) strides.
+#[derive(Clone, Copy)]
+struct Operand {
+    ptr: *const f32,
+    rs: isize,
+    cs: isize,
+}
+
+/// dst [m, n] (row stride n) = a b (+ dst when `accumulate`) through `gemm`.
+///
+/// # Safety
+/// Every element (i, l) of a [m, k] and (l, j) of b [k, n] that the strides address is readable,
+/// and dst holds m * n elements that alias neither.
+unsafe fn gemm_raw(
+    dst: *mut f32,
+    (m, n, k): (usize, usize, usize),
+    a: Operand,
+    b: Operand,
+    accumulate: bool,
+    par: gemm::Parallelism,
+) {
+    // SAFETY: forwarded to the caller.
+    unsafe {
+        gemm::gemm(
+            m, n, k, dst, 1, n as isize, accumulate, a.ptr, a.cs, a.rs, b.ptr, b.cs, b.rs, 1.0,
+            1.0, false, false, false, par,
+        );
+    }
+}
+
+/// Length of the reduction chunks of a split product (see [`splits_k`]).
+const K_CHUNK: usize = 1024;
+
+/// A long reduction into a small output (such as Z^T h over a batch) keeps both cores busy only
+/// when the reduction is split: chunks of `K_CHUNK` in parallel, one thread each, summed in chunk
+/// order (so the result depends on the shapes alone, never on the thread count).
+fn splits_k(m: usize, n: usize, k: usize) -> bool {
+    k >= 2 * K_CHUNK && k >= 4 * m.max(n)
+}
+
+/// [`matmul_into`] for a product that [`splits_k`].
+fn matmul_split_k(
+    dst: &mut [f32],
+    (m, n, k): (usize, usize, usize),
+    a: Operand,
+    b: Operand,
+    accumulate: bool,
+) {
+    use rayon::prelude::*;
+    #[derive(Clone, Copy)]
+    struct Ops(Operand, Operand);
+    // SAFETY: the operands are only read, from every task.
+    unsafe impl Send for Ops {}
+    unsafe impl Sync for Ops {}
+    impl Ops {
+        fn get(&self) -> (Operand, Operand) {
+            (self.0, self.1)
+        }
+    }
+    let ops = Ops(a, b);
+    let parts: Vec<Vec<f32>> = (0..k.div_ceil(K_CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            let (a, b) = ops.get();
+            let (l0, kc) = (c * K_CHUNK, K_CHUNK.min(k - c * K_CHUNK));
+            let mut part = vec![0f32; m * n];
+            // SAFETY: columns l0..l0 + kc of a and rows l0..l0 + kc of b lie inside the operands
+            // `matmul_into` checked; `part` is this task's own m * n buffer.
+            unsafe {
+                let a = Operand {
+                    ptr: a.ptr.offset(l0 as isize * a.cs),
+                    ..a
+                };
+                let b = Operand {
+                    ptr: b.ptr.offset(l0 as isize * b.rs),
+                    ..b
+                };
+                gemm_raw(
+                    part.as_mut_ptr(),
+                    (m, n, kc),
+                    a,
+                    b,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+            part
+        })
+        .collect();
+    dst.par_chunks_mut(n.max(1))
+        .enumerate()
+        .for_each(|(i, row)| {
+            for (j, o) in row.iter_mut().enumerate() {
+                let mut s = if accumulate { *o } else { 0.0 };
+                for p in &parts {
+                    s += p[i * n + j];
+                }
+                *o = s;
+            }
+        });
+}
+
 /// dst [m, n] (row-major) = a [m, k] b [k, n] (+ dst when `accumulate`).
 pub fn matmul_into(dst: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
     let ((m, k), (a_rs, a_cs)) = a.dims_strides();
@@ -61,7 +163,22 @@ pub fn matmul_into(dst: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
         }
         return;
     }
+    let (ao, bo) = (
+        Operand {
+            ptr: a.data.as_ptr(),
+            rs: a_rs,
+            cs: a_cs,
+        },
+        Operand {
+            ptr: b.data.as_ptr(),
+            rs: b_rs,
+            cs: b_cs,
+        },
+    );
     let threads = candle_core::utils::get_num_threads();
+    if splits_k(m, n, k) {
+        return matmul_split_k(dst, (m, n, k), ao, bo, accumulate);
+    }
     let par = if threads > 1 && m * n * k > 32 * 32 * 32 {
         gemm::Parallelism::Rayon(threads)
     } else {
@@ -69,29 +186,7 @@ pub fn matmul_into(dst: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
     };
     // SAFETY: the asserts above guarantee that every index gemm forms from (m, n, k) and the strides
     // stays inside `dst`, `a.data` and `b.data`; dst does not alias the inputs (&mut vs &).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a_cs,
-            a_rs,
-            b.data.as_ptr(),
-            b_cs,
-            b_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        );
-    }
+    unsafe { gemm_raw(dst.as_mut_ptr(), (m, n, k), ao, bo, accumulate, par) }
 }
 
 /// Plain triple loop with the same contract as [`matmul_into`] (the reference).
@@ -172,6 +267,28 @@ mod tests {
                         "{ta} {tb} {acc}: {x} {y}"
                     );
                 }
+            }
+        }
+        // A long reduction into a small output takes the split path.
+        let (m, k, n) = (5, 2 * K_CHUNK + 77, 7);
+        assert!(splits_k(m, n, k));
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0)
+            .collect();
+        for acc in [false, true] {
+            let init: Vec<f32> = (0..m * n).map(|i| i as f32).collect();
+            let (mut fast, mut slow) = (init.clone(), init);
+            let (am, bm) = (Mat::t(&a, k, m), Mat::new(&b, k, n));
+            matmul_into(&mut fast, am, bm, acc);
+            matmul_ref(&mut slow, am, bm, acc);
+            for (x, y) in fast.iter().zip(&slow) {
+                assert!(
+                    (x - y).abs() < 1e-4 * y.abs().max(1.0),
+                    "split {acc}: {x} {y}"
+                );
             }
         }
         // Hand example: [1 2; 3 4] [5; 6] = [17; 39].
