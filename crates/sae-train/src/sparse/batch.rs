@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 
 use super::select::{RowSets, ROW_BLOCK};
-use crate::vecops::{mask16_above, simd_dispatch, Isa};
+use crate::vecops::{collect_above, simd_dispatch, Isa};
 
 /// Histogram bins: every positive finite f32 has bits < 0x7f80_0000, so bits >> 16 < 0x7f80.
 const BINS: usize = 0x8000;
@@ -27,35 +27,28 @@ simd_dispatch! {
     }
 }
 
-simd_dispatch! {
-    /// Appends (flat index, value) of every value of `z + bias` that is >= `lo` (> 0), row-major.
-    fn collect_block(z: &[f32], bias: &[f32], lo: f32, base: usize, out: &mut Vec<(u64, f32)>) {
-        const W: usize = 16;
-        let d = bias.len();
-        // The largest float below lo (lo > 0): v > below  <=>  v >= lo. For lo = 0 only positive
-        // values are candidates (BatchTopK keeps positive values).
-        let below = if lo > 0.0 { f32::from_bits(lo.to_bits() - 1) } else { 0.0 };
-        let isa = Isa::detect();
-        for (r, zr) in z.chunks_exact(d).enumerate() {
-            let row_base = (base + r * d) as u64;
-            let blocks = d / W;
-            for b in 0..blocks {
-                let zc = &zr[b * W..(b + 1) * W];
-                let bc = &bias[b * W..(b + 1) * W];
-                let mut m = mask16_above(isa, zc, bc, below);
-                while m != 0 {
-                    let l = m.trailing_zeros() as usize;
-                    m &= m - 1;
-                    out.push((row_base + (b * W + l) as u64, zc[l] + bc[l]));
-                }
-            }
-            for j in blocks * W..d {
-                let v = zr[j] + bias[j];
-                if v >= lo {
-                    out.push((row_base + j as u64, v));
-                }
-            }
-        }
+/// Appends (flat index, value) of every value of `z + bias` that is >= `lo` (>= 0; for lo = 0 only
+/// the positive values, which BatchTopK keeps), row-major.
+fn collect_block(z: &[f32], bias: &[f32], lo: f32, base: usize, out: &mut Vec<(u64, f32)>) {
+    let d = bias.len();
+    // The largest float below lo (lo > 0): v > below  <=>  v >= lo.
+    let below = if lo > 0.0 {
+        f32::from_bits(lo.to_bits() - 1)
+    } else {
+        0.0
+    };
+    let isa = Isa::detect();
+    let (mut val, mut idx) = (Vec::new(), Vec::new());
+    for (r, zr) in z.chunks_exact(d).enumerate() {
+        val.clear();
+        idx.clear();
+        collect_above(isa, zr, bias, below, &mut val, &mut idx);
+        let row_base = (base + r * d) as u64;
+        out.extend(
+            idx.iter()
+                .zip(&val)
+                .map(|(&j, &v)| (row_base + j as u64, v)),
+        );
     }
 }
 
