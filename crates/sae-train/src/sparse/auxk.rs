@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::select::RowSets;
 use crate::kernels::{matmul_into, Mat};
-use crate::vecops::simd_dispatch;
+use crate::vecops::{dot, simd_dispatch};
 
 /// Which AuxK implementation a step uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,17 +49,14 @@ impl AuxPath {
 const ROWS: usize = 64;
 
 simd_dispatch! {
-    /// e <- hscale (e - e_hat) over a block of rows; returns the block's sum of (e - e_hat)^2.
-    fn residual_block(e: &mut [f32], e_hat: &[f32], hscale: f32) -> f64 {
+    /// e <- hscale (e - e_hat) over a block of rows of width `d`; returns the block's sum of
+    /// (e - e_hat)^2 (each row's sum a vectorised dot).
+    fn residual_block(e: &mut [f32], e_hat: &[f32], d: usize, hscale: f32) -> f64 {
         let mut s = 0f64;
-        for (er, hr) in e.chunks_mut(64).zip(e_hat.chunks(64)) {
-            let mut part = 0f32;
-            for (e, h) in er.iter_mut().zip(hr) {
-                let diff = *e - h;
-                part += diff * diff;
-                *e = diff * hscale;
-            }
-            s += part as f64;
+        for (er, hr) in e.chunks_exact_mut(d).zip(e_hat.chunks_exact(d)) {
+            er.iter_mut().zip(hr).for_each(|(e, h)| *e -= h);
+            s += dot(er, er) as f64;
+            er.iter_mut().for_each(|e| *e *= hscale);
         }
         s
     }
@@ -150,7 +147,7 @@ impl DenseAux {
             .e_h
             .par_chunks_mut(ROWS * d_in)
             .zip(self.e_hat.par_chunks(ROWS * d_in))
-            .map(|(e, h)| residual_block(e, h, hscale))
+            .map(|(e, h)| residual_block(e, h, d_in, hscale))
             .collect::<Vec<f64>>()
             .iter()
             .sum();
