@@ -143,7 +143,7 @@ fn topk_row(z: &[f32], bias: &[f32], k: usize, best: &mut Best) {
     }
 }
 
-/// Candidates of a row above `lo` (> 0) are collected as keys (value bits, then the complement of
+/// Candidates of a row above `lo` (>= 0; 0 collects every positive value) are collected as keys (value bits, then the complement of
 /// the index: a larger key is a larger value or an equal value at a lower index); when there are
 /// at least `k` of them the `k` largest keys are exactly the row's TopK. Returns the k-th value,
 /// or None (fewer candidates: the caller scans again without a bound).
@@ -191,6 +191,24 @@ struct Cand {
     idx: Vec<u32>,
 }
 
+/// Rows at most this long are selected from all their positive values when the hint fails.
+const SHORT_ROW: usize = 512;
+
+/// TopK of a row from all its positive values (every one of them when there are at most k).
+#[inline(always)]
+fn topk_row_positive(z: &[f32], bias: &[f32], k: usize, cand: &mut Cand, best: &mut Best) {
+    if topk_row_above(z, bias, k, 0.0, cand, best).is_some() {
+        return;
+    }
+    // Fewer than k positive values (or k = 0): all of them, none when k = 0.
+    best.bits.clear();
+    best.idx.clear();
+    if k > 0 {
+        best.bits.extend(cand.val.iter().map(|v| v.to_bits()));
+        best.idx.extend_from_slice(&cand.idx);
+    }
+}
+
 /// A row's candidates are collected above this fraction of the previous row's k-th value.
 const HINT_MARGIN: f32 = 0.8;
 
@@ -214,6 +232,16 @@ fn topk_row_hinted(
     };
     *hint = match found {
         Some(t) => t,
+        // A short row (such as the dead latents' values for AuxK, often fewer positive than k):
+        // all its positive values are few enough to collect and select among.
+        None if z.len() <= SHORT_ROW => {
+            topk_row_positive(z, bias, k, cand, best);
+            if best.bits.len() == k && k > 0 {
+                best.weakest().1
+            } else {
+                0.0
+            }
+        }
         None => {
             topk_row(z, bias, k, best);
             if best.bits.len() == k && k > 0 {
