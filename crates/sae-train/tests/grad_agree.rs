@@ -42,7 +42,19 @@ fn compare_sparse_weighted(
     prefix_weights: Option<&[f64]>,
 ) {
     let (d_in, d_sae, rows) = shape;
-    let (p, x) = random_problem(d_in, d_sae, rows, 3 + d_sae as u64);
+    let problem = random_problem(d_in, d_sae, rows, 3 + d_sae as u64);
+    compare_sparse_on(arch, problem, dead, k_aux, prefix_weights);
+}
+
+/// [`compare_sparse_weighted`] on a given problem.
+fn compare_sparse_on(
+    arch: ArchConfig,
+    (p, x): (Params, Vec<f32>),
+    dead: &[bool],
+    k_aux: usize,
+    prefix_weights: Option<&[f64]>,
+) {
+    let shape = (p.d_in, p.d_sae, x.len() / p.d_in);
     let ctx = StepContext {
         dead,
         sparsity_coef: 0.0,
@@ -94,6 +106,34 @@ fn sparse_topk_family_backward_matches_autograd() {
             compare_sparse(arch(4), (d_in, d_sae, rows), &none, 8);
             compare_sparse(arch(4), (d_in, d_sae, rows), &some, d_sae);
         }
+    }
+}
+
+/// Every dead latent eligible for AuxK (k_aux >= n_dead, the dense block read straight from the
+/// pre-activations) with so few positive dead values that the cost rule picks the sparse path,
+/// which then selects the AuxK rows after all.
+#[test]
+fn auxk_with_every_dead_latent_eligible_and_few_positive_matches_autograd() {
+    let (d_in, d_sae, rows) = (16, 48, 64);
+    let dead: Vec<bool> = (0..d_sae).map(|j| j % 3 == 0).collect();
+    let (mut p, x) = random_problem(d_in, d_sae, rows, 51);
+    for (b, _) in p.b_enc.iter_mut().zip(&dead).filter(|(_, d)| **d) {
+        *b -= 0.9;
+    }
+    let (_, z) = sae_train::kernels::pre_acts(&x, &p);
+    let n_dead = dead.iter().filter(|d| **d).count();
+    let positive = z
+        .chunks(d_sae)
+        .flat_map(|r| r.iter().zip(&dead).filter(|(v, d)| **d && **v > 0.0))
+        .count();
+    // Dense only when n_dead <= 8 x the positive dead entries per row.
+    assert!(
+        positive > 0 && n_dead * rows > 8 * positive,
+        "{positive} of {}",
+        n_dead * rows
+    );
+    for arch in [topk(4), batchtopk(4)] {
+        compare_sparse_on(arch, (p.clone(), x.clone()), &dead, d_sae, None);
     }
 }
 

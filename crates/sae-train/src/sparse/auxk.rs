@@ -89,8 +89,6 @@ pub struct DenseAux {
 
 /// What the dense AuxK block needs and where its gradients go.
 pub struct DenseAuxIo<'a> {
-    /// AuxK choices per row.
-    pub aux: &'a RowSets,
     /// Dead latents (global indices, increasing).
     pub dead: &'a [u32],
     /// Decoder [d_sae, d_out].
@@ -108,38 +106,72 @@ pub struct DenseAuxIo<'a> {
 }
 
 impl DenseAux {
-    /// Runs the block with h = hscale (e - e_hat); returns sum_r ||e_r - e_hat_r||^2. `d_in` is the
-    /// width of e and of the decoder rows, `d_x` that of the encoder's input rows `xc` (they differ
-    /// for a transcoder).
-    pub fn run(&mut self, io: DenseAuxIo<'_>, d_in: usize, d_x: usize, hscale: f32) -> f64 {
-        let (nd, b) = (io.dead.len(), io.aux.rows());
-        let d_sae = io.w_dec.len() / d_in;
-        if nd == 0 || b == 0 {
-            return 0.0;
-        }
+    /// Z [B, n_dead] from the AuxK choices per row (zero where a dead latent was not chosen).
+    pub fn gather_chosen(&mut self, aux: &RowSets, dead: &[u32], d_sae: usize) {
+        let (nd, b) = (dead.len(), aux.rows());
         self.local.clear();
         self.local.resize(d_sae, u32::MAX);
-        self.w_dead.clear();
-        for (n, &j) in io.dead.iter().enumerate() {
+        for (n, &j) in dead.iter().enumerate() {
             self.local[j as usize] = n as u32;
-            let j = j as usize;
-            self.w_dead
-                .extend_from_slice(&io.w_dec[j * d_in..(j + 1) * d_in]);
         }
         self.z.resize(b * nd, 0.0);
         let local = &self.local;
         self.z
-            .par_chunks_mut(ROWS * nd)
+            .par_chunks_mut(ROWS * nd.max(1))
             .enumerate()
             .for_each(|(blk, zb)| {
                 zb.iter_mut().for_each(|v| *v = 0.0);
                 for (i, zr) in zb.chunks_exact_mut(nd).enumerate() {
-                    let (idx, val) = io.aux.row(blk * ROWS + i);
+                    let (idx, val) = aux.row(blk * ROWS + i);
                     for (&j, &v) in idx.iter().zip(val) {
                         zr[local[j as usize] as usize] = v;
                     }
                 }
             });
+    }
+
+    /// Z [B, n_dead] = max(z + b_enc, 0) at the dead latents, straight from the pre-activations
+    /// z [B, d_sae] (without the bias): the AuxK choice when every dead latent is eligible
+    /// (k_aux >= n_dead, so the AuxK TopK keeps every positive value). Returns how many entries
+    /// are positive.
+    pub fn gather_all(&mut self, z: &[f32], bias: &[f32], dead: &[u32]) -> usize {
+        let (nd, d_sae) = (dead.len(), bias.len());
+        let b = z.len() / d_sae.max(1);
+        self.z.resize(b * nd, 0.0);
+        self.z
+            .par_chunks_mut(ROWS * nd.max(1))
+            .zip(z.par_chunks(ROWS * d_sae.max(1)))
+            .map(|(zb, src)| {
+                let mut pos = 0;
+                for (zr, sr) in zb.chunks_exact_mut(nd).zip(src.chunks_exact(d_sae)) {
+                    for (o, &j) in zr.iter_mut().zip(dead) {
+                        let v = sr[j as usize] + bias[j as usize];
+                        *o = if v > 0.0 { v } else { 0.0 };
+                        pos += (v > 0.0) as usize;
+                    }
+                }
+                pos
+            })
+            .sum()
+    }
+
+    /// Runs the block on the Z gathered last (by [`DenseAux::gather_chosen`] or
+    /// [`DenseAux::gather_all`]) with h = hscale (e - e_hat); returns sum_r ||e_r - e_hat_r||^2.
+    /// `d_in` is the width of e and of the decoder rows, `d_x` that of the encoder's input rows
+    /// `xc` (they differ for a transcoder).
+    pub fn run(&mut self, io: DenseAuxIo<'_>, d_in: usize, d_x: usize, hscale: f32) -> f64 {
+        let nd = io.dead.len();
+        let b = io.e_h.len() / d_in.max(1);
+        if nd == 0 || b == 0 {
+            return 0.0;
+        }
+        assert_eq!(self.z.len(), b * nd, "the AuxK block is gathered first");
+        self.w_dead.clear();
+        for &j in io.dead {
+            let j = j as usize;
+            self.w_dead
+                .extend_from_slice(&io.w_dec[j * d_in..(j + 1) * d_in]);
+        }
         self.e_hat.resize(b * d_in, 0.0);
         let (z, w) = (Mat::new(&self.z, b, nd), Mat::new(&self.w_dead, nd, d_in));
         matmul_into(&mut self.e_hat, z, w, false);

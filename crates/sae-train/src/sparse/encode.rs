@@ -1,12 +1,14 @@
 //! The dense encoder of the sparse steps: the inputs centred (or a transcoder's skip path taken
-//! off its target), then one parallel GEMM.
+//! off its target), then one parallel GEMM, then the TopK-family selections on its output.
 
 use rayon::prelude::*;
 
-use super::ensure;
-use super::variance_from_sums;
+use super::{batch, ensure, select, variance_from_sums, AuxPath, RowSets, SparseTopKStep};
+use crate::config::{ArchConfig, Prefixes};
+use crate::error::{Result, TrainError};
 use crate::kernels::{matmul_into, Mat};
 use crate::params::Params;
+use crate::step::StepContext;
 use crate::vecops::{dot, simd_dispatch};
 
 simd_dispatch! {
@@ -83,4 +85,84 @@ pub(super) fn dense_z(inp: &[f32], p: &Params, z: &mut Vec<f32>) {
         Mat::new(&p.w_enc, d_in, d_sae),
         false,
     );
+}
+
+impl SparseTopKStep {
+    /// The encoder on `inp` (centred rows, or a transcoder's input rows), its active latents into
+    /// `ws.act` and AuxK latents into `ws.aux`; returns the AuxK coefficient and, for BatchTopK,
+    /// the smallest kept activation.
+    pub(super) fn encode_select(
+        &mut self,
+        inp: &[f32],
+        p: &Params,
+        ctx: &StepContext<'_>,
+        b: usize,
+    ) -> Result<(f64, Option<f32>)> {
+        let ws = &mut self.ws;
+        ws.dead.clear();
+        ws.dead
+            .extend((0..p.d_sae as u32).filter(|&j| ctx.dead[j as usize]));
+        let (k, auxk_coef, batch) = match &self.arch {
+            ArchConfig::TopK { k, auxk_coef, .. } => (*k, *auxk_coef, false),
+            ArchConfig::BatchTopK { k, auxk_coef, .. } => (*k, *auxk_coef, true),
+            ArchConfig::MatryoshkaBatchTopK {
+                k,
+                auxk_coef,
+                group_fractions,
+                group_weights,
+                ..
+            } => {
+                if self.prefixes.is_none() {
+                    let pre = Prefixes::new(group_fractions, group_weights.as_deref(), p.d_sae)?;
+                    self.prefixes = (pre.widths.len() > 1).then_some(pre);
+                }
+                (*k, *auxk_coef, true)
+            }
+            other => {
+                return Err(TrainError::Invalid(format!(
+                    "the sparse step handles the TopK family, not {}",
+                    other.name()
+                )))
+            }
+        };
+        dense_z(inp, p, &mut ws.z);
+        // With k_aux >= n_dead the AuxK TopK keeps every positive dead value: the dense block is
+        // read straight from z and no per-row AuxK selection runs (unless the sparse path is
+        // forced; `run` selects after all if the cost rule picks the sparse path).
+        let all =
+            !ws.dead.is_empty() && self.k_aux >= ws.dead.len() && self.aux_path != AuxPath::Sparse;
+        let (z, bias) = (&ws.z, &p.b_enc);
+        let dead: &[u32] = if all { &[] } else { &ws.dead };
+        let mut none = RowSets::default();
+        let min_kept = if batch {
+            // BatchTopK's threshold is over the whole batch; the row pass then picks only AuxK
+            // latents (k = 0 for its main selection).
+            let min_kept = batch::select_batchtopk(z, bias, k * b, &mut ws.batch, &mut ws.act);
+            select::select_topk(
+                z,
+                bias,
+                0,
+                dead,
+                self.k_aux,
+                &mut ws.sel,
+                &mut none,
+                &mut ws.aux,
+            );
+            min_kept
+        } else {
+            select::select_topk(
+                z,
+                bias,
+                k,
+                dead,
+                self.k_aux,
+                &mut ws.sel,
+                &mut ws.act,
+                &mut ws.aux,
+            );
+            None
+        };
+        ws.aux_all = all.then(|| ws.dense_aux.gather_all(&ws.z, &p.b_enc, &ws.dead));
+        Ok((auxk_coef, min_kept))
+    }
 }

@@ -25,7 +25,7 @@ mod threshold_step;
 use rayon::prelude::*;
 
 use crate::config::{ArchConfig, Prefixes};
-use crate::error::{Result, TrainError};
+use crate::error::Result;
 use crate::kernels::{matmul_into, Mat};
 use crate::params::Params;
 use crate::step::{Grads, Step, StepContext, StepOutput};
@@ -71,6 +71,9 @@ struct Workspace {
     idz: Vec<f32>,
     /// Skip transcoder: the target minus the skip path, y - x W_skip [B, d_out].
     ys: Vec<f32>,
+    /// Some(positive entries) when the dense AuxK block was gathered straight from z (every
+    /// dead latent eligible) instead of selected into `aux`.
+    aux_all: Option<usize>,
 }
 
 impl SparseTopKStep {
@@ -83,75 +86,6 @@ impl SparseTopKStep {
             aux_path: AuxPath::Auto,
             ws: Workspace::default(),
         }
-    }
-
-    /// The encoder on `inp` (centred rows, or a transcoder's input rows), its active latents into
-    /// `ws.act` and AuxK latents into `ws.aux`; returns the AuxK coefficient and, for BatchTopK,
-    /// the smallest kept activation.
-    fn encode_select(
-        &mut self,
-        inp: &[f32],
-        p: &Params,
-        ctx: &StepContext<'_>,
-        b: usize,
-    ) -> Result<(f64, Option<f32>)> {
-        let ws = &mut self.ws;
-        ws.dead.clear();
-        ws.dead
-            .extend((0..p.d_sae as u32).filter(|&j| ctx.dead[j as usize]));
-        let (k, auxk_coef, batch) = match &self.arch {
-            ArchConfig::TopK { k, auxk_coef, .. } => (*k, *auxk_coef, false),
-            ArchConfig::BatchTopK { k, auxk_coef, .. } => (*k, *auxk_coef, true),
-            ArchConfig::MatryoshkaBatchTopK {
-                k,
-                auxk_coef,
-                group_fractions,
-                group_weights,
-                ..
-            } => {
-                if self.prefixes.is_none() {
-                    let pre = Prefixes::new(group_fractions, group_weights.as_deref(), p.d_sae)?;
-                    self.prefixes = (pre.widths.len() > 1).then_some(pre);
-                }
-                (*k, *auxk_coef, true)
-            }
-            other => {
-                return Err(TrainError::Invalid(format!(
-                    "the sparse step handles the TopK family, not {}",
-                    other.name()
-                )))
-            }
-        };
-        encode::dense_z(inp, p, &mut ws.z);
-        let (z, bias, dead) = (&ws.z, &p.b_enc, &ws.dead);
-        if !batch {
-            select::select_topk(
-                z,
-                bias,
-                k,
-                dead,
-                self.k_aux,
-                &mut ws.sel,
-                &mut ws.act,
-                &mut ws.aux,
-            );
-            return Ok((auxk_coef, None));
-        }
-        // BatchTopK's threshold is over the whole batch; the row pass then picks only AuxK
-        // latents (k = 0 for its main selection).
-        let min_kept = batch::select_batchtopk(z, bias, k * b, &mut ws.batch, &mut ws.act);
-        let mut none = RowSets::default();
-        select::select_topk(
-            z,
-            bias,
-            0,
-            dead,
-            self.k_aux,
-            &mut ws.sel,
-            &mut none,
-            &mut ws.aux,
-        );
-        Ok((auxk_coef, min_kept))
     }
 
     /// The same step with AuxK forced onto one implementation (tests compare both).
@@ -220,8 +154,24 @@ impl Step for SparseTopKStep {
         let xc: &[f32] = if p.transcoder { x } else { &ws.xc };
         let y_rec: &[f32] = if p.w_skip.is_some() { &ws.ys } else { y };
         let d_in = d_out;
-        let with_aux = ws.aux.nnz() > 0;
-        let path = self.aux_path.resolve(ws.dead.len(), ws.aux.nnz(), b);
+        let chosen = ws.aux_all.unwrap_or(ws.aux.nnz());
+        let with_aux = chosen > 0;
+        let path = self.aux_path.resolve(ws.dead.len(), chosen, b);
+        if path == AuxPath::Sparse && ws.aux_all.is_some() {
+            // Few dead values are positive: the sparse path after all, on selected AuxK rows.
+            let mut none = RowSets::default();
+            let (z, bias, dead) = (&ws.z, &p.b_enc, &ws.dead);
+            select::select_topk(
+                z,
+                bias,
+                0,
+                dead,
+                self.k_aux,
+                &mut ws.sel,
+                &mut none,
+                &mut ws.aux,
+            );
+        }
         let sparse_aux = with_aux && path == AuxPath::Sparse;
         let n_u = self.prefixes.as_ref().map_or(0, |p| p.widths.len() - 1);
         ensure(&mut ws.gd, (2 + n_u) * b * d_in);
@@ -327,8 +277,10 @@ impl Step for SparseTopKStep {
         let aux_sse = if sparse_aux {
             sums.aux_sse
         } else if with_aux {
+            if ws.aux_all.is_none() {
+                ws.dense_aux.gather_chosen(&ws.aux, &ws.dead, d_sae);
+            }
             let io = DenseAuxIo {
-                aux: &ws.aux,
                 dead: &ws.dead,
                 w_dec: &p.w_dec,
                 xc,
