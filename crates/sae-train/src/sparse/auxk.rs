@@ -29,6 +29,12 @@ pub enum AuxPath {
 const DENSE_FACTOR: f64 = 8.0;
 
 impl AuxPath {
+    /// Whether the dense block can win for `n_dead` dead latents and `k_aux` (at most k_aux are
+    /// chosen per row).
+    pub(super) fn dense_possible(n_dead: usize, k_aux: usize) -> bool {
+        n_dead as f64 <= DENSE_FACTOR * k_aux as f64
+    }
+
     /// The path for `n_dead` dead latents of which `chosen` entries were picked over `rows` rows.
     pub fn resolve(self, n_dead: usize, chosen: usize, rows: usize) -> AuxPath {
         match self {
@@ -73,6 +79,27 @@ simd_dispatch! {
             }
         }
         sums
+    }
+}
+
+/// Zeroes all but the `k` largest of the non-negative `row` (ties to the lower index); `row` has
+/// more than `k` positive values.
+fn keep_largest(row: &mut [f32], k: usize, scratch: &mut Vec<f32>) {
+    if k == 0 {
+        row.iter_mut().for_each(|v| *v = 0.0);
+        return;
+    }
+    scratch.clear();
+    scratch.extend_from_slice(row);
+    let (_, t, _) = scratch.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+    let t = *t;
+    let mut ties = k - row.iter().filter(|v| **v > t).count();
+    for v in row.iter_mut() {
+        if *v < t || (*v == t && ties == 0) {
+            *v = 0.0;
+        } else if *v == t {
+            ties -= 1;
+        }
     }
 }
 
@@ -130,11 +157,11 @@ impl DenseAux {
             });
     }
 
-    /// Z [B, n_dead] = max(z + b_enc, 0) at the dead latents, straight from the pre-activations
-    /// z [B, d_sae] (without the bias): the AuxK choice when every dead latent is eligible
-    /// (k_aux >= n_dead, so the AuxK TopK keeps every positive value). Returns how many entries
-    /// are positive.
-    pub fn gather_all(&mut self, z: &[f32], bias: &[f32], dead: &[u32]) -> usize {
+    /// Z [B, n_dead] straight from the pre-activations z [B, d_sae] (without the bias): each row's
+    /// `k_aux` largest positive values of z + b_enc at the dead latents (ties to the lower index),
+    /// zero elsewhere. Most rows have at most `k_aux` positive dead values and keep them all; the
+    /// others are cut back to `k_aux`. Returns how many entries are kept.
+    pub fn gather_top(&mut self, z: &[f32], bias: &[f32], dead: &[u32], k_aux: usize) -> usize {
         let (nd, d_sae) = (dead.len(), bias.len());
         let b = z.len() / d_sae.max(1);
         self.z.resize(b * nd, 0.0);
@@ -142,21 +169,32 @@ impl DenseAux {
             .par_chunks_mut(ROWS * nd.max(1))
             .zip(z.par_chunks(ROWS * d_sae.max(1)))
             .map(|(zb, src)| {
-                let mut pos = 0;
+                let (mut kept, mut scratch) = (0, Vec::new());
                 for (zr, sr) in zb.chunks_exact_mut(nd).zip(src.chunks_exact(d_sae)) {
+                    let mut pos = 0;
                     for (o, &j) in zr.iter_mut().zip(dead) {
                         let v = sr[j as usize] + bias[j as usize];
                         *o = if v > 0.0 { v } else { 0.0 };
                         pos += (v > 0.0) as usize;
                     }
+                    if pos > k_aux {
+                        keep_largest(zr, k_aux, &mut scratch);
+                    }
+                    kept += pos.min(k_aux);
                 }
-                pos
+                kept
             })
             .sum()
     }
 
+    /// The block gathered last, [B, n_dead].
+    #[cfg(test)]
+    pub(super) fn block(&self) -> &[f32] {
+        &self.z
+    }
+
     /// Runs the block on the Z gathered last (by [`DenseAux::gather_chosen`] or
-    /// [`DenseAux::gather_all`]) with h = hscale (e - e_hat); returns sum_r ||e_r - e_hat_r||^2.
+    /// [`DenseAux::gather_top`]) with h = hscale (e - e_hat); returns sum_r ||e_r - e_hat_r||^2.
     /// `d_in` is the width of e and of the decoder rows, `d_x` that of the encoder's input rows
     /// `xc` (they differ for a transcoder).
     pub fn run(&mut self, io: DenseAuxIo<'_>, d_in: usize, d_x: usize, hscale: f32) -> f64 {

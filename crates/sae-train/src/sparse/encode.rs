@@ -126,11 +126,13 @@ impl SparseTopKStep {
             }
         };
         dense_z(inp, p, &mut ws.z);
-        // With k_aux >= n_dead the AuxK TopK keeps every positive dead value: the dense block is
-        // read straight from z and no per-row AuxK selection runs (unless the sparse path is
-        // forced; `run` selects after all if the cost rule picks the sparse path).
-        let all =
-            !ws.dead.is_empty() && self.k_aux >= ws.dead.len() && self.aux_path != AuxPath::Sparse;
+        // Where the dense AuxK block can be the cheaper path (n_dead <= DENSE_FACTOR x k_aux), it
+        // is read straight from z, each row cut back to its k_aux largest positive values, and no
+        // per-row AuxK selection runs (unless the sparse path is forced; `run` selects after all
+        // if the cost rule picks the sparse path).
+        let all = !ws.dead.is_empty()
+            && AuxPath::dense_possible(ws.dead.len(), self.k_aux)
+            && self.aux_path != AuxPath::Sparse;
         let (z, bias) = (&ws.z, &p.b_enc);
         let dead: &[u32] = if all { &[] } else { &ws.dead };
         let mut none = RowSets::default();
@@ -162,7 +164,10 @@ impl SparseTopKStep {
             );
             None
         };
-        ws.aux_all = all.then(|| ws.dense_aux.gather_all(&ws.z, &p.b_enc, &ws.dead));
+        ws.aux_all = all.then(|| {
+            ws.dense_aux
+                .gather_top(&ws.z, &p.b_enc, &ws.dead, self.k_aux)
+        });
         Ok((auxk_coef, min_kept))
     }
 }

@@ -1,8 +1,10 @@
 //! The fused selections against a full sort (independent of the code under test): ties, values at
-//! or below zero, k = 1 and k = d_sae, AuxK restricted to dead latents, BatchTopK's batch threshold.
+//! or below zero, k = 1 and k = d_sae, AuxK restricted to dead latents (also as the dense block read
+//! straight from the pre-activations), BatchTopK's batch threshold.
 
 use rand::{Rng, SeedableRng};
 
+use super::auxk::DenseAux;
 use super::batch::{select_batchtopk, BatchScratch};
 use super::select::{select_topk, RowSets, SelectScratch};
 
@@ -115,4 +117,34 @@ fn batch_topk_agrees_with_a_full_sort() {
     let neg: Vec<f32> = z.iter().map(|v| -v.abs() - 10.0).collect();
     assert_eq!(select_batchtopk(&neg, &b, 5, &mut s, &mut act), None);
     assert_eq!(act.nnz(), 0);
+}
+
+#[test]
+fn dense_auxk_block_keeps_the_largest_positive_dead_values() {
+    let (rows, d) = (70, 50);
+    let (z, b) = problem(rows, d, 9);
+    let vals: Vec<f32> = z.iter().enumerate().map(|(i, v)| v + b[i % d]).collect();
+    let dead: Vec<u32> = (0..d as u32).filter(|j| j % 3 != 1).collect();
+    let mut block = DenseAux::default();
+    for k_aux in [1, 5, 12, dead.len(), dead.len() + 4] {
+        let kept = block.gather_top(&z, &b, &dead, k_aux);
+        let zb = block.block();
+        assert_eq!(zb.len(), rows * dead.len());
+        let mut total = 0;
+        for r in 0..rows {
+            let row = &vals[r * d..(r + 1) * d];
+            let want = by_full_sort(row, dead.iter().map(|&j| j as usize), k_aux);
+            let got: Vec<usize> = (0..dead.len())
+                .filter(|&n| zb[r * dead.len() + n] != 0.0)
+                .map(|n| dead[n] as usize)
+                .collect();
+            assert_eq!(got, want, "k_aux {k_aux} row {r}");
+            for (n, &j) in dead.iter().enumerate() {
+                let v = zb[r * dead.len() + n];
+                assert!(v == 0.0 || v == row[j as usize], "row {r} latent {j}");
+            }
+            total += want.len();
+        }
+        assert_eq!(kept, total);
+    }
 }
