@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::{batch, ensure, select, variance_from_sums, AuxPath, RowSets, SparseTopKStep};
+use super::{batch, ensure, select, variance_from_sums, AuxPath, SparseTopKStep};
 use crate::config::{ArchConfig, Prefixes};
 use crate::error::{Result, TrainError};
 use crate::kernels::{matmul_into, Mat};
@@ -135,21 +135,11 @@ impl SparseTopKStep {
             && self.aux_path != AuxPath::Sparse;
         let (z, bias) = (&ws.z, &p.b_enc);
         let dead: &[u32] = if all { &[] } else { &ws.dead };
-        let mut none = RowSets::default();
         let min_kept = if batch {
             // BatchTopK's threshold is over the whole batch; the row pass then picks only AuxK
             // latents (k = 0 for its main selection).
             let min_kept = batch::select_batchtopk(z, bias, k * b, &mut ws.batch, &mut ws.act);
-            select::select_topk(
-                z,
-                bias,
-                0,
-                dead,
-                self.k_aux,
-                &mut ws.sel,
-                &mut none,
-                &mut ws.aux,
-            );
+            select::select_auxk(z, bias, dead, self.k_aux, &mut ws.sel, &mut ws.aux);
             min_kept
         } else {
             select::select_topk(

@@ -159,18 +159,8 @@ impl Step for SparseTopKStep {
         let path = self.aux_path.resolve(ws.dead.len(), chosen, b);
         if path == AuxPath::Sparse && ws.aux_all.is_some() {
             // Few dead values are positive: the sparse path after all, on selected AuxK rows.
-            let mut none = RowSets::default();
             let (z, bias, dead) = (&ws.z, &p.b_enc, &ws.dead);
-            select::select_topk(
-                z,
-                bias,
-                0,
-                dead,
-                self.k_aux,
-                &mut ws.sel,
-                &mut none,
-                &mut ws.aux,
-            );
+            select::select_auxk(z, bias, dead, self.k_aux, &mut ws.sel, &mut ws.aux);
         }
         let sparse_aux = with_aux && path == AuxPath::Sparse;
         let n_u = self.prefixes.as_ref().map_or(0, |p| p.widths.len() - 1);

@@ -348,3 +348,16 @@ pub fn select_topk(
     act.compact_from(k, &s.cnt, &s.idx, &s.val);
     aux.compact_from(k_aux, &s.acnt, &s.aidx, &s.aval);
 }
+
+/// AuxK among the `dead` latents alone into `aux` (the rows' main TopK is chosen elsewhere, as
+/// BatchTopK's batch threshold does).
+pub fn select_auxk(
+    z: &[f32],
+    bias: &[f32],
+    dead: &[u32],
+    k_aux: usize,
+    s: &mut SelectScratch,
+    aux: &mut RowSets,
+) {
+    select_topk(z, bias, 0, dead, k_aux, s, &mut RowSets::default(), aux);
+}
