@@ -8,7 +8,6 @@
 
 use rayon::prelude::*;
 
-use super::select::RowSets;
 use crate::kernels::{matmul_into, Mat};
 use crate::vecops::{dot, simd_dispatch};
 
@@ -29,10 +28,14 @@ pub enum AuxPath {
 const DENSE_FACTOR: f64 = 8.0;
 
 impl AuxPath {
-    /// Whether the dense block can win for `n_dead` dead latents and `k_aux` (at most k_aux are
-    /// chosen per row).
-    pub(super) fn dense_possible(n_dead: usize, k_aux: usize) -> bool {
-        n_dead as f64 <= DENSE_FACTOR * k_aux as f64
+    /// Whether this path may end dense for `n_dead` dead latents and `k_aux` (Auto: at most k_aux
+    /// are chosen per row, so the dense block can win only when n_dead <= DENSE_FACTOR x k_aux).
+    pub(super) fn may_be_dense(self, n_dead: usize, k_aux: usize) -> bool {
+        match self {
+            AuxPath::Sparse => false,
+            AuxPath::Dense => true,
+            AuxPath::Auto => n_dead as f64 <= DENSE_FACTOR * k_aux as f64,
+        }
     }
 
     /// The path for `n_dead` dead latents of which `chosen` entries were picked over `rows` rows.
@@ -111,7 +114,6 @@ pub struct DenseAux {
     e_hat: Vec<f32>,
     dz: Vec<f32>,
     dw: Vec<f32>,
-    local: Vec<u32>,
 }
 
 /// What the dense AuxK block needs and where its gradients go.
@@ -133,30 +135,6 @@ pub struct DenseAuxIo<'a> {
 }
 
 impl DenseAux {
-    /// Z [B, n_dead] from the AuxK choices per row (zero where a dead latent was not chosen).
-    pub fn gather_chosen(&mut self, aux: &RowSets, dead: &[u32], d_sae: usize) {
-        let (nd, b) = (dead.len(), aux.rows());
-        self.local.clear();
-        self.local.resize(d_sae, u32::MAX);
-        for (n, &j) in dead.iter().enumerate() {
-            self.local[j as usize] = n as u32;
-        }
-        self.z.resize(b * nd, 0.0);
-        let local = &self.local;
-        self.z
-            .par_chunks_mut(ROWS * nd.max(1))
-            .enumerate()
-            .for_each(|(blk, zb)| {
-                zb.iter_mut().for_each(|v| *v = 0.0);
-                for (i, zr) in zb.chunks_exact_mut(nd).enumerate() {
-                    let (idx, val) = aux.row(blk * ROWS + i);
-                    for (&j, &v) in idx.iter().zip(val) {
-                        zr[local[j as usize] as usize] = v;
-                    }
-                }
-            });
-    }
-
     /// Z [B, n_dead] straight from the pre-activations z [B, d_sae] (without the bias): each row's
     /// `k_aux` largest positive values of z + b_enc at the dead latents (ties to the lower index),
     /// zero elsewhere. Most rows have at most `k_aux` positive dead values and keep them all; the
@@ -193,8 +171,7 @@ impl DenseAux {
         &self.z
     }
 
-    /// Runs the block on the Z gathered last (by [`DenseAux::gather_chosen`] or
-    /// [`DenseAux::gather_top`]) with h = hscale (e - e_hat); returns sum_r ||e_r - e_hat_r||^2.
+    /// Runs the block on the Z gathered last by [`DenseAux::gather_top`] with h = hscale (e - e_hat); returns sum_r ||e_r - e_hat_r||^2.
     /// `d_in` is the width of e and of the decoder rows, `d_x` that of the encoder's input rows
     /// `xc` (they differ for a transcoder).
     pub fn run(&mut self, io: DenseAuxIo<'_>, d_in: usize, d_x: usize, hscale: f32) -> f64 {

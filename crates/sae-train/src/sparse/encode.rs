@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::{batch, ensure, select, variance_from_sums, AuxPath, SparseTopKStep};
+use super::{batch, ensure, select, variance_from_sums, SparseTopKStep};
 use crate::config::{ArchConfig, Prefixes};
 use crate::error::{Result, TrainError};
 use crate::kernels::{matmul_into, Mat};
@@ -48,6 +48,12 @@ fn centre(x: &[f32], b_dec: &[f32], xc: &mut [f32]) -> f64 {
     variance_from_sums(ss, &s, n)
 }
 
+/// An autoencoder's encoder input xc = x - b_dec (into `xc`) and the total variance of x.
+pub(super) fn centred(x: &[f32], p: &Params, xc: &mut Vec<f32>) -> f64 {
+    ensure(xc, x.len());
+    centre(x, &p.b_dec, xc).max(1e-30)
+}
+
 /// The encoder's input rows and the total variance of what the decoder reconstructs: an
 /// autoencoder writes xc = x - b_dec and returns the variance of x; a transcoder (its input is not
 /// centred) returns the variance of its target y, and a skip transcoder writes ys = y - x W_skip.
@@ -61,8 +67,7 @@ pub(super) fn prepare(
     let (d_in, d_out) = (p.d_in, p.d_out);
     let b = x.len() / d_in;
     if !p.transcoder {
-        ensure(xc, b * d_in);
-        return centre(x, &p.b_dec, xc).max(1e-30);
+        return centred(x, p, xc);
     }
     if let Some(w) = &p.w_skip {
         ensure(ys, b * d_out);
@@ -126,13 +131,12 @@ impl SparseTopKStep {
             }
         };
         dense_z(inp, p, &mut ws.z);
-        // Where the dense AuxK block can be the cheaper path (n_dead <= DENSE_FACTOR x k_aux), it
-        // is read straight from z, each row cut back to its k_aux largest positive values, and no
-        // per-row AuxK selection runs (unless the sparse path is forced; `run` selects after all
-        // if the cost rule picks the sparse path).
+        // Wherever AuxK may take the dense path, its block is read straight from z, each row cut
+        // back to its k_aux largest positive dead values, and no per-row AuxK selection runs
+        // (`run` selects after all if the cost rule then picks the sparse path).
         let all = !ws.dead.is_empty()
-            && AuxPath::dense_possible(ws.dead.len(), self.k_aux)
-            && self.aux_path != AuxPath::Sparse;
+            && self.k_aux > 0
+            && self.aux_path.may_be_dense(ws.dead.len(), self.k_aux);
         let (z, bias) = (&ws.z, &p.b_enc);
         let dead: &[u32] = if all { &[] } else { &ws.dead };
         let min_kept = if batch {

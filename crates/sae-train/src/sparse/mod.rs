@@ -71,8 +71,8 @@ struct Workspace {
     idz: Vec<f32>,
     /// Skip transcoder: the target minus the skip path, y - x W_skip [B, d_out].
     ys: Vec<f32>,
-    /// Some(positive entries) when the dense AuxK block was gathered straight from z (every
-    /// dead latent eligible) instead of selected into `aux`.
+    /// Some(kept entries) when the dense AuxK block was gathered straight from z (wherever AuxK
+    /// may take the dense path) instead of selected into `aux`; the dense path always has it.
     aux_all: Option<usize>,
 }
 
@@ -267,9 +267,6 @@ impl Step for SparseTopKStep {
         let aux_sse = if sparse_aux {
             sums.aux_sse
         } else if with_aux {
-            if ws.aux_all.is_none() {
-                ws.dense_aux.gather_chosen(&ws.aux, &ws.dead, d_sae);
-            }
             let io = DenseAuxIo {
                 dead: &ws.dead,
                 w_dec: &p.w_dec,

@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use super::encode::{dense_z, prepare};
+use super::encode::{centred, dense_z};
 use super::jump::{jumprelu_terms, JumpTerms};
 use super::passes::{self, ByLatent, Part, RowInputs};
 use super::select::RowSets;
@@ -105,7 +105,7 @@ impl Step for SparseThresholdStep {
         let b = x.len() / d_in;
         let (theta, eps) = self.thresholds(p)?;
         let ws = &mut self.ws;
-        let var_x = prepare(x, x, p, &mut ws.xc, &mut Vec::new());
+        let var_x = centred(x, p, &mut ws.xc);
         dense_z(&ws.xc, p, &mut ws.z);
         // The path follows this batch's own counts (never the steps before it).
         ws.lower.clear();
