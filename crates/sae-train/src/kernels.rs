@@ -53,6 +53,9 @@ struct Operand {
     rs: isize,
     cs: isize,
 }
+// SAFETY: an operand is only ever read (the split product's tasks share it).
+unsafe impl Send for Operand {}
+unsafe impl Sync for Operand {}
 
 /// dst [m, n] (row stride n) = a b (+ dst when `accumulate`) through `gemm`.
 ///
@@ -95,21 +98,11 @@ fn matmul_split_k(
     accumulate: bool,
 ) {
     use rayon::prelude::*;
-    #[derive(Clone, Copy)]
-    struct Ops(Operand, Operand);
-    // SAFETY: the operands are only read, from every task.
-    unsafe impl Send for Ops {}
-    unsafe impl Sync for Ops {}
-    impl Ops {
-        fn get(&self) -> (Operand, Operand) {
-            (self.0, self.1)
-        }
-    }
-    let ops = Ops(a, b);
     let parts: Vec<Vec<f32>> = (0..k.div_ceil(K_CHUNK))
         .into_par_iter()
         .map(|c| {
-            let (a, b) = ops.get();
+            // The whole operands (not just their pointer fields) go into the closure.
+            let (a, b) = (a, b);
             let (l0, kc) = (c * K_CHUNK, K_CHUNK.min(k - c * K_CHUNK));
             let mut part = vec![0f32; m * n];
             // SAFETY: columns l0..l0 + kc of a and rows l0..l0 + kc of b lie inside the operands
@@ -175,10 +168,10 @@ pub fn matmul_into(dst: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
             cs: b_cs,
         },
     );
-    let threads = candle_core::utils::get_num_threads();
     if splits_k(m, n, k) {
         return matmul_split_k(dst, (m, n, k), ao, bo, accumulate);
     }
+    let threads = candle_core::utils::get_num_threads();
     let par = if threads > 1 && m * n * k > 32 * 32 * 32 {
         gemm::Parallelism::Rayon(threads)
     } else {

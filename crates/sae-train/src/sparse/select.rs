@@ -143,8 +143,9 @@ fn topk_row(z: &[f32], bias: &[f32], k: usize, best: &mut Best) {
     }
 }
 
-/// Candidates of a row above `lo` (>= 0; 0 collects every positive value) are collected as keys (value bits, then the complement of
-/// the index: a larger key is a larger value or an equal value at a lower index); when there are
+/// Candidates of a row above `lo` (>= 0; 0 collects every positive value) are collected as keys
+/// (value bits, then the complement of the index: a larger key is a larger value or an equal value
+/// at a lower index); when there are
 /// at least `k` of them the `k` largest keys are exactly the row's TopK. Returns the k-th value,
 /// or None (fewer candidates: the caller scans again without a bound).
 #[inline(always)]
