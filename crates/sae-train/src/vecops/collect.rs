@@ -1,7 +1,8 @@
 //! Branch-free collection of the entries of a row above a bound: with AVX-512 each 16 values are
 //! one add, one compare and two in-register compresses whose 16 lanes are stored whole (the next
 //! store overwrites the lanes past the count), so the scan runs at memory speed whatever the
-//! candidates' pattern.
+//! candidates' pattern. AVX2 has no compress: each 8 values' mask picks a left-packing
+//! permutation from a 256-entry table, applied with one lane permute per output.
 
 use super::{Isa, Level};
 
@@ -50,6 +51,30 @@ pub fn collect_above(
         );
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if isa.0 == Level::V3 {
+        let blocks = n / 8;
+        val.reserve(n + 8);
+        idx.reserve(n + 8);
+        let (v0, i0) = (val.len(), idx.len());
+        // SAFETY: the CPU has AVX2; the loads read blocks * 8 <= n values of z and b; each store
+        // writes 8 lanes at offset v0 + count <= v0 + 8 * blocks, inside the n + 8 reserved; the
+        // lengths then cover only the counted lanes, all of them written.
+        unsafe {
+            let c = x86::collect_v3(
+                z.as_ptr(),
+                b.as_ptr(),
+                blocks,
+                lo,
+                val.as_mut_ptr().add(v0),
+                idx.as_mut_ptr().add(i0),
+            );
+            val.set_len(v0 + c);
+            idx.set_len(i0 + c);
+        }
+        collect_plain(&z[blocks * 8..], &b[blocks * 8..], blocks * 8, lo, val, idx);
+        return;
+    }
     let _ = isa;
     collect_plain(z, b, 0, lo, val, idx)
 }
@@ -76,6 +101,53 @@ fn collect_plain(
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
+
+    /// For each 8-bit mask, the indices of its set bits in increasing order, one per byte from
+    /// the lowest (the unused high bytes are 0).
+    const PACK: [u64; 256] = {
+        let mut t = [0u64; 256];
+        let mut m = 0;
+        while m < 256 {
+            let (mut v, mut c, mut i) = (0u64, 0, 0);
+            while i < 8 {
+                if (m >> i) & 1 == 1 {
+                    v |= (i as u64) << (8 * c);
+                    c += 1;
+                }
+                i += 1;
+            }
+            t[m] = v;
+            m += 1;
+        }
+        t
+    };
+
+    /// `blocks` blocks of 8: the values above `lo` and their indices, left-packed by a table
+    /// permutation and stored whole at the running count; returns the count.
+    #[target_feature(enable = "avx2,popcnt")]
+    pub unsafe fn collect_v3(
+        z: *const f32,
+        b: *const f32,
+        blocks: usize,
+        lo: f32,
+        out_v: *mut f32,
+        out_i: *mut u32,
+    ) -> usize {
+        let lov = _mm256_set1_ps(lo);
+        let mut j = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let step = _mm256_set1_epi32(8);
+        let mut c = 0usize;
+        for k in 0..blocks {
+            let v = _mm256_add_ps(_mm256_loadu_ps(z.add(8 * k)), _mm256_loadu_ps(b.add(8 * k)));
+            let m = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, lov)) as u32;
+            let perm = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(PACK[m as usize] as i64));
+            _mm256_storeu_ps(out_v.add(c), _mm256_permutevar8x32_ps(v, perm));
+            _mm256_storeu_si256(out_i.add(c) as *mut _, _mm256_permutevar8x32_epi32(j, perm));
+            c += m.count_ones() as usize;
+            j = _mm256_add_epi32(j, step);
+        }
+        c
+    }
 
     /// `blocks` blocks of 16: the values above `lo` and their indices, compressed to the front of
     /// a vector and stored whole at the running count; returns the count.
@@ -113,11 +185,12 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     /// Every ISA collects exactly what a filter over the row gives, for lengths with and without
-    /// a partial block, bounds that keep none, some and all, and ties at the bound (not kept).
+    /// a partial block (of 8 and of 16), bounds that keep none, some and all, and ties at the
+    /// bound (not kept).
     #[test]
     fn every_isa_collects_what_a_filter_keeps() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-        for n in [0, 5, 16, 33, 250] {
+        for n in [0, 5, 8, 9, 16, 33, 250] {
             let z: Vec<f32> = (0..n).map(|_| rng.random_range(-2f32..2.0)).collect();
             let mut b: Vec<f32> = (0..n).map(|_| rng.random_range(-1f32..1.0)).collect();
             if n > 3 {
