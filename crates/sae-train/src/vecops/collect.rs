@@ -20,63 +20,60 @@ pub fn collect_above(
     let n = z.len().min(b.len());
     let (z, b) = (&z[..n], &b[..n]);
     #[cfg(target_arch = "x86_64")]
-    if isa.0 == Level::V4 {
-        let blocks = n / 16;
-        // Room for every value plus one whole vector past the last count.
-        val.reserve(n + 16);
-        idx.reserve(n + 16);
-        let (v0, i0) = (val.len(), idx.len());
-        // SAFETY: the CPU has AVX-512; the loads read blocks * 16 <= n values of z and b; each
-        // store writes 16 lanes at offset v0 + count <= v0 + 16 * blocks, inside the n + 16
-        // reserved; the lengths then cover only the counted lanes, all of them written.
-        unsafe {
-            let c = x86::collect_v4(
-                z.as_ptr(),
-                b.as_ptr(),
-                blocks,
-                lo,
-                val.as_mut_ptr().add(v0),
-                idx.as_mut_ptr().add(i0),
-            );
-            val.set_len(v0 + c);
-            idx.set_len(i0 + c);
-        }
-        collect_plain(
-            &z[blocks * 16..],
-            &b[blocks * 16..],
-            blocks * 16,
-            lo,
-            val,
-            idx,
-        );
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if isa.0 == Level::V3 {
-        let blocks = n / 8;
-        val.reserve(n + 8);
-        idx.reserve(n + 8);
-        let (v0, i0) = (val.len(), idx.len());
-        // SAFETY: the CPU has AVX2; the loads read blocks * 8 <= n values of z and b; each store
-        // writes 8 lanes at offset v0 + count <= v0 + 8 * blocks, inside the n + 8 reserved; the
-        // lengths then cover only the counted lanes, all of them written.
-        unsafe {
-            let c = x86::collect_v3(
-                z.as_ptr(),
-                b.as_ptr(),
-                blocks,
-                lo,
-                val.as_mut_ptr().add(v0),
-                idx.as_mut_ptr().add(i0),
-            );
-            val.set_len(v0 + c);
-            idx.set_len(i0 + c);
-        }
-        collect_plain(&z[blocks * 8..], &b[blocks * 8..], blocks * 8, lo, val, idx);
-        return;
+    match isa.0 {
+        // SAFETY: the CPU has the kernel's features (the level says so).
+        Level::V4 => return unsafe { collect_vectors(16, x86::collect_v4, z, b, lo, val, idx) },
+        Level::V3 => return unsafe { collect_vectors(8, x86::collect_v3, z, b, lo, val, idx) },
+        Level::Base => {}
     }
     let _ = isa;
     collect_plain(z, b, 0, lo, val, idx)
+}
+
+/// A whole-vector kernel: `blocks` blocks of its lane width read from (z, b), the values above
+/// `lo` and their indices stored at (out_v, out_i) whole vectors at a time; returns the count.
+#[cfg(target_arch = "x86_64")]
+type Kernel = unsafe fn(*const f32, *const f32, usize, f32, *mut f32, *mut u32) -> usize;
+
+/// [`collect_above`] by a kernel of `lanes` lanes over the whole vectors of (z, b), then the
+/// plain loop over the rest.
+///
+/// # Safety
+/// The CPU has the features `kernel` is compiled for; `z` and `b` have the same length.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn collect_vectors(
+    lanes: usize,
+    kernel: Kernel,
+    z: &[f32],
+    b: &[f32],
+    lo: f32,
+    val: &mut Vec<f32>,
+    idx: &mut Vec<u32>,
+) {
+    let n = z.len();
+    let blocks = n / lanes;
+    // Room for every value plus one whole vector past the last count.
+    val.reserve(n + lanes);
+    idx.reserve(n + lanes);
+    let (v0, i0) = (val.len(), idx.len());
+    // SAFETY: the loads read blocks * lanes <= n values of z and b; each store writes `lanes`
+    // lanes at offset v0 + count <= v0 + lanes * blocks, inside the n + lanes reserved; the
+    // lengths then cover only the counted lanes, all of them written.
+    unsafe {
+        let c = kernel(
+            z.as_ptr(),
+            b.as_ptr(),
+            blocks,
+            lo,
+            val.as_mut_ptr().add(v0),
+            idx.as_mut_ptr().add(i0),
+        );
+        val.set_len(v0 + c);
+        idx.set_len(i0 + c);
+    }
+    let done = blocks * lanes;
+    collect_plain(&z[done..], &b[done..], done, lo, val, idx);
 }
 
 /// The plain form of [`collect_above`] (indices offset by `base`).
