@@ -171,9 +171,10 @@ impl DenseAux {
         &self.z
     }
 
-    /// Runs the block on the Z gathered last by [`DenseAux::gather_top`] with h = hscale (e - e_hat); returns sum_r ||e_r - e_hat_r||^2.
-    /// `d_in` is the width of e and of the decoder rows, `d_x` that of the encoder's input rows
-    /// `xc` (they differ for a transcoder).
+    /// Runs the block on the Z gathered last by [`DenseAux::gather_top`] with
+    /// h = hscale (e - e_hat); returns sum_r ||e_r - e_hat_r||^2. `d_in` is the width of e and of
+    /// the decoder rows, `d_x` that of the encoder's input rows `xc` (they differ for a
+    /// transcoder).
     pub fn run(&mut self, io: DenseAuxIo<'_>, d_in: usize, d_x: usize, hscale: f32) -> f64 {
         let nd = io.dead.len();
         let b = io.e_h.len() / d_in.max(1);

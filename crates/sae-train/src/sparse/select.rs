@@ -231,26 +231,21 @@ fn topk_row_hinted(
     } else {
         None
     };
-    *hint = match found {
-        Some(t) => t,
+    if let Some(t) = found {
+        *hint = t;
+        return;
+    }
+    if z.len() <= SHORT_ROW {
         // A short row (such as the dead latents' values for AuxK, often fewer positive than k):
         // all its positive values are few enough to collect and select among.
-        None if z.len() <= SHORT_ROW => {
-            topk_row_positive(z, bias, k, cand, best);
-            if best.bits.len() == k && k > 0 {
-                best.weakest().1
-            } else {
-                0.0
-            }
-        }
-        None => {
-            topk_row(z, bias, k, best);
-            if best.bits.len() == k && k > 0 {
-                best.weakest().1
-            } else {
-                0.0
-            }
-        }
+        topk_row_positive(z, bias, k, cand, best);
+    } else {
+        topk_row(z, bias, k, best);
+    }
+    *hint = if best.bits.len() == k && k > 0 {
+        best.weakest().1
+    } else {
+        0.0
     };
 }
 
