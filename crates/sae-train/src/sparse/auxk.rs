@@ -85,27 +85,6 @@ simd_dispatch! {
     }
 }
 
-/// Zeroes all but the `k` largest of the non-negative `row` (ties to the lower index); `row` has
-/// more than `k` positive values.
-fn keep_largest(row: &mut [f32], k: usize, scratch: &mut Vec<f32>) {
-    if k == 0 {
-        row.iter_mut().for_each(|v| *v = 0.0);
-        return;
-    }
-    scratch.clear();
-    scratch.extend_from_slice(row);
-    let (_, t, _) = scratch.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-    let t = *t;
-    let mut ties = k - row.iter().filter(|v| **v > t).count();
-    for v in row.iter_mut() {
-        if *v < t || (*v == t && ties == 0) {
-            *v = 0.0;
-        } else if *v == t {
-            ties -= 1;
-        }
-    }
-}
-
 /// Buffers of the dense AuxK block (kept between steps).
 #[derive(Default)]
 pub struct DenseAux {
@@ -135,43 +114,14 @@ pub struct DenseAuxIo<'a> {
 }
 
 impl DenseAux {
-    /// Z [B, n_dead] straight from the pre-activations z [B, d_sae] (without the bias): each row's
-    /// `k_aux` largest positive values of z + b_enc at the dead latents (ties to the lower index),
-    /// zero elsewhere. Most rows have at most `k_aux` positive dead values and keep them all; the
-    /// others are cut back to `k_aux`. Returns how many entries are kept.
-    pub fn gather_top(&mut self, z: &[f32], bias: &[f32], dead: &[u32], k_aux: usize) -> usize {
-        let (nd, d_sae) = (dead.len(), bias.len());
-        let b = z.len() / d_sae.max(1);
-        self.z.resize(b * nd, 0.0);
-        self.z
-            .par_chunks_mut(ROWS * nd.max(1))
-            .zip(z.par_chunks(ROWS * d_sae.max(1)))
-            .map(|(zb, src)| {
-                let (mut kept, mut scratch) = (0, Vec::new());
-                for (zr, sr) in zb.chunks_exact_mut(nd).zip(src.chunks_exact(d_sae)) {
-                    let mut pos = 0;
-                    for (o, &j) in zr.iter_mut().zip(dead) {
-                        let v = sr[j as usize] + bias[j as usize];
-                        *o = if v > 0.0 { v } else { 0.0 };
-                        pos += (v > 0.0) as usize;
-                    }
-                    if pos > k_aux {
-                        keep_largest(zr, k_aux, &mut scratch);
-                    }
-                    kept += pos.min(k_aux);
-                }
-                kept
-            })
-            .sum()
+    /// The block Z [rows, n_dead] for the selection to fill (see `select::DenseBlock`); its contents
+    /// are overwritten row by row.
+    pub(super) fn block_mut(&mut self, rows: usize, n_dead: usize) -> &mut [f32] {
+        self.z.resize(rows * n_dead, 0.0);
+        &mut self.z
     }
 
-    /// The block gathered last, [B, n_dead].
-    #[cfg(test)]
-    pub(super) fn block(&self) -> &[f32] {
-        &self.z
-    }
-
-    /// Runs the block on the Z gathered last by [`DenseAux::gather_top`] with
+    /// Runs the block on the Z the selection filled last (through [`DenseAux::block_mut`]) with
     /// h = hscale (e - e_hat); returns sum_r ||e_r - e_hat_r||^2. `d_in` is the width of e and of
     /// the decoder rows, `d_x` that of the encoder's input rows `xc` (they differ for a
     /// transcoder).
@@ -181,7 +131,7 @@ impl DenseAux {
         if nd == 0 || b == 0 {
             return 0.0;
         }
-        assert_eq!(self.z.len(), b * nd, "the AuxK block is gathered first");
+        assert_eq!(self.z.len(), b * nd, "the AuxK block is filled first");
         self.w_dead.clear();
         for &j in io.dead {
             let j = j as usize;

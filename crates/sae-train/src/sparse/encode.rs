@@ -131,37 +131,32 @@ impl SparseTopKStep {
             }
         };
         dense_z(inp, p, &mut ws.z);
-        // Wherever AuxK may take the dense path, its block is read straight from z, each row cut
-        // back to its k_aux largest positive dead values, and no per-row AuxK selection runs
-        // (`run` selects after all if the cost rule then picks the sparse path).
+        // Wherever AuxK may take the dense path, the selection fills its block while each row of
+        // z is in cache, every row cut back to its k_aux largest positive dead values, and no
+        // per-row AuxK selection runs (`run` selects after all if the cost rule then picks the
+        // sparse path).
         let all = !ws.dead.is_empty()
             && self.k_aux > 0
             && self.aux_path.may_be_dense(ws.dead.len(), self.k_aux);
         let (z, bias) = (&ws.z, &p.b_enc);
         let dead: &[u32] = if all { &[] } else { &ws.dead };
-        let min_kept = if batch {
+        let dense = all.then(|| select::DenseBlock {
+            dead: &ws.dead,
+            out: ws.dense_aux.block_mut(b, ws.dead.len()),
+        });
+        let (min_kept, kept) = if batch {
             // BatchTopK's threshold is over the whole batch; the row pass then picks only AuxK
             // latents (k = 0 for its main selection).
             let min_kept = batch::select_batchtopk(z, bias, k * b, &mut ws.batch, &mut ws.act);
-            select::select_auxk(z, bias, dead, self.k_aux, &mut ws.sel, &mut ws.aux);
-            min_kept
+            let (s, aux) = (&mut ws.sel, &mut ws.aux);
+            let kept = select::select_auxk(z, bias, dead, self.k_aux, s, aux, dense);
+            (min_kept, kept)
         } else {
-            select::select_topk(
-                z,
-                bias,
-                k,
-                dead,
-                self.k_aux,
-                &mut ws.sel,
-                &mut ws.act,
-                &mut ws.aux,
-            );
-            None
+            let (s, act, aux) = (&mut ws.sel, &mut ws.act, &mut ws.aux);
+            let kept = select::select_topk(z, bias, k, dead, self.k_aux, s, act, aux, dense);
+            (None, kept)
         };
-        ws.aux_all = all.then(|| {
-            ws.dense_aux
-                .gather_top(&ws.z, &p.b_enc, &ws.dead, self.k_aux)
-        });
+        ws.aux_all = all.then_some(kept);
         Ok((auxk_coef, min_kept))
     }
 }

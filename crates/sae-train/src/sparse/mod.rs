@@ -18,6 +18,7 @@ mod encode;
 mod jump;
 mod matryoshka;
 mod passes;
+mod row_topk;
 mod select;
 mod threshold;
 mod threshold_step;
@@ -71,8 +72,8 @@ struct Workspace {
     idz: Vec<f32>,
     /// Skip transcoder: the target minus the skip path, y - x W_skip [B, d_out].
     ys: Vec<f32>,
-    /// Some(kept entries) when the dense AuxK block was gathered straight from z (wherever AuxK
-    /// may take the dense path) instead of selected into `aux`; the dense path always has it.
+    /// Some(kept entries) when the selection filled the dense AuxK block (wherever AuxK may take
+    /// the dense path) instead of selecting into `aux`; the dense path always has it.
     aux_all: Option<usize>,
 }
 
@@ -160,7 +161,7 @@ impl Step for SparseTopKStep {
         if path == AuxPath::Sparse && ws.aux_all.is_some() {
             // Few dead values are positive: the sparse path after all, on selected AuxK rows.
             let (z, bias, dead) = (&ws.z, &p.b_enc, &ws.dead);
-            select::select_auxk(z, bias, dead, self.k_aux, &mut ws.sel, &mut ws.aux);
+            select::select_auxk(z, bias, dead, self.k_aux, &mut ws.sel, &mut ws.aux, None);
         }
         let sparse_aux = with_aux && path == AuxPath::Sparse;
         let n_u = self.prefixes.as_ref().map_or(0, |p| p.widths.len() - 1);

@@ -8,7 +8,9 @@
 
 use rayon::prelude::*;
 
-use crate::vecops::{collect_above, mask16_above, simd_dispatch, Isa};
+use super::passes::split_at_bounds;
+use super::row_topk::{topk_row_hinted, Best, Cand};
+use crate::vecops::simd_dispatch;
 
 /// Active latents of every row in CSR form: row r owns `idx[off[r]..off[r+1]]`, values `val[..]`.
 #[derive(Clone, Debug, Default)]
@@ -56,206 +58,73 @@ impl RowSets {
 /// Rows per parallel task.
 pub(crate) const ROW_BLOCK: usize = 32;
 
-/// The current best candidates of a row: value bits (positive floats order like their bits) and
-/// latent indices, side by side so that the minimum is a vectorised u32 reduction.
-struct Best {
-    bits: Vec<u32>,
-    idx: Vec<u32>,
+/// The dense AuxK block filled during the selection, while each row is in cache: at row r and
+/// position n the value of z + b_enc at latent `dead[n]` when it is among the row's k_aux largest
+/// positive dead values (ties to the lower index), else 0.
+pub struct DenseBlock<'a> {
+    /// The dead latents (increasing), one column each.
+    pub dead: &'a [u32],
+    /// The block, [rows, dead.len()].
+    pub out: &'a mut [f32],
 }
 
-impl Best {
-    fn with_capacity(k: usize) -> Best {
-        Best {
-            bits: Vec::with_capacity(k),
-            idx: Vec::with_capacity(k),
-        }
-    }
+/// What one row of the dense AuxK block needs besides the row: the selection's candidates and
+/// its hint (the previous row's k_aux-th value) and zeros for the bias of the gathered values.
+struct DenseRow {
+    cand: Cand,
+    best: Best,
+    hint: f32,
+    zeros: Vec<f32>,
+}
 
-    /// Position of the entry to evict: the smallest value, among equal ones the highest index.
+impl DenseRow {
+    /// Row `out` of the block from the row's pre-activations `zr`: every positive dead value
+    /// (most rows have at most `k_aux`), cut back to the `k_aux` largest by the row selection when
+    /// there are more. Returns how many are kept.
     #[inline(always)]
-    fn weakest(&self) -> (usize, f32) {
-        let m = self.bits.iter().copied().min().unwrap_or(0);
-        let worst = self
-            .bits
-            .iter()
-            .zip(&self.idx)
-            .map(|(&b, &i)| if b == m { i } else { 0 })
-            .max()
-            .unwrap_or(0);
-        let pos = self
-            .bits
-            .iter()
-            .zip(&self.idx)
-            .position(|(&b, &i)| b == m && i == worst)
-            .unwrap_or(0);
-        (pos, f32::from_bits(m))
-    }
-}
-
-/// The `k` largest positive values of `z + bias` (all positive ones when fewer; ties to the lower
-/// index) into `best` (unordered). Values are scanned 16 at a time and a block is looked at only
-/// when one of its values beats the current k-th largest.
-#[inline(always)]
-fn topk_row(z: &[f32], bias: &[f32], k: usize, best: &mut Best) {
-    best.bits.clear();
-    best.idx.clear();
-    if k == 0 {
-        return;
-    }
-    const W: usize = 16;
-    let n = z.len().min(bias.len());
-    let isa = Isa::detect();
-    let mut thr = 0f32;
-    let mut evict = 0usize;
-    let mut offer = |best: &mut Best, v: f32, j: usize, thr: &mut f32| {
-        if best.bits.len() < k {
-            best.bits.push(v.to_bits());
-            best.idx.push(j as u32);
-            if best.bits.len() < k {
-                return;
-            }
-        } else {
-            best.bits[evict] = v.to_bits();
-            best.idx[evict] = j as u32;
+    fn fill(
+        &mut self,
+        zr: &[f32],
+        bias: &[f32],
+        dead: &[u32],
+        k_aux: usize,
+        out: &mut [f32],
+    ) -> usize {
+        let mut pos = 0;
+        for (o, &j) in out.iter_mut().zip(dead) {
+            let v = zr[j as usize] + bias[j as usize];
+            *o = if v > 0.0 { v } else { 0.0 };
+            pos += (v > 0.0) as usize;
         }
-        (evict, *thr) = best.weakest();
-    };
-    let blocks = n / W;
-    for b in 0..blocks {
-        let zc = &z[b * W..(b + 1) * W];
-        let bc = &bias[b * W..(b + 1) * W];
-        let mut m = mask16_above(isa, zc, bc, thr);
-        while m != 0 {
-            let l = m.trailing_zeros() as usize;
-            m &= m - 1;
-            // The bound rises as values enter: test again.
-            let v = zc[l] + bc[l];
-            if v > thr {
-                offer(best, v, b * W + l, &mut thr);
-            }
+        if pos <= k_aux {
+            return pos;
         }
-    }
-    for j in blocks * W..n {
-        let v = z[j] + bias[j];
-        if v > thr {
-            offer(best, v, j, &mut thr);
+        self.zeros.resize(out.len(), 0.0);
+        let DenseRow {
+            cand,
+            best,
+            hint,
+            zeros,
+        } = self;
+        topk_row_hinted(out, zeros, k_aux, hint, cand, best);
+        out.iter_mut().for_each(|v| *v = 0.0);
+        for (&n, &b) in best.idx.iter().zip(&best.bits) {
+            out[n as usize] = f32::from_bits(b);
         }
+        best.idx.len()
     }
-}
-
-/// Candidates of a row above `lo` (>= 0; 0 collects every positive value) are collected as keys
-/// (value bits, then the complement of the index: a larger key is a larger value or an equal value
-/// at a lower index); when there are
-/// at least `k` of them the `k` largest keys are exactly the row's TopK. Returns the k-th value,
-/// or None (fewer candidates: the caller scans again without a bound).
-#[inline(always)]
-fn topk_row_above(
-    z: &[f32],
-    bias: &[f32],
-    k: usize,
-    lo: f32,
-    cand: &mut Cand,
-    best: &mut Best,
-) -> Option<f32> {
-    cand.val.clear();
-    cand.idx.clear();
-    collect_above(Isa::detect(), z, bias, lo, &mut cand.val, &mut cand.idx);
-    let key = |v: f32, j: u32| ((v.to_bits() as u64) << 32) | (u32::MAX - j) as u64;
-    let Cand {
-        keys: cand,
-        val,
-        idx,
-    } = cand;
-    cand.clear();
-    cand.extend(val.iter().zip(idx.iter()).map(|(&v, &j)| key(v, j)));
-    if cand.len() < k || k == 0 {
-        return None;
-    }
-    if cand.len() > k {
-        cand.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
-    }
-    best.bits.clear();
-    best.idx.clear();
-    for &c in &cand[..k] {
-        best.bits.push((c >> 32) as u32);
-        best.idx.push(u32::MAX - c as u32);
-    }
-    Some(f32::from_bits((cand[k - 1] >> 32) as u32))
-}
-
-/// A row's candidates: keys (value bits, then the complement of the index) and the collected
-/// values and indices they are made from.
-#[derive(Default)]
-struct Cand {
-    keys: Vec<u64>,
-    val: Vec<f32>,
-    idx: Vec<u32>,
-}
-
-/// Rows at most this long are selected from all their positive values when the hint fails.
-const SHORT_ROW: usize = 512;
-
-/// TopK of a row from all its positive values (every one of them when there are at most k).
-#[inline(always)]
-fn topk_row_positive(z: &[f32], bias: &[f32], k: usize, cand: &mut Cand, best: &mut Best) {
-    if topk_row_above(z, bias, k, 0.0, cand, best).is_some() {
-        return;
-    }
-    // Fewer than k positive values (or k = 0): all of them, none when k = 0.
-    best.bits.clear();
-    best.idx.clear();
-    if k > 0 {
-        best.bits.extend(cand.val.iter().map(|v| v.to_bits()));
-        best.idx.extend_from_slice(&cand.idx);
-    }
-}
-
-/// A row's candidates are collected above this fraction of the previous row's k-th value.
-const HINT_MARGIN: f32 = 0.8;
-
-/// TopK of one row into `best`, first above `HINT_MARGIN` x `hint` (the previous row's k-th value:
-/// rows are alike, so one thresholded pass usually finds every candidate), else by the eviction
-/// scan; `hint` becomes this row's k-th value (0 when the row has fewer than k positive values).
-#[inline(always)]
-fn topk_row_hinted(
-    z: &[f32],
-    bias: &[f32],
-    k: usize,
-    hint: &mut f32,
-    cand: &mut Cand,
-    best: &mut Best,
-) {
-    let lo = *hint * HINT_MARGIN;
-    let found = if lo > 0.0 {
-        topk_row_above(z, bias, k, lo, cand, best)
-    } else {
-        None
-    };
-    if let Some(t) = found {
-        *hint = t;
-        return;
-    }
-    if z.len() <= SHORT_ROW {
-        // A short row (such as the dead latents' values for AuxK, often fewer positive than k):
-        // all its positive values are few enough to collect and select among.
-        topk_row_positive(z, bias, k, cand, best);
-    } else {
-        topk_row(z, bias, k, best);
-    }
-    *hint = if best.bits.len() == k && k > 0 {
-        best.weakest().1
-    } else {
-        0.0
-    };
 }
 
 simd_dispatch! {
-    /// One block of rows: TopK of every row into fixed-stride slots, and AuxK among `dead` latents.
+    /// One block of rows: TopK of every row into fixed-stride slots, AuxK among `dead` latents,
+    /// and with `dense` = (dead latents, their k_aux, block rows) the rows of the dense AuxK block;
+    /// returns how many entries that block keeps.
     fn select_block(
         z: &[f32], bias: &[f32], k: usize, dead: &[u32], k_aux: usize,
         cnt: &mut [u32], idx: &mut [u32], val: &mut [f32],
         acnt: &mut [u32], aidx: &mut [u32], aval: &mut [f32],
-    ) {
+        dense: (&[u32], usize, &mut [f32]),
+    ) -> usize {
         let d_sae = bias.len();
         let mut best = Best::with_capacity(k.max(k_aux));
         let mut cand = Cand::default();
@@ -265,12 +134,25 @@ simd_dispatch! {
         for (i, &j) in dead.iter().enumerate() {
             gb[i] = bias[j as usize];
         }
+        let (ddead, dense_k, dout) = dense;
+        let mut kept = 0;
+        let mut drow = DenseRow {
+            cand: Cand::default(),
+            best: Best::with_capacity(dense_k),
+            hint: 0.0,
+            zeros: Vec::new(),
+        };
         for (r, zr) in z.chunks_exact(d_sae).enumerate() {
             topk_row_hinted(zr, bias, k, &mut hint, &mut cand, &mut best);
             cnt[r] = best.idx.len() as u32;
             for (n, (&j, &b)) in best.idx.iter().zip(&best.bits).enumerate() {
                 idx[r * k + n] = j;
                 val[r * k + n] = f32::from_bits(b);
+            }
+            if !ddead.is_empty() {
+                let nd = ddead.len();
+                let out = &mut dout[r * nd..(r + 1) * nd];
+                kept += drow.fill(zr, bias, ddead, dense_k, out);
             }
             if k_aux == 0 || dead.is_empty() {
                 continue;
@@ -285,6 +167,7 @@ simd_dispatch! {
                 aval[r * k_aux + n] = f32::from_bits(b);
             }
         }
+        kept
     }
 }
 
@@ -299,8 +182,10 @@ pub struct SelectScratch {
     aval: Vec<f32>,
 }
 
-/// Per-row TopK of `z + bias` (z: [rows, d_sae] without the bias) into `act`, and AuxK among the
-/// `dead` latents into `aux` (empty when `k_aux` is 0 or nothing is dead).
+/// Per-row TopK of `z + bias` (z: [rows, d_sae] without the bias) into `act`, AuxK among the
+/// `dead` latents into `aux` (empty when `k_aux` is 0 or nothing is dead) and, with `dense`, the
+/// dense AuxK block (each row's `k_aux` largest positive values at `dense.dead`); returns how many
+/// entries the dense block keeps (0 without one).
 #[allow(clippy::too_many_arguments)]
 pub fn select_topk(
     z: &[f32],
@@ -311,10 +196,12 @@ pub fn select_topk(
     s: &mut SelectScratch,
     act: &mut RowSets,
     aux: &mut RowSets,
-) {
+    dense: Option<DenseBlock<'_>>,
+) -> usize {
     let d_sae = bias.len();
     let rows = z.len() / d_sae.max(1);
     let k = k.min(d_sae);
+    let dense_k = k_aux;
     let k_aux = if dead.is_empty() {
         0
     } else {
@@ -331,22 +218,41 @@ pub fn select_topk(
     s.aidx.resize(rows * kas, 0);
     s.aval.resize(rows * kas, 0.0);
     let blk = ROW_BLOCK;
-    z.par_chunks(blk * d_sae)
+    let (ddead, dout): (&[u32], &mut [f32]) = match dense {
+        Some(DenseBlock { dead, out }) => (dead, out),
+        None => (&[], &mut []),
+    };
+    let nd = ddead.len();
+    assert_eq!(
+        dout.len(),
+        rows * nd,
+        "the dense AuxK block is [rows, n_dead]"
+    );
+    let bounds: Vec<usize> = (0..=rows.div_ceil(blk))
+        .map(|b| (b * blk).min(rows) * nd)
+        .collect();
+    let kept = z
+        .par_chunks(blk * d_sae)
         .zip(s.cnt.par_chunks_mut(blk))
         .zip(s.idx.par_chunks_mut(blk * ks))
         .zip(s.val.par_chunks_mut(blk * ks))
         .zip(s.acnt.par_chunks_mut(blk))
         .zip(s.aidx.par_chunks_mut(blk * kas))
         .zip(s.aval.par_chunks_mut(blk * kas))
-        .for_each(|((((((zb, c), i), v), ac), ai), av)| {
-            select_block(zb, bias, k, dead, k_aux, c, i, v, ac, ai, av);
-        });
+        .zip(split_at_bounds(dout, &bounds))
+        .map(|(((((((zb, c), i), v), ac), ai), av), dz)| {
+            let dense = (ddead, dense_k, dz);
+            select_block(zb, bias, k, dead, k_aux, c, i, v, ac, ai, av, dense)
+        })
+        .sum();
     act.compact_from(k, &s.cnt, &s.idx, &s.val);
     aux.compact_from(k_aux, &s.acnt, &s.aidx, &s.aval);
+    kept
 }
 
-/// AuxK among the `dead` latents alone into `aux` (the rows' main TopK is chosen elsewhere, as
-/// BatchTopK's batch threshold does).
+/// AuxK among the `dead` latents alone into `aux`, or with `dense` into the dense AuxK block
+/// (the rows' main TopK is chosen elsewhere, as BatchTopK's batch threshold does); returns what
+/// [`select_topk`] does.
 pub fn select_auxk(
     z: &[f32],
     bias: &[f32],
@@ -354,6 +260,8 @@ pub fn select_auxk(
     k_aux: usize,
     s: &mut SelectScratch,
     aux: &mut RowSets,
-) {
-    select_topk(z, bias, 0, dead, k_aux, s, &mut RowSets::default(), aux);
+    dense: Option<DenseBlock<'_>>,
+) -> usize {
+    let mut none = RowSets::default();
+    select_topk(z, bias, 0, dead, k_aux, s, &mut none, aux, dense)
 }

@@ -4,9 +4,8 @@
 
 use rand::{Rng, SeedableRng};
 
-use super::auxk::DenseAux;
 use super::batch::{select_batchtopk, BatchScratch};
-use super::select::{select_topk, RowSets, SelectScratch};
+use super::select::{select_auxk, select_topk, DenseBlock, RowSets, SelectScratch};
 
 /// Pre-activations on a coarse grid (so ties happen), about 40% of them <= 0 after the bias.
 fn problem(rows: usize, d: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
@@ -50,7 +49,7 @@ fn row_topk_and_auxk_agree_with_a_full_sort() {
         for (k, k_aux) in [(1, 1), (5, 7), (d, d)] {
             let (mut act, mut aux) = (RowSets::default(), RowSets::default());
             let mut s = SelectScratch::default();
-            select_topk(&z, &b, k, &dead, k_aux, &mut s, &mut act, &mut aux);
+            select_topk(&z, &b, k, &dead, k_aux, &mut s, &mut act, &mut aux, None);
             assert_eq!(act.rows(), rows);
             for r in 0..rows {
                 let row = &act_vals[r * d..(r + 1) * d];
@@ -83,6 +82,7 @@ fn row_topk_and_auxk_agree_with_a_full_sort() {
             &mut SelectScratch::default(),
             &mut act,
             &mut aux,
+            None,
         );
         assert_eq!(aux.nnz(), 0);
         assert!(act.nnz() > 0);
@@ -121,30 +121,54 @@ fn batch_topk_agrees_with_a_full_sort() {
 
 #[test]
 fn dense_auxk_block_keeps_the_largest_positive_dead_values() {
-    let (rows, d) = (70, 50);
+    // Short dead rows, and dead rows longer than the selection's short-row bound.
+    for (rows, d) in [(70, 50), (6, 1000)] {
+        dense_block_case(rows, d);
+    }
+}
+
+fn dense_block_case(rows: usize, d: usize) {
     let (z, b) = problem(rows, d, 9);
     let vals: Vec<f32> = z.iter().enumerate().map(|(i, v)| v + b[i % d]).collect();
     let dead: Vec<u32> = (0..d as u32).filter(|j| j % 3 != 1).collect();
-    let mut block = DenseAux::default();
-    for k_aux in [1, 5, 12, dead.len(), dead.len() + 4] {
-        let kept = block.gather_top(&z, &b, &dead, k_aux);
-        let zb = block.block();
-        assert_eq!(zb.len(), rows * dead.len());
-        let mut total = 0;
-        for r in 0..rows {
-            let row = &vals[r * d..(r + 1) * d];
-            let want = by_full_sort(row, dead.iter().map(|&j| j as usize), k_aux);
-            let got: Vec<usize> = (0..dead.len())
-                .filter(|&n| zb[r * dead.len() + n] != 0.0)
-                .map(|n| dead[n] as usize)
-                .collect();
-            assert_eq!(got, want, "k_aux {k_aux} row {r}");
-            for (n, &j) in dead.iter().enumerate() {
-                let v = zb[r * dead.len() + n];
-                assert!(v == 0.0 || v == row[j as usize], "row {r} latent {j}");
+    let nd = dead.len();
+    let mut s = SelectScratch::default();
+    for k_aux in [1, 5, 12, 300, nd, nd + 4] {
+        // Filled beside the rows' TopK (which it must leave alone) and by the AuxK-only selection
+        // (BatchTopK's), from a block holding the previous call's values.
+        for with_topk in [true, false] {
+            let mut block = vec![7.0f32; rows * nd];
+            let (mut act, mut aux) = (RowSets::default(), RowSets::default());
+            let dense = Some(DenseBlock {
+                dead: &dead,
+                out: &mut block,
+            });
+            let kept = if with_topk {
+                select_topk(&z, &b, 3, &[], k_aux, &mut s, &mut act, &mut aux, dense)
+            } else {
+                select_auxk(&z, &b, &[], k_aux, &mut s, &mut aux, dense)
+            };
+            assert_eq!(aux.nnz(), 0, "no sparse AuxK entries beside the block");
+            let mut total = 0;
+            for r in 0..rows {
+                let row = &vals[r * d..(r + 1) * d];
+                if with_topk {
+                    let got: Vec<usize> = row_sorted(&act, r).iter().map(|p| p.0).collect();
+                    assert_eq!(got, by_full_sort(row, 0..d, 3), "row {r}");
+                }
+                let want = by_full_sort(row, dead.iter().map(|&j| j as usize), k_aux);
+                let got: Vec<usize> = (0..nd)
+                    .filter(|&n| block[r * nd + n] != 0.0)
+                    .map(|n| dead[n] as usize)
+                    .collect();
+                assert_eq!(got, want, "k_aux {k_aux} row {r}");
+                for (n, &j) in dead.iter().enumerate() {
+                    let v = block[r * nd + n];
+                    assert!(v == 0.0 || v == row[j as usize], "row {r} latent {j}");
+                }
+                total += want.len();
             }
-            total += want.len();
+            assert_eq!(kept, total);
         }
-        assert_eq!(kept, total);
     }
 }
