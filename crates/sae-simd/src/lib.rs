@@ -23,10 +23,10 @@ macro_rules! simd_dispatch {
             fn body($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma,popcnt,bmi1,bmi2")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn v4($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
-                #[target_feature(enable = "avx2,fma")]
+                #[target_feature(enable = "avx2,fma,popcnt,bmi1,bmi2")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn v3($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
                 match $crate::level() {
@@ -44,12 +44,21 @@ macro_rules! simd_dispatch {
 /// Instruction-set level chosen at run time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
-    /// AVX-512 (F, VL) with AVX2 and FMA.
+    /// AVX-512 (F, VL) with AVX2, FMA, POPCNT and BMI1/2.
     V4,
-    /// AVX2 and FMA.
+    /// AVX2, FMA, POPCNT and BMI1/2.
     V3,
     /// The compilation target's baseline.
     Base,
+}
+
+/// The bit-manipulation instructions both vector levels are compiled with (every AVX2 CPU has
+/// them; checked anyway, since a hypervisor may hide flags).
+#[cfg(target_arch = "x86_64")]
+fn bits() -> bool {
+    std::is_x86_feature_detected!("popcnt")
+        && std::is_x86_feature_detected!("bmi1")
+        && std::is_x86_feature_detected!("bmi2")
 }
 
 /// The best level this CPU supports (detected once).
@@ -63,10 +72,14 @@ pub fn level() -> Level {
                 && std::is_x86_feature_detected!("avx512vl")
                 && std::is_x86_feature_detected!("avx2")
                 && std::is_x86_feature_detected!("fma")
+                && bits()
             {
                 return Level::V4;
             }
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            if std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma")
+                && bits()
+            {
                 return Level::V3;
             }
         }

@@ -13,7 +13,7 @@
 
 use crate::config::ArchConfig;
 use crate::error::{Result, TrainError};
-use crate::kernels::{matmul_into, pre_acts, Mat};
+use crate::kernels::{matmul_into, matmul_tn_into, pre_acts, Mat};
 use crate::params::Params;
 use crate::step::{total_variance, Grads, Step, StepContext, StepOutput};
 
@@ -116,12 +116,8 @@ impl DenseStep {
         if let Some(t) = grads.log_threshold.as_mut() {
             t.iter_mut().for_each(|v| *v = 0.0);
         }
-        matmul_into(
-            &mut grads.w_dec,
-            Mat::t(&f, b, d_sae),
-            Mat::new(&g, b, d_in),
-            false,
-        );
+        let mut scratch = Vec::new();
+        matmul_tn_into(&mut grads.w_dec, &f, &g, b, &mut scratch);
         let mut fired = vec![0u32; d_sae];
         let mut active = 0usize;
         for r in f.chunks(d_sae) {
@@ -206,12 +202,7 @@ impl DenseStep {
         drop(z);
         let dz = df;
         // dW_enc^T = dz^T xc, latent-major.
-        matmul_into(
-            &mut grads.w_enc_t,
-            Mat::t(&dz, b, d_sae),
-            Mat::new(xc, b, d_x),
-            false,
-        );
+        matmul_tn_into(&mut grads.w_enc_t, &dz, xc, b, &mut scratch);
         if let Some(gs) = grads.w_skip.as_mut() {
             matmul_into(gs, Mat::t(x, b, d_x), Mat::new(&g, b, d_in), false);
         }

@@ -200,6 +200,50 @@ pub fn matmul_ref(dst: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
     }
 }
 
+/// dst [n, d] = a^T x for a [rows, n] and x [rows, d]: a gradient such as dW_enc^T = dz^T xc,
+/// latent-major. When a is much wider than x (n > 2 d, as dz over every latent) gemm forms
+/// x^T a [d, n] faster than a^T x (51 against 62 ms for 4096 x 6144 x 384, 4.0 against 4.9 ms for
+/// 4096 x 1024 x 128 on an AVX-512 Xeon), so that one is formed in `scratch` and transposed into
+/// dst; otherwise (such as AuxK's few dead columns) the direct product is the faster one.
+pub fn matmul_tn_into(dst: &mut [f32], a: &[f32], x: &[f32], rows: usize, scratch: &mut Vec<f32>) {
+    let (n, d) = (a.len() / rows.max(1), x.len() / rows.max(1));
+    if n <= 2 * d {
+        return matmul_into(dst, Mat::t(a, rows, n), Mat::new(x, rows, d), false);
+    }
+    scratch.resize(d * n, 0.0);
+    matmul_into(scratch, Mat::t(x, rows, d), Mat::new(a, rows, n), false);
+    transpose_into(dst, scratch, d, n);
+}
+
+/// Side of the square blocks a transpose moves at a time (a block's rows and columns stay in L1).
+const T_BLOCK: usize = 32;
+
+/// dst [cols, rows] = the transpose of src [rows, cols], in parallel blocks of dst rows.
+pub fn transpose_into(dst: &mut [f32], src: &[f32], rows: usize, cols: usize) {
+    use rayon::prelude::*;
+    assert!(
+        src.len() == rows * cols && dst.len() == rows * cols,
+        "transpose shapes"
+    );
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    dst.par_chunks_mut(T_BLOCK * rows)
+        .enumerate()
+        .for_each(|(cb, out)| {
+            let c0 = cb * T_BLOCK;
+            let nc = out.len() / rows;
+            for r0 in (0..rows).step_by(T_BLOCK) {
+                for r in r0..(r0 + T_BLOCK).min(rows) {
+                    let line = &src[r * cols + c0..][..nc];
+                    for (c, &v) in line.iter().enumerate() {
+                        out[c * rows + r] = v;
+                    }
+                }
+            }
+        });
+}
+
 /// xc = x - b_dec [B, d_in] (a transcoder: xc = x) and z = xc W_enc + b_enc [B, d_sae] for
 /// x: [B, d_in].
 pub fn pre_acts(x: &[f32], p: &crate::params::Params) -> (Vec<f32>, Vec<f32>) {
@@ -279,5 +323,39 @@ mod tests {
             false,
         );
         assert_eq!(d, [17.0, 39.0]);
+    }
+
+    #[test]
+    fn transposed_products_agree_with_the_reference() {
+        // Narrow a (direct product) and wide a (formed as x^T a, then transposed), ragged sizes.
+        for (rows, n, d) in [(33, 20, 17), (29, 77, 5), (40, 300, 33)] {
+            let a: Vec<f32> = (0..rows * n)
+                .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
+                .collect();
+            let x: Vec<f32> = (0..rows * d)
+                .map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0)
+                .collect();
+            let mut slow = vec![0f32; n * d];
+            matmul_ref(&mut slow, Mat::t(&a, rows, n), Mat::new(&x, rows, d), false);
+            let (mut fast, mut scratch) = (vec![f32::NAN; n * d], Vec::new());
+            matmul_tn_into(&mut fast, &a, &x, rows, &mut scratch);
+            for (f, s) in fast.iter().zip(&slow) {
+                assert!(
+                    (f - s).abs() < 1e-4 * s.abs().max(1.0),
+                    "{rows}x{n}x{d}: {f} {s}"
+                );
+            }
+        }
+        // The blocked transpose against the plain one, sizes off the block grid.
+        for (rows, cols) in [(1, 1), (3, 70), (65, 33), (100, 129)] {
+            let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+            let mut out = vec![0f32; rows * cols];
+            transpose_into(&mut out, &src, rows, cols);
+            assert_eq!(
+                out,
+                crate::params::transpose(&src, rows, cols),
+                "{rows}x{cols}"
+            );
+        }
     }
 }

@@ -13,7 +13,9 @@ const LANES: usize = 32;
 pub(crate) use sae_simd::{level, simd_dispatch, Level};
 
 mod collect;
+mod window;
 pub use collect::collect_above;
+pub use window::window16;
 
 /// sum_i a_i b_i over the common length.
 #[inline(always)]

@@ -7,7 +7,7 @@
 use rayon::prelude::*;
 
 use super::select::{RowSets, ROW_BLOCK};
-use crate::vecops::{mask16, simd_dispatch, Isa};
+use crate::vecops::{mask16, simd_dispatch, window16, Isa};
 
 /// The threshold rule of a row scan.
 #[derive(Clone, Copy, Debug)]
@@ -157,9 +157,7 @@ simd_dispatch! {
                 let mut m = mask16(isa, zc, bc, tc);
                 on += m.count_ones() as usize;
                 if jump {
-                    for l in 0..W {
-                        win += ((((zc[l] + bc[l]) - tc[l]) / eps).abs() < 0.5) as usize;
-                    }
+                    win += window16(isa, zc, bc, tc, eps).count_ones() as usize;
                 }
                 while keep && m != 0 {
                     let l = m.trailing_zeros() as usize;

@@ -17,7 +17,7 @@ use super::{b_dec_grad, dot_dispatch, ensure};
 use crate::config::ArchConfig;
 use crate::dense_step::DenseStep;
 use crate::error::{Result, TrainError};
-use crate::kernels::{matmul_into, Mat};
+use crate::kernels::matmul_tn_into;
 use crate::params::Params;
 use crate::step::{Grads, Step, StepContext, StepOutput};
 
@@ -60,6 +60,8 @@ pub(super) struct Workspace {
     pub(super) dz: Vec<f32>,
     pub(super) by_latent: ByLatent,
     pub(super) no_rows: RowSets,
+    /// dW_enc [d_in, d_sae] before its transpose (wide window).
+    pub(super) gt: Vec<f32>,
 }
 
 impl SparseThresholdStep {
@@ -199,8 +201,7 @@ impl Step for SparseThresholdStep {
             // ws.f holds every entry's dz: one GEMM gives dW_enc^T, the column sums db_enc, and
             // the sparse pass only dW_dec.
             latent_gradients(ws, p, Encoder::None, grads);
-            let (f, xc) = (Mat::t(&ws.f, b, d_sae), Mat::new(&ws.xc, b, d_in));
-            matmul_into(&mut grads.w_enc_t, f, xc, false);
+            matmul_tn_into(&mut grads.w_enc_t, &ws.f, &ws.xc, b, &mut ws.gt);
             grads.b_enc.copy_from_slice(&ws.wdb);
         } else {
             let enc = match pre {
