@@ -145,12 +145,14 @@ impl SparseTopKStep {
             out: ws.dense_aux.block_mut(b, ws.dead.len()),
         });
         let (min_kept, kept) = if batch {
-            // BatchTopK's threshold is over the whole batch; the row pass then picks only AuxK
-            // latents (k = 0 for its main selection).
-            let min_kept = batch::select_batchtopk(z, bias, k * b, &mut ws.batch, &mut ws.act);
-            let (s, aux) = (&mut ws.sel, &mut ws.aux);
-            let kept = select::select_auxk(z, bias, dead, self.k_aux, s, aux, dense);
-            (min_kept, kept)
+            // BatchTopK's threshold is over the whole batch (the dense AuxK block filled in the
+            // same read of z); the sparse AuxK rows, where AuxK cannot go dense, by a row pass.
+            let (s, act, k_aux) = (&mut ws.batch, &mut ws.act, self.k_aux);
+            let sel = batch::select_batchtopk(z, bias, k * b, s, act, dense, k_aux);
+            if !all {
+                select::select_auxk(z, bias, dead, k_aux, &mut ws.sel, &mut ws.aux, None);
+            }
+            (sel.threshold, sel.dense_kept)
         } else {
             let (s, act, aux) = (&mut ws.sel, &mut ws.act, &mut ws.aux);
             let kept = select::select_topk(z, bias, k, dead, self.k_aux, s, act, aux, dense);

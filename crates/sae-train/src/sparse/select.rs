@@ -70,7 +70,7 @@ pub struct DenseBlock<'a> {
 
 /// What one row of the dense AuxK block needs besides the row: the selection's candidates and
 /// its hint (the previous row's k_aux-th value) and zeros for the bias of the gathered values.
-struct DenseRow {
+pub(super) struct DenseRow {
     cand: Cand,
     best: Best,
     hint: f32,
@@ -78,11 +78,21 @@ struct DenseRow {
 }
 
 impl DenseRow {
+    /// For rows cut back to `k_aux` entries.
+    pub(super) fn new(k_aux: usize) -> DenseRow {
+        DenseRow {
+            cand: Cand::default(),
+            best: Best::with_capacity(k_aux),
+            hint: 0.0,
+            zeros: Vec::new(),
+        }
+    }
+
     /// Row `out` of the block from the row's pre-activations `zr`: every positive dead value
     /// (most rows have at most `k_aux`), cut back to the `k_aux` largest by the row selection when
     /// there are more. Returns how many are kept.
     #[inline(always)]
-    fn fill(
+    pub(super) fn fill(
         &mut self,
         zr: &[f32],
         bias: &[f32],
@@ -136,12 +146,7 @@ simd_dispatch! {
         }
         let (ddead, dense_k, dout) = dense;
         let mut kept = 0;
-        let mut drow = DenseRow {
-            cand: Cand::default(),
-            best: Best::with_capacity(dense_k),
-            hint: 0.0,
-            zeros: Vec::new(),
-        };
+        let mut drow = DenseRow::new(dense_k);
         for (r, zr) in z.chunks_exact(d_sae).enumerate() {
             topk_row_hinted(zr, bias, k, &mut hint, &mut cand, &mut best);
             cnt[r] = best.idx.len() as u32;
@@ -169,6 +174,29 @@ simd_dispatch! {
         }
         kept
     }
+}
+
+/// The dead latents of `dense` (none without one) and its block split into the rows of each
+/// block of `blk` rows (empty slices without one), for a parallel pass over `rows` rows.
+pub(super) fn dense_parts<'a>(
+    dense: Option<DenseBlock<'a>>,
+    rows: usize,
+    blk: usize,
+) -> (&'a [u32], Vec<&'a mut [f32]>) {
+    let (dead, out): (&[u32], &mut [f32]) = match dense {
+        Some(DenseBlock { dead, out }) => (dead, out),
+        None => (&[], &mut []),
+    };
+    let nd = dead.len();
+    assert_eq!(
+        out.len(),
+        rows * nd,
+        "the dense AuxK block is [rows, n_dead]"
+    );
+    let bounds: Vec<usize> = (0..=rows.div_ceil(blk))
+        .map(|b| (b * blk).min(rows) * nd)
+        .collect();
+    (dead, split_at_bounds(out, &bounds))
 }
 
 /// Scratch of the row selection (kept between steps).
@@ -218,19 +246,7 @@ pub fn select_topk(
     s.aidx.resize(rows * kas, 0);
     s.aval.resize(rows * kas, 0.0);
     let blk = ROW_BLOCK;
-    let (ddead, dout): (&[u32], &mut [f32]) = match dense {
-        Some(DenseBlock { dead, out }) => (dead, out),
-        None => (&[], &mut []),
-    };
-    let nd = ddead.len();
-    assert_eq!(
-        dout.len(),
-        rows * nd,
-        "the dense AuxK block is [rows, n_dead]"
-    );
-    let bounds: Vec<usize> = (0..=rows.div_ceil(blk))
-        .map(|b| (b * blk).min(rows) * nd)
-        .collect();
+    let (ddead, douts) = dense_parts(dense, rows, blk);
     let kept = z
         .par_chunks(blk * d_sae)
         .zip(s.cnt.par_chunks_mut(blk))
@@ -239,7 +255,7 @@ pub fn select_topk(
         .zip(s.acnt.par_chunks_mut(blk))
         .zip(s.aidx.par_chunks_mut(blk * kas))
         .zip(s.aval.par_chunks_mut(blk * kas))
-        .zip(split_at_bounds(dout, &bounds))
+        .zip(douts)
         .map(|(((((((zb, c), i), v), ac), ai), av), dz)| {
             let dense = (ddead, dense_k, dz);
             select_block(zb, bias, k, dead, k_aux, c, i, v, ac, ai, av, dense)

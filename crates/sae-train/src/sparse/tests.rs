@@ -100,7 +100,7 @@ fn batch_topk_agrees_with_a_full_sort() {
     let mut s = BatchScratch::default();
     for k_total in [1, 17, 640, n_pos - 1, n_pos, n_pos + 100, 640, 17, 5000, 1] {
         let mut act = RowSets::default();
-        let t = select_batchtopk(&z, &b, k_total, &mut s, &mut act);
+        let t = select_batchtopk(&z, &b, k_total, &mut s, &mut act, None, 0).threshold;
         let want = by_full_sort(&vals, 0..vals.len(), k_total);
         let mut got: Vec<usize> = (0..rows)
             .flat_map(|r| row_sorted(&act, r).into_iter().map(move |(j, _)| r * d + j))
@@ -115,7 +115,16 @@ fn batch_topk_agrees_with_a_full_sort() {
     }
     let mut act = RowSets::default();
     let neg: Vec<f32> = z.iter().map(|v| -v.abs() - 10.0).collect();
-    assert_eq!(select_batchtopk(&neg, &b, 5, &mut s, &mut act), None);
+    // Nothing positive: no threshold, and a dense AuxK block still gets its (all-zero) rows.
+    let mut block = vec![7.0f32; rows * 2];
+    let dense = Some(DenseBlock {
+        dead: &[0, 5],
+        out: &mut block,
+    });
+    let none = select_batchtopk(&neg, &b, 5, &mut s, &mut act, dense, 3);
+    assert_eq!(none.threshold, None);
+    assert_eq!(none.dense_kept, 0);
+    assert!(block.iter().all(|v| *v == 0.0));
     assert_eq!(act.nnz(), 0);
 }
 
@@ -134,25 +143,33 @@ fn dense_block_case(rows: usize, d: usize) {
     let nd = dead.len();
     let mut s = SelectScratch::default();
     for k_aux in [1, 5, 12, 300, nd, nd + 4] {
-        // Filled beside the rows' TopK (which it must leave alone) and by the AuxK-only selection
-        // (BatchTopK's), from a block holding the previous call's values.
-        for with_topk in [true, false] {
+        // Filled beside the rows' TopK (which it must leave alone), by the AuxK-only selection and
+        // beside BatchTopK's batch selection (a fresh one, then one hinted by the last threshold),
+        // from a block holding the previous call's values.
+        let mut bs = BatchScratch::default();
+        for mode in ["topk", "auxk", "batch", "batch"] {
             let mut block = vec![7.0f32; rows * nd];
             let (mut act, mut aux) = (RowSets::default(), RowSets::default());
             let dense = Some(DenseBlock {
                 dead: &dead,
                 out: &mut block,
             });
-            let kept = if with_topk {
-                select_topk(&z, &b, 3, &[], k_aux, &mut s, &mut act, &mut aux, dense)
-            } else {
-                select_auxk(&z, &b, &[], k_aux, &mut s, &mut aux, dense)
+            let kept = match mode {
+                "topk" => select_topk(&z, &b, 3, &[], k_aux, &mut s, &mut act, &mut aux, dense),
+                "auxk" => select_auxk(&z, &b, &[], k_aux, &mut s, &mut aux, dense),
+                _ => {
+                    let sel = select_batchtopk(&z, &b, 3 * rows, &mut bs, &mut act, dense, k_aux);
+                    let all = by_full_sort(&vals, 0..vals.len(), 3 * rows);
+                    let got: usize = (0..rows).map(|r| row_sorted(&act, r).len()).sum();
+                    assert_eq!(got, all.len(), "the batch selection is unchanged");
+                    sel.dense_kept
+                }
             };
             assert_eq!(aux.nnz(), 0, "no sparse AuxK entries beside the block");
             let mut total = 0;
             for r in 0..rows {
                 let row = &vals[r * d..(r + 1) * d];
-                if with_topk {
+                if mode == "topk" {
                     let got: Vec<usize> = row_sorted(&act, r).iter().map(|p| p.0).collect();
                     assert_eq!(got, by_full_sort(row, 0..d, 3), "row {r}");
                 }
