@@ -217,6 +217,23 @@ mod x86 {
     }
 }
 
+/// Values around the bounds of the lane tests (zero of both signs, halves, NaN), for their tests.
+#[cfg(test)]
+const EDGE_VALUES: [f32; 12] = [
+    -1.5,
+    -0.0,
+    0.0,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    f32::NAN,
+    2.0,
+    -0.25,
+    0.1,
+    3.0,
+];
+
 /// Sum of the lanes in a fixed pairwise order.
 #[inline(always)]
 fn hsum(acc: &[f32; LANES]) -> f32 {
@@ -248,18 +265,7 @@ mod tests {
     #[test]
     fn vector_masks_equal_the_plain_compare() {
         // Values around the bounds, equal ones (strict >), negative zero and NaN (never above).
-        let pool = [
-            -1.5f32,
-            -0.0,
-            0.0,
-            0.25,
-            0.5,
-            0.75,
-            1.0,
-            f32::NAN,
-            2.0,
-            -0.25,
-        ];
+        let pool = EDGE_VALUES;
         for t in 0..200usize {
             let pick = |i: usize, s: usize| pool[(i * s + t * 7 + i * i) % pool.len()];
             let z: Vec<f32> = (0..16).map(|i| pick(i, 3)).collect();

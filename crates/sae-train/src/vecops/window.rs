@@ -67,20 +67,7 @@ mod tests {
     fn vector_windows_equal_the_scalar_test() {
         // Values on and around both edges of the window (strict <), negative zero, NaN (never
         // inside) and widths that make the division round.
-        let pool = [
-            -1.5f32,
-            -0.0,
-            0.0,
-            0.25,
-            0.5,
-            0.75,
-            1.0,
-            f32::NAN,
-            2.0,
-            -0.25,
-            0.1,
-            3.0,
-        ];
+        let pool = super::super::EDGE_VALUES;
         let (mut inside, mut total) = (0, 0);
         for (c, eps) in [1.0f32, 0.3, 4.0, 1e-3].into_iter().enumerate() {
             for t in 0..300usize {
