@@ -282,15 +282,24 @@ pub fn pre_acts(x: &[f32], p: &crate::params::Params) -> (Vec<f32>, Vec<f32>) {
 mod tests {
     use super::*;
 
+    /// Two operands of `la` and `lb` values on small, differently strided grids.
+    fn operands(la: usize, lb: usize) -> (Vec<f32>, Vec<f32>) {
+        let a = (0..la).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
+        let b = (0..lb).map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0).collect();
+        (a, b)
+    }
+
+    /// Every element of `fast` within 1e-4 (relative, absolute below 1) of `slow`.
+    fn assert_close(fast: &[f32], slow: &[f32], what: &str) {
+        for (x, y) in fast.iter().zip(slow) {
+            assert!((x - y).abs() < 1e-4 * y.abs().max(1.0), "{what}: {x} {y}");
+        }
+    }
+
     /// gemm against the triple loop for an (m, k, n) product, every transpose, with and without
     /// accumulation.
     fn agrees_for_all_transposes(m: usize, k: usize, n: usize) {
-        let a: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
-            .collect();
-        let b: Vec<f32> = (0..k * n)
-            .map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0)
-            .collect();
+        let (a, b) = operands(m * k, k * n);
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             let am = if ta {
                 Mat::t(&a, k, m)
@@ -307,12 +316,7 @@ mod tests {
                 let (mut fast, mut slow) = (init.clone(), init.clone());
                 matmul_into(&mut fast, am, bm, acc);
                 matmul_ref(&mut slow, am, bm, acc);
-                for (x, y) in fast.iter().zip(&slow) {
-                    assert!(
-                        (x - y).abs() < 1e-4 * y.abs().max(1.0),
-                        "{m}x{k}x{n} {ta} {tb} {acc}: {x} {y}"
-                    );
-                }
+                assert_close(&fast, &slow, &format!("{m}x{k}x{n} {ta} {tb} {acc}"));
             }
         }
     }
@@ -338,22 +342,12 @@ mod tests {
     fn transposed_products_agree_with_the_reference() {
         // Narrow a (direct product) and wide a (formed as x^T a, then transposed), ragged sizes.
         for (rows, n, d) in [(33, 20, 17), (29, 77, 5), (40, 300, 33)] {
-            let a: Vec<f32> = (0..rows * n)
-                .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
-                .collect();
-            let x: Vec<f32> = (0..rows * d)
-                .map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0)
-                .collect();
+            let (a, x) = operands(rows * n, rows * d);
             let mut slow = vec![0f32; n * d];
             matmul_ref(&mut slow, Mat::t(&a, rows, n), Mat::new(&x, rows, d), false);
             let (mut fast, mut scratch) = (vec![f32::NAN; n * d], Vec::new());
             matmul_tn_into(&mut fast, &a, &x, rows, &mut scratch);
-            for (f, s) in fast.iter().zip(&slow) {
-                assert!(
-                    (f - s).abs() < 1e-4 * s.abs().max(1.0),
-                    "{rows}x{n}x{d}: {f} {s}"
-                );
-            }
+            assert_close(&fast, &slow, &format!("{rows}x{n}x{d}"));
         }
         // The blocked transpose against the plain one, sizes off the block grid.
         for (rows, cols) in [(1, 1), (3, 70), (65, 33), (100, 129), (17, 200)] {

@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use super::select::{dense_parts, DenseBlock, DenseRow, RowSets, ROW_BLOCK};
+use super::select::{dense_parts, DenseBlock, DenseRow, DenseRows, RowSets, ROW_BLOCK};
 use crate::vecops::{collect_above, simd_dispatch, Isa};
 
 /// Histogram bins: every positive finite f32 has bits < 0x7f80_0000, so bits >> 16 < 0x7f80.
@@ -26,10 +26,6 @@ simd_dispatch! {
         }
     }
 }
-
-/// The dense AuxK block's share of one collecting pass: the dead latents, their k_aux and the
-/// block's rows of the dense block (no dead latents: none to fill).
-type DenseRows<'a, 'b> = (&'a [u32], usize, &'b mut [f32]);
 
 /// Appends (flat index, value) of every value of `z + bias` that is >= `lo` (>= 0; for lo = 0 only
 /// the positive values, which BatchTopK keeps), row-major; fills the rows of the dense AuxK block
@@ -71,21 +67,19 @@ fn collect_block(
 }
 
 /// Appends (flat index, value) of every value >= `lo` of the batch, in row-major order; with
-/// `dense`, fills the dense AuxK block in the same read of z and returns how many entries it keeps.
+/// `dense`, fills the dense AuxK block (rows cut back to `k_aux`) in the same read of z and returns
+/// how many entries it keeps.
 fn collect(
     z: &[f32],
     bias: &[f32],
     lo: f32,
     out: &mut Vec<(u64, f32)>,
-    dense: Option<(DenseBlock<'_>, usize)>,
+    dense: Option<DenseBlock<'_>>,
+    k_aux: usize,
 ) -> usize {
     let blk = ROW_BLOCK * bias.len();
     let rows = z.len() / bias.len().max(1);
-    let (block, k_aux) = match dense {
-        Some((b, k)) => (Some(b), k),
-        None => (None, 0),
-    };
-    let (dead, douts) = dense_parts(block, rows, ROW_BLOCK);
+    let (dead, douts) = dense_parts(dense, rows, ROW_BLOCK);
     let parts: Vec<(Vec<(u64, f32)>, usize)> = z
         .par_chunks(blk)
         .zip(douts)
@@ -177,11 +171,11 @@ pub fn select_batchtopk(
     act.off.resize(rows + 1, 0);
     let mut keep = k_total;
     // The dense block is filled by whichever collecting pass runs first.
-    let mut dense = dense.map(|d| (d, k_aux));
+    let mut dense = dense;
     let mut dense_kept = 0;
     let hinted = match s.last {
         Some(t) if t > 0.0 && k_total > 0 => {
-            dense_kept = collect(z, bias, t * HINT_MARGIN, &mut s.cand, dense.take());
+            dense_kept = collect(z, bias, t * HINT_MARGIN, &mut s.cand, dense.take(), k_aux);
             s.cand.len() >= k_total
         }
         _ => false,
@@ -191,17 +185,16 @@ pub fn select_batchtopk(
         let Some(lo) = lo else {
             if dense.is_some() {
                 // Nothing to select, but the dense block still wants its pass.
-                dense_kept = collect(z, bias, f32::INFINITY, &mut s.cand, dense.take());
+                dense_kept = collect(z, bias, f32::INFINITY, &mut s.cand, dense.take(), k_aux);
             }
             s.last = None;
-            let threshold = None;
             return BatchSelected {
-                threshold,
+                threshold: None,
                 dense_kept,
             };
         };
         keep = k_total.min(n_pos as usize);
-        dense_kept += collect(z, bias, lo, &mut s.cand, dense.take());
+        dense_kept += collect(z, bias, lo, &mut s.cand, dense.take(), k_aux);
     }
     // Every value >= the boundary is a candidate and there are at least `keep` of them.
     s.vals.clear();

@@ -68,6 +68,10 @@ pub struct DenseBlock<'a> {
     pub out: &'a mut [f32],
 }
 
+/// One row block's share of the dense AuxK block: the dead latents, their k_aux and the block's
+/// rows of it (no dead latents: nothing to fill).
+pub(super) type DenseRows<'a, 'b> = (&'a [u32], usize, &'b mut [f32]);
+
 /// What one row of the dense AuxK block needs besides the row: the selection's candidates and
 /// its hint (the previous row's k_aux-th value) and zeros for the bias of the gathered values.
 pub(super) struct DenseRow {
@@ -133,7 +137,7 @@ simd_dispatch! {
         z: &[f32], bias: &[f32], k: usize, dead: &[u32], k_aux: usize,
         cnt: &mut [u32], idx: &mut [u32], val: &mut [f32],
         acnt: &mut [u32], aidx: &mut [u32], aval: &mut [f32],
-        dense: (&[u32], usize, &mut [f32]),
+        dense: DenseRows<'_, '_>,
     ) -> usize {
         let d_sae = bias.len();
         let mut best = Best::with_capacity(k.max(k_aux));
