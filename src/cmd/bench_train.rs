@@ -164,7 +164,10 @@ fn measure(
     step(&mut t)?;
     mm.time();
     let (once, _) = step(&mut t)?;
-    let steps = ((4.0 / once.max(1e-6)) as u64).clamp(min_steps.max(1), 100);
+    // About 4 s of steps, at most 100 unless `--steps` asks for more.
+    let steps = ((4.0 / once.max(1e-6)) as u64)
+        .min(100)
+        .max(min_steps.max(1));
     let (mut steps_s, mut mms_s) = (Vec::new(), Vec::new());
     let mut last = None;
     for _ in 0..steps {
