@@ -101,6 +101,28 @@ struct EncBufs {
 unsafe impl Send for EncBufs {}
 unsafe impl Sync for EncBufs {}
 
+/// The encoder update asks for the columns of the row this many rows ahead: one row's segments
+/// lie d_sae floats apart, a stride the hardware prefetchers do not follow (at 768 -> 24576 the
+/// W_enc update takes 18.5 instead of 20.3 ms; 1, 3 and 8 rows measured no better than 2).
+const PREFETCH_ROWS: usize = 2;
+
+/// Prefetch hints for the `w` values at offset `at` of W_enc and of its two moments.
+#[inline(always)]
+fn prefetch_cols(bufs: EncBufs, at: usize, w: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for l in (0..w).step_by(16) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch never faults, and the caller passes offsets inside the buffers.
+        unsafe {
+            _mm_prefetch(bufs.p.wrapping_add(at + l) as *const i8, _MM_HINT_T0);
+            _mm_prefetch(bufs.m.wrapping_add(at + l) as *const i8, _MM_HINT_T0);
+            _mm_prefetch(bufs.v.wrapping_add(at + l) as *const i8, _MM_HINT_T0);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (bufs, at, w);
+}
+
 simd_dispatch! {
     /// Columns `j0..j0 + w` of W_enc [d_in, d_sae] with its gradient read from g_t [d_sae, d_in]
     /// through the transposed tile `tile` [d_in, TILE].
@@ -122,6 +144,9 @@ simd_dispatch! {
         }
         for ii in 0..d_in {
             let s = ii * d_sae + j0;
+            if ii + PREFETCH_ROWS < d_in {
+                prefetch_cols(bufs, s + PREFETCH_ROWS * d_sae, w);
+            }
             // SAFETY: columns j0..j0 + w of row ii lie inside the [d_in, d_sae] buffers, and no
             // other task reads or writes them (tasks own disjoint column ranges).
             let (p, m, v) = unsafe {
