@@ -100,9 +100,12 @@ const SPLIT_M_MAX_B: usize = 1 << 19;
 /// packing b once per block (4096 x 20 x 128: 0.13 against 0.15 ms, 4096 x 128 x 1024: 2.60
 /// against 2.86 ms, 4096 x 384 x 123: 0.96 against 1.00 ms on an AVX-512 Xeon), while a larger b
 /// (such as the 384 -> 6144 encoder, 1-3% slower by blocks) is packed too often for it to pay.
-/// The blocks do not depend on the thread count.
-fn splits_m(m: usize, n: usize, k: usize) -> bool {
-    m >= 2 * M_BLOCK && k * n <= SPLIT_M_MAX_B
+/// Taken only when there are at least as many blocks as `threads` (and two), so that a machine
+/// with more cores keeps gemm's threading where the blocks would leave cores idle. Either way each
+/// element sums over k in gemm's k-blocks, which depend on k alone, so the result is the same
+/// bits (the TopK / BatchTopK runs of README's bit-identity check take both paths).
+fn splits_m(m: usize, n: usize, k: usize, threads: usize) -> bool {
+    m >= M_BLOCK * threads.max(2) && k * n <= SPLIT_M_MAX_B
 }
 
 /// [`matmul_into`] for a product that [`splits_m`].
@@ -215,10 +218,10 @@ pub fn matmul_into(dst: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
     if splits_k(m, n, k) {
         return matmul_split_k(dst, (m, n, k), ao, bo, accumulate);
     }
-    if splits_m(m, n, k) {
+    let threads = candle_core::utils::get_num_threads();
+    if splits_m(m, n, k, threads) {
         return matmul_split_m(dst, (n, k), ao, bo, accumulate);
     }
-    let threads = candle_core::utils::get_num_threads();
     let par = if threads > 1 && m * n * k > 32 * 32 * 32 {
         gemm::Parallelism::Rayon(threads)
     } else {
@@ -375,9 +378,12 @@ mod tests {
         assert!(!splits_k(37, 29, 45) && splits_k(5, 7, 2 * K_CHUNK + 77));
         agrees_for_all_transposes(5, 2 * K_CHUNK + 77, 7);
         // A tall product with a small b goes by blocks of rows (a partial last block).
-        assert!(splits_m(2 * M_BLOCK + 37, 13, 9) && !splits_m(2 * M_BLOCK - 1, 13, 9));
-        assert!(!splits_m(4096, 6144, 384));
-        agrees_for_all_transposes(2 * M_BLOCK + 37, 9, 13);
+        assert!(splits_m(2 * M_BLOCK + 37, 13, 9, 2) && !splits_m(2 * M_BLOCK - 1, 13, 9, 1));
+        assert!(!splits_m(4096, 6144, 384, 2) && !splits_m(4096, 13, 9, 8));
+        let threads = candle_core::utils::get_num_threads();
+        let m = M_BLOCK * threads.max(2) + 37;
+        assert!(splits_m(m, 13, 9, threads));
+        agrees_for_all_transposes(m, 9, 13);
         // Hand example: [1 2; 3 4] [5; 6] = [17; 39].
         let mut d = [0.0; 2];
         matmul_into(
