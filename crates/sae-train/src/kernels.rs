@@ -97,13 +97,14 @@ const SPLIT_M_MAX_B: usize = 1 << 19;
 
 /// A tall product with a small right-hand operand runs as blocks of `M_BLOCK` rows, one
 /// single-threaded gemm each, in parallel: gemm's own threading of such products costs more than
-/// packing b once per block (4096 x 20 x 128: 0.13 against 0.15 ms, 4096 x 128 x 1024: 2.60
-/// against 2.86 ms, 4096 x 384 x 123: 0.96 against 1.00 ms on an AVX-512 Xeon), while a larger b
-/// (such as the 384 -> 6144 encoder, 1-3% slower by blocks) is packed too often for it to pay.
-/// Taken only when there are at least as many blocks as `threads` (and two), so that a machine
-/// with more cores keeps gemm's threading where the blocks would leave cores idle. Either way each
-/// element sums over k in gemm's k-blocks, which depend on k alone, so the result is the same
-/// bits (the TopK / BatchTopK runs of README's bit-identity check take both paths).
+/// packing b once per block (4096 x 20 x 128: 0.13 against 0.15 ms, 4096 x 384 x 123: 0.96
+/// against 1.00 ms, and the 128 -> 1024 encoder 2.58 against 2.66 ms inside the TopK step, on an
+/// AVX-512 Xeon), while a larger b (such as the 384 -> 6144 encoder, 1-3% slower by blocks) is
+/// packed too often for it to pay. Taken only when there are at least as many blocks as
+/// `threads` (and two), so that a machine with more cores keeps gemm's threading where the blocks
+/// would leave cores idle. Either way each element sums over k in gemm's k-blocks, which depend on
+/// k alone, so the result is the same bits (300-step BatchTopK weights with AuxK active came out
+/// identical on 1, 2 and 8 threads).
 fn splits_m(m: usize, n: usize, k: usize, threads: usize) -> bool {
     m >= M_BLOCK * threads.max(2) && k * n <= SPLIT_M_MAX_B
 }
